@@ -1,0 +1,41 @@
+import { ConfigError, loadConfig } from '../config/config.js';
+import { createLogger } from '../log/logger.js';
+import { PolicyBuildError } from '../policy/errors.js';
+import { startVaultgate } from '../server/vaultgate.js';
+
+/** Time in-flight requests get to finish after SIGTERM. */
+const DRAIN_MS = 10_000;
+
+/** `vaultgate serve`: the server, configured from the environment. */
+export async function serve(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vaultgate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let running;
+  try {
+    running = await startVaultgate(config, logger);
+  } catch (err) {
+    if (err instanceof PolicyBuildError) {
+      logger.fatal({ err: { message: err.message } }, 'policy could not be loaded');
+      process.stderr.write(`vaultgate: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => process.exit(1), DRAIN_MS).unref();
+    running.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return new Promise<number>(() => undefined);
+}

@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { Parser } from 'tar';
+import { PolicyBuildError } from './errors.js';
+import { runOpa, wasmCapabilities } from './opa-cli.js';
+
+/** The decision vaultgate asks every policy for. */
+export const ENTRYPOINT = 'vaultgate/decision';
+/** Where `vaultgate policy build` leaves the compiled bundle, inside the policy directory. */
+export const BUNDLE_FILE = 'bundle.tar.gz';
+
+export interface PolicyBundle {
+  wasm: Buffer;
+  data: unknown;
+  /** Hash of the sources the bundle was built from. */
+  revision: string;
+}
+
+const isSource = (name: string) =>
+  (name.endsWith('.rego') && !name.endsWith('_test.rego')) || /^data\.(json|ya?ml)$/.test(name);
+
+async function sourceFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && isSource(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/**
+ * A digest of everything that goes into the bundle (policy files and data,
+ * not tests). It is stored as the bundle's revision, so a prebuilt bundle is
+ * known to be current by content, not by file times that copies rewrite.
+ */
+export async function sourceRevision(dir: string): Promise<string> {
+  const files = await sourceFiles(dir);
+  if (files.length === 0) {
+    throw new PolicyBuildError(`no .rego files in policy directory ${dir}`);
+  }
+  const hash = createHash('sha256');
+  for (const file of files) {
+    hash.update(relative(dir, file).split(sep).join('/')).update('\0');
+    hash.update(await readFile(file)).update('\0');
+  }
+  return hash.digest('hex');
+}
+
+/** Compiles a policy directory to an OPA Wasm bundle (tar.gz bytes). */
+export async function compileBundle(dir: string, opaPath: string): Promise<Buffer> {
+  const revision = await sourceRevision(dir);
+  const work = await mkdtemp(join(tmpdir(), 'vaultgate-build-'));
+  try {
+    const capabilities = join(work, 'capabilities.json');
+    const output = join(work, BUNDLE_FILE);
+    await writeFile(capabilities, await wasmCapabilities(opaPath));
+    await runOpa(opaPath, [
+      'build', '--bundle', dir,
+      '--target', 'wasm',
+      '--entrypoint', ENTRYPOINT,
+      '--capabilities', capabilities,
+      '--revision', revision,
+      '--ignore', '*_test.rego',
+      '--ignore', BUNDLE_FILE,
+      '--output', output,
+    ]);
+    return await readFile(output);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Reads the parts vaultgate needs out of an OPA bundle. */
+export async function readBundle(archive: Buffer): Promise<PolicyBundle> {
+  const files = new Map<string, Buffer>();
+  await new Promise<void>((resolve, reject) => {
+    const parser = new Parser({
+      onReadEntry: (entry) => {
+        const chunks: Buffer[] = [];
+        entry.on('data', (c: Buffer) => chunks.push(c));
+        entry.on('end', () => files.set(entry.path.replace(/^\/+/, ''), Buffer.concat(chunks)));
+      },
+    });
+    parser.on('error', reject);
+    parser.on('close', () => resolve());
+    parser.end(archive);
+  });
+  const wasm = files.get('policy.wasm');
+  if (!wasm) throw new PolicyBuildError('the bundle holds no policy.wasm: build it with --target wasm');
+  const manifest = files.has('.manifest') ? (JSON.parse(files.get('.manifest')!.toString('utf8')) as { revision?: string }) : {};
+  const data = files.has('data.json') ? (JSON.parse(files.get('data.json')!.toString('utf8')) as unknown) : {};
+  return { wasm, data, revision: manifest.revision ?? '' };
+}
+
+export interface LoadBundleResult {
+  bundle: PolicyBundle;
+  /** `prebuilt` when the directory's bundle was current, `compiled` when OPA built it now. */
+  source: 'prebuilt' | 'compiled';
+}
+
+/**
+ * The policy directory's bundle: the prebuilt one when its revision matches
+ * the sources, otherwise a fresh compile with the OPA CLI.
+ */
+export async function loadBundle(dir: string, opaPath: string): Promise<LoadBundleResult> {
+  const revision = await sourceRevision(dir);
+  const prebuiltPath = join(dir, BUNDLE_FILE);
+  const prebuilt = await stat(prebuiltPath).then(
+    () => readFile(prebuiltPath),
+    () => undefined,
+  );
+  if (prebuilt) {
+    const bundle = await readBundle(prebuilt);
+    if (bundle.revision === revision) return { bundle, source: 'prebuilt' };
+  }
+  try {
+    return { bundle: await readBundle(await compileBundle(dir, opaPath)), source: 'compiled' };
+  } catch (err) {
+    if (err instanceof PolicyBuildError && prebuilt) {
+      throw new PolicyBuildError(`${prebuiltPath} is older than the policy sources and rebuilding failed`, err.message);
+    }
+    throw err;
+  }
+}
+
+/** `vaultgate policy build`: compile and leave the bundle in the policy directory. */
+export async function writeBundle(dir: string, opaPath: string): Promise<string> {
+  const target = join(dir, BUNDLE_FILE);
+  await writeFile(target, await compileBundle(dir, opaPath));
+  return target;
+}

@@ -1,0 +1,81 @@
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { ENTRYPOINT, type PolicyBundle } from './bundle.js';
+import { PolicyBuildError, PolicyOutputError } from './errors.js';
+
+/** What the policy sees: the verified claims and a little about the request. */
+export interface PolicyInput {
+  claims: Record<string, unknown>;
+  request: { method: string; path: string; remoteAddr: string; time: string };
+}
+
+/** What the policy decides: whether the step may have secrets, and which, by environment variable name. */
+export interface Decision {
+  allow: boolean;
+  /** Environment variable name → Vault reference (`mount/path#field`). */
+  secrets: Record<string, string>;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Checks a raw policy result against the decision contract. */
+export function toDecision(result: unknown): Decision {
+  // No result at all means no rule matched: OPA's default deny.
+  if (result === undefined) return { allow: false, secrets: {} };
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) {
+    throw new PolicyOutputError('decision is not an object');
+  }
+  const { allow, secrets = {} } = result as Record<string, unknown>;
+  if (typeof allow !== 'boolean') throw new PolicyOutputError('decision.allow is not a boolean');
+  if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets)) {
+    throw new PolicyOutputError('decision.secrets is not an object');
+  }
+  const checked: Record<string, string> = {};
+  for (const [name, ref] of Object.entries(secrets)) {
+    if (!ENV_NAME.test(name)) {
+      throw new PolicyOutputError(`decision.secrets key ${JSON.stringify(name)} is not an environment variable name`);
+    }
+    if (name.toUpperCase().startsWith('BITBUCKET_')) {
+      throw new PolicyOutputError(`decision.secrets key ${name} uses the reserved BITBUCKET_ prefix`);
+    }
+    if (typeof ref !== 'string') {
+      throw new PolicyOutputError(`decision.secrets.${name} is not a string reference`);
+    }
+    checked[name] = ref;
+  }
+  return { allow, secrets: allow ? checked : {} };
+}
+
+/** A compiled policy, ready to decide. One Wasm instance, evaluated synchronously. */
+export class Policy {
+  private constructor(
+    private readonly wasm: LoadedPolicy,
+    readonly revision: string,
+    readonly loadedAt: Date,
+  ) {}
+
+  static async load(bundle: PolicyBundle): Promise<Policy> {
+    let wasm: LoadedPolicy;
+    try {
+      wasm = await loadPolicy(bundle.wasm);
+      wasm.setData(bundle.data as object);
+    } catch (err) {
+      throw new PolicyBuildError('the compiled policy does not load', String(err instanceof Error ? err.message : err));
+    }
+    if (!Object.prototype.hasOwnProperty.call(wasm.entrypoints, ENTRYPOINT)) {
+      throw new PolicyBuildError(`the compiled policy has no ${ENTRYPOINT} entrypoint`);
+    }
+    return new Policy(wasm, bundle.revision, new Date());
+  }
+
+  decide(input: PolicyInput): Decision {
+    let resultSet: unknown;
+    try {
+      resultSet = this.wasm.evaluate(input, ENTRYPOINT);
+    } catch (err) {
+      // opa-wasm throws strings as well as Errors (conflicting rule outputs, for one).
+      throw new PolicyOutputError(`policy evaluation failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const first = Array.isArray(resultSet) ? (resultSet[0] as { result?: unknown } | undefined) : undefined;
+    return toDecision(first?.result);
+  }
+}

@@ -1,0 +1,29 @@
+import { InvalidReferenceError } from './errors.js';
+
+/** Where one secret lives: a Vault path as the `vault kv get` CLI writes it, and a field of it. */
+export interface SecretReference {
+  path: string;
+  field: string;
+}
+
+// Segments that Vault would read as something else than a plain path element:
+// relative steps, and characters that would start a query or an escape in the URL.
+const BAD_SEGMENT = /^\.{1,2}$|[?%#\\\u0000-\u001f\u007f]/;
+
+/** Parses `mount/path#field`, e.g. `kv/ci/app#password`. */
+export function parseReference(ref: string): SecretReference {
+  const hash = ref.lastIndexOf('#');
+  if (hash <= 0 || hash === ref.length - 1) {
+    throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} is not mount/path#field`);
+  }
+  const path = ref.slice(0, hash);
+  const field = ref.slice(hash + 1);
+  const segments = path.split('/');
+  if (segments.length < 2 || segments.some((s) => s === '' || BAD_SEGMENT.test(s))) {
+    throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid Vault path`);
+  }
+  if (/[\u0000-\u001f\u007f]/.test(field)) {
+    throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid field name`);
+  }
+  return { path, field };
+}

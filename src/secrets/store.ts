@@ -1,0 +1,19 @@
+/** One read of a Vault path: all its fields, and its lease when the engine issued one. */
+export interface SecretRecord {
+  data: Record<string, unknown>;
+  /** Set when the read created a lease (a dynamic secret), e.g. database/creds. */
+  leaseId?: string;
+  /** How long the value stays valid, in seconds; 0 when it has no lease. */
+  leaseSeconds: number;
+}
+
+/** Where secrets come from. The Vault implementation is the real one; the interface keeps the resolver testable through it. */
+export interface SecretStore {
+  /**
+   * Whether each read of `path` mints a new credential (a non-KV engine). Such
+   * values are cached only per step, so two steps never share one lease.
+   */
+  isDynamic(path: string): Promise<boolean>;
+  /** Reads a path; `undefined` when Vault has nothing there. Throws VaultUnavailableError. */
+  read(path: string, timeoutMs: number): Promise<SecretRecord | undefined>;
+}

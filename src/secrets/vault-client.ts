@@ -1,0 +1,183 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import nodeVault from 'node-vault';
+import type { VaultAuth } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { VaultUnavailableError } from './errors.js';
+
+export interface VaultClientOptions {
+  addr: string;
+  namespace?: string | undefined;
+  auth: VaultAuth;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/** A Vault answer that was not a success, with Vault's status code. */
+export class VaultResponseError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'VaultResponseError';
+  }
+}
+
+export interface VaultHealth {
+  ok: boolean;
+  detail: string;
+}
+
+type RawVault = ReturnType<typeof nodeVault>;
+
+/**
+ * node-vault with vaultgate's own login kept alive: the token is renewed
+ * before it expires, and an AppRole login is repeated when it is gone.
+ */
+export class VaultClient {
+  private readonly vault: RawVault;
+  private login: Promise<void> | undefined;
+
+  constructor(private readonly options: VaultClientOptions) {
+    const keepAlive = { keepAlive: true, maxSockets: 64 };
+    this.vault = nodeVault({
+      endpoint: options.addr,
+      namespace: options.namespace,
+      token: options.auth.method === 'token' ? options.auth.token : '',
+      // node-vault's debug channel prints request bodies (an AppRole secret_id among them).
+      debug: () => undefined,
+      // Without this node-vault would read VAULT_SKIP_VERIFY from the environment by itself.
+      rpDefaults: { strictSSL: true },
+      requestOptions: {
+        timeout: options.timeoutMs,
+        httpAgent: new HttpAgent(keepAlive),
+        httpsAgent: new HttpsAgent(keepAlive),
+      },
+    } as Parameters<typeof nodeVault>[0]);
+    this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
+    this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
+  }
+
+  /** Logs in (AppRole) or checks the given token, then keeps it renewed. */
+  async start(): Promise<void> {
+    await this.authenticate();
+  }
+
+  stop(): void {
+    this.vault.stopTokenRenewal();
+  }
+
+  /**
+   * One Vault API call. A 403 with AppRole means the login may be gone: log in
+   * again once and retry. Network failures, timeouts, sealed or overloaded
+   * Vault become VaultUnavailableError; other answers VaultResponseError.
+   */
+  async request(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<any> {
+    if (this.login) await this.login;
+    try {
+      return await this.call(method, path, timeoutMs);
+    } catch (err) {
+      if (err instanceof VaultResponseError && err.status === 403 && this.options.auth.method === 'approle') {
+        await this.authenticate();
+        return this.call(method, path, timeoutMs);
+      }
+      throw err;
+    }
+  }
+
+  /** Readiness: Vault unsealed and answering, and vaultgate's token still valid. */
+  async health(): Promise<VaultHealth> {
+    try {
+      const status = (await this.vault.health({ requestOptions: { timeout: this.options.timeoutMs } })) as {
+        sealed?: boolean;
+        initialized?: boolean;
+      };
+      if (status?.sealed) return { ok: false, detail: 'sealed' };
+      if (status?.initialized === false) return { ok: false, detail: 'not initialized' };
+      await this.request('GET', 'auth/token/lookup-self');
+      return { ok: true, detail: 'ok' };
+    } catch (err) {
+      if (err instanceof VaultResponseError && err.status === 403) return { ok: false, detail: 'token invalid' };
+      return { ok: false, detail: err instanceof Error ? err.message : 'unreachable' };
+    }
+  }
+
+  private async call(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
+    try {
+      return await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs });
+    } catch (err) {
+      throw classify(err, path);
+    }
+  }
+
+  private authenticate(): Promise<void> {
+    // Concurrent requests that all hit a 403 share one login.
+    this.login ??= this.doAuthenticate().finally(() => {
+      this.login = undefined;
+    });
+    return this.login;
+  }
+
+  private async doAuthenticate(): Promise<void> {
+    const auth = this.options.auth;
+    this.vault.stopTokenRenewal();
+    if (auth.method === 'approle') {
+      let response: { auth?: { lease_duration?: number; renewable?: boolean } };
+      try {
+        response = await this.vault.approleLogin({
+          mount_point: auth.mount,
+          role_id: auth.roleId,
+          secret_id: auth.secretId,
+          requestOptions: { timeout: this.options.timeoutMs },
+        });
+      } catch (err) {
+        const e = classify(err, `auth/${auth.mount}/login`);
+        this.options.logger.error({ err: { message: e.message } }, 'vault approle login failed');
+        throw new VaultUnavailableError(`vault login failed: ${e.message}`);
+      }
+      this.options.logger.info({ ttl: response.auth?.lease_duration }, 'vault approle login succeeded');
+      if (response.auth?.renewable && (response.auth.lease_duration ?? 0) > 0) {
+        await this.vault.startTokenRenewal({ ttl: response.auth.lease_duration, renewFraction: 2 / 3 });
+      }
+      return;
+    }
+    // A given token: check it now, and renew it when it is renewable.
+    let lookup: { data?: { ttl?: number; renewable?: boolean } };
+    try {
+      lookup = await this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs);
+    } catch (err) {
+      const reason = err instanceof VaultResponseError && err.status === 403 ? 'VAULT_TOKEN is not valid' : (err as Error).message;
+      throw new VaultUnavailableError(`vault token check failed: ${reason}`);
+    }
+    const ttl = lookup.data?.ttl ?? 0;
+    if (lookup.data?.renewable && ttl > 0) {
+      await this.vault.startTokenRenewal({ ttl, renewFraction: 2 / 3 });
+    }
+  }
+
+  private onRenewFailure(err: Error): void {
+    const method = this.options.auth.method;
+    this.options.logger.warn({ err: { message: err.message }, method }, 'vault token renewal stopped');
+    if (method === 'approle') {
+      this.authenticate().catch(() => {
+        // Logged by doAuthenticate; the next request tries again.
+      });
+    }
+  }
+}
+
+function classify(err: unknown, path: string): Error {
+  const response = (err as { response?: { statusCode?: number; body?: { errors?: unknown[] } } }).response;
+  const status = response?.statusCode;
+  if (typeof status === 'number') {
+    // 429: performance standby or rate limit; 5xx: sealed, uninitialised, failing.
+    if (status === 429 || status >= 500) {
+      return new VaultUnavailableError(`vault answered ${status} for ${path}`);
+    }
+    const first = response?.body?.errors?.[0];
+    return new VaultResponseError(status, `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`);
+  }
+  const code = (err as { code?: string }).code;
+  return new VaultUnavailableError(`vault unreachable for ${path}: ${code ?? (err as Error).message}`);
+}

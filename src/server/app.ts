@@ -1,0 +1,45 @@
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import type { Logger } from '../log/logger.js';
+import { audited } from './audit.js';
+import type { Metrics } from './metrics.js';
+import { healthHandler, readyHandler, type Readiness } from './routes/health.js';
+import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
+
+export interface AppDeps extends SecretsRouteDeps {
+  logger: Logger;
+  metrics: Metrics;
+  readiness: () => Promise<Readiness>;
+}
+
+/** The HTTP surface: /secrets for runners, /healthz and /readyz for orchestrators, /metrics for Prometheus. */
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  const router = new Router();
+  const secrets = [audited(deps.logger, deps.metrics), secretsHandler(deps)] as const;
+  router.get('/secrets', ...secrets);
+  router.post('/secrets', ...secrets);
+  router.get('/healthz', healthHandler());
+  router.get('/readyz', readyHandler(deps.readiness));
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      // Only failures outside /secrets reach here (/readyz, /metrics); say nothing of them to the caller.
+      deps.logger.error({ err: { message: (err as Error).message }, path: ctx.path }, 'request failed');
+      ctx.status = 500;
+      ctx.body = { error: 'internal_error' };
+    }
+    if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found' };
+    if (ctx.status === 405 && !ctx.body) ctx.body = { error: 'method_not_allowed' };
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  app.silent = true;
+  return app;
+}
