@@ -35,8 +35,15 @@ export function createApp(deps: AppDeps): Koa {
       ctx.status = 500;
       ctx.body = { error: 'internal_error' };
     }
-    if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found' };
-    if (ctx.status === 405 && !ctx.body) ctx.body = { error: 'method_not_allowed' };
+    // Koa's default 404 is implicit; status is set again so the body does not turn it into 200.
+    if (ctx.status === 404 && ctx.body == null) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found' };
+    }
+    if (ctx.status === 405 && !ctx.body) {
+      ctx.status = 405;
+      ctx.body = { error: 'method_not_allowed' };
+    }
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -1,0 +1,117 @@
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startVaultgate, type RunningVaultgate } from '../../src/server/vaultgate.js';
+import { AUDIENCE, TestIssuer } from './issuer.js';
+import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
+import { ROOT_TOKEN, TestVault } from './vault.js';
+
+// Repositories of the shipped policies/data.json.
+export const PAYMENTS = '{9a8b7c6d-2222-4333-8444-555566667777}';
+export const WEB = '{1b2c3d4e-5555-4666-8777-888899990000}';
+export const PROD_ENV = '{d3e4f5a6-3333-4444-8555-666677778888}';
+// Repositories the tests add to it.
+export const LEGACY = '{aaaaaaaa-0000-4000-8000-00000000000a}';
+export const TYPED = '{bbbbbbbb-0000-4000-8000-00000000000b}';
+export const BROKEN = '{cccccccc-0000-4000-8000-00000000000c}';
+export const UNLISTED = '{dddddddd-0000-4000-8000-00000000000d}';
+
+/** Every value seeded into Vault: none may ever appear in a log line or an error body. */
+export const SEEDED = {
+  ciDbPassword: 'ci-db-pass-7f3a91',
+  ciApiKey: 'ci-api-key-91bc44',
+  mainSigningKey: 'main-signing-c0ffee',
+  releaseSigningKey: 'release-signing-beef01',
+  prodDbPassword: 'prod-db-pass-5d2e77',
+  prodDeployToken: 'prod-deploy-8e8e8e',
+  npmToken: 'npm-token-123abc',
+  legacyPassword: 'legacy-kv1-pass-42ab',
+};
+
+export const SEEDED_VALUES = Object.values(SEEDED);
+
+/** Seeds the secrets the shipped data.json and the test repositories refer to. */
+export async function seedVault(vault: TestVault): Promise<void> {
+  await vault.mount('kv', 'kv', { version: '2' });
+  await vault.mount('kv1', 'kv', { version: '1' });
+  await vault.put('kv', 'ci/payments-api', {
+    db_password: SEEDED.ciDbPassword,
+    api_key: SEEDED.ciApiKey,
+    port: 5432,
+    enabled: true,
+    settings: { region: 'eu', zones: [1, 2] },
+  }, 2);
+  await vault.put('kv', 'ci/payments-api-main', { signing_key: SEEDED.mainSigningKey }, 2);
+  await vault.put('kv', 'ci/payments-api-release', { signing_key: SEEDED.releaseSigningKey }, 2);
+  await vault.put('kv', 'prod/payments-api', { db_password: SEEDED.prodDbPassword, deploy_token: SEEDED.prodDeployToken }, 2);
+  await vault.put('kv', 'ci/shared', { npm_token: SEEDED.npmToken }, 2);
+  await vault.put('kv1', 'legacy/app', { password: SEEDED.legacyPassword }, 1);
+}
+
+/** The shipped default policy and data.json, plus the test repositories, in a directory of its own. */
+export function policyDir(): string {
+  const dir = tempDir('policy');
+  cpSync(join(ROOT, 'policies', 'vaultgate.rego'), join(dir, 'vaultgate.rego'));
+  const data = JSON.parse(readFileSync(join(ROOT, 'policies', 'data.json'), 'utf8'));
+  Object.assign(data.repositories, {
+    [LEGACY]: { name: 'acme/legacy', secrets: { LEGACY_PASSWORD: 'kv1/legacy/app#password' } },
+    [TYPED]: {
+      name: 'acme/typed',
+      secrets: { DB_PORT: 'kv/ci/payments-api#port', FEATURE_ON: 'kv/ci/payments-api#enabled', SETTINGS: 'kv/ci/payments-api#settings' },
+    },
+    [BROKEN]: {
+      name: 'acme/broken',
+      secrets: {
+        DB_PASSWORD: 'kv/ci/payments-api#db_password',
+        NO_SUCH_FIELD: 'kv/ci/payments-api#no_such_field',
+        NO_SUCH_PATH: 'kv/ci/no-such-secret#value',
+      },
+    },
+  });
+  writeFileSync(join(dir, 'data.json'), JSON.stringify(data, null, 2));
+  return dir;
+}
+
+/** The environment a runner-facing vaultgate is started with in the tests. */
+export function gatewayEnv(issuer: TestIssuer, vault: TestVault, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    VAULTGATE_LISTEN: '127.0.0.1:0',
+    VAULTGATE_OIDC_ISSUERS: issuer.url,
+    VAULTGATE_OIDC_AUDIENCES: AUDIENCE,
+    VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
+    VAULTGATE_POLICY_DIR: policyDir(),
+    VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
+    VAULT_ADDR: vault.addr,
+    VAULT_TOKEN: ROOT_TOKEN,
+    VAULTGATE_LOG_LEVEL: 'debug',
+    ...extra,
+  };
+}
+
+export interface Gateway extends RunningVaultgate {
+  /** Every JSON log line vaultgate wrote. */
+  logs: string[];
+  get(token?: string, init?: RequestInit): Promise<Response>;
+}
+
+/** vaultgate itself, in this process, listening on loopback; its log lines are kept. */
+export async function startGateway(env: Record<string, string>): Promise<Gateway> {
+  const logs: string[] = [];
+  const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write: (line: string) => logs.push(line) } });
+  const running = await startVaultgate(loadConfig(env), logger);
+  return Object.assign(running, {
+    logs,
+    get: (token?: string, init: RequestInit = {}) =>
+      fetch(`${running.url}/secrets`, {
+        ...init,
+        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.headers as Record<string, string>) },
+      }),
+  });
+}
+
+/** Log lines and response bodies must never hold a seeded value or a token. */
+export function findLeaks(texts: string[], tokens: string[] = []): string[] {
+  const needles = [...SEEDED_VALUES, ...tokens];
+  return texts.flatMap((text) => needles.filter((n) => text.includes(n)).map((n) => `${n.slice(0, 6)}… in ${text.slice(0, 160)}`));
+}

@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import getPort, { portNumbers } from 'get-port';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const TOOLS_BIN = join(ROOT, '.tools', 'bin');
+
+export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), `vaultgate-${prefix}-`));
+
+/** A free loopback port whose next port is free too (Vault's dev cluster listener takes port + 1). */
+export async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await getPort({ port: portNumbers(20000, 40000), host: '127.0.0.1' });
+    if ((await getPort({ port: port + 1, host: '127.0.0.1' })) === port + 1) return port;
+  }
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Spawns a server process and remembers its output for when something goes wrong. */
+export function launch(command: string, args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return { child, output: () => output };
+}
+
+export function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  });
+}

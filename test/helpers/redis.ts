@@ -1,0 +1,56 @@
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import getPort from 'get-port';
+import { launch, stopProcess, waitFor } from './processes.js';
+
+/** A real redis-server (Debian's package) on a free loopback port; can be stopped and started again. */
+export class TestRedis {
+  private child: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<TestRedis> {
+    const redis = new TestRedis(await getPort({ host: '127.0.0.1' }));
+    await redis.resume();
+    return redis;
+  }
+
+  async resume(): Promise<void> {
+    const { child, output } = launch('redis-server', [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    ]);
+    this.child = child;
+    await waitFor(`redis on ${this.port}: ${output()}`, async () => (await this.command('PING')) === 'PONG', 15_000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopProcess(this.child);
+    this.child = undefined;
+  }
+
+  /** One command on a short-lived connection. */
+  async command(name: string, ...args: string[]): Promise<unknown> {
+    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await client.connect();
+      return await client.call(name, ...args);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Every key and its raw bytes, to look at what reached Redis. */
+  async dump(): Promise<Map<string, Buffer>> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 0 });
+    try {
+      const keys = await client.keys('*');
+      const values = keys.length ? await client.mgetBuffer(...keys) : [];
+      return new Map(keys.map((k, i) => [k, values[i] ?? Buffer.alloc(0)]));
+    } finally {
+      client.disconnect();
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePortPair, launch, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
+
+export const ROOT_TOKEN = 'vaultgate-test-root';
+
+/**
+ * A real Vault (built by tools/build.sh) in dev mode on a free loopback port,
+ * with a file audit device so tests can count the requests Vault served.
+ */
+export class TestVault {
+  private child: ChildProcess | undefined;
+  readonly auditFile: string;
+
+  private constructor(
+    readonly port: number,
+    private readonly home: string,
+  ) {
+    this.auditFile = join(home, 'audit.log');
+  }
+
+  get addr(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<TestVault> {
+    const vault = new TestVault(await freePortPair(), tempDir('vault'));
+    const { child, output } = launch(
+      join(TOOLS_BIN, 'vault'),
+      ['server', '-dev', `-dev-root-token-id=${ROOT_TOKEN}`, `-dev-listen-address=127.0.0.1:${vault.port}`, '-dev-no-store-token'],
+      // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
+      { HOME: vault.home, VAULT_ADDR: vault.addr },
+    );
+    vault.child = child;
+    child.once('exit', (code) => {
+      if (code && code !== 0) process.stderr.write(`vault exited ${code}:\n${output()}\n`);
+    });
+    await waitFor(`vault on ${vault.port}`, async () => (await fetch(`${vault.addr}/v1/sys/health`)).status === 200);
+    await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: vault.auditFile } });
+    return vault;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopProcess(this.child);
+    this.child = undefined;
+  }
+
+  /** One Vault API call with the root token; throws on an error status. */
+  async api(method: string, path: string, body?: unknown, token = ROOT_TOKEN): Promise<any> {
+    const response = await fetch(`${this.addr}/v1/${path}`, {
+      method,
+      headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`vault ${method} ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  async mount(path: string, type: string, options?: Record<string, string>): Promise<void> {
+    await this.api('POST', `sys/mounts/${path}`, { type, ...(options ? { options } : {}) });
+  }
+
+  /** Writes a secret the way `vault kv put` would, for KV v1 or v2 mounts. */
+  async put(mount: string, path: string, data: Record<string, unknown>, kvVersion: 1 | 2): Promise<void> {
+    if (kvVersion === 2) await this.api('POST', `${mount}/data/${path}`, { data });
+    else await this.api('POST', `${mount}/${path}`, data);
+  }
+
+  /** Paths of the requests Vault's audit device recorded (request entries only). */
+  auditedPaths(): string[] {
+    if (!existsSync(this.auditFile)) return [];
+    return readFileSync(this.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { type: string; request?: { path?: string } })
+      .filter((entry) => entry.type === 'request')
+      .map((entry) => entry.request?.path ?? '');
+  }
+
+  /** An AppRole login for vaultgate with read access to everything under the given paths. */
+  async appRole(readPaths: string[]): Promise<{ roleId: string; secretId: string }> {
+    await this.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
+      if (!/path is already in use/.test(err.message)) throw err;
+    });
+    const policy = readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n');
+    await this.api('PUT', 'sys/policies/acl/vaultgate', { policy });
+    await this.api('POST', 'auth/approle/role/vaultgate', { token_policies: ['vaultgate'], token_ttl: '1h', token_max_ttl: '4h' });
+    const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
+    const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
+    return { roleId, secretId };
+  }
+}
