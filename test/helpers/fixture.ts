@@ -15,6 +15,7 @@ export const PROD_ENV = '{d3e4f5a6-3333-4444-8555-666677778888}';
 export const LEGACY = '{aaaaaaaa-0000-4000-8000-00000000000a}';
 export const TYPED = '{bbbbbbbb-0000-4000-8000-00000000000b}';
 export const BROKEN = '{cccccccc-0000-4000-8000-00000000000c}';
+export const DYNAMIC = '{eeeeeeee-0000-4000-8000-00000000000e}';
 export const UNLISTED = '{dddddddd-0000-4000-8000-00000000000d}';
 
 /** Every value seeded into Vault: none may ever appear in a log line or an error body. */
@@ -59,6 +60,10 @@ export function policyDir(): string {
     [TYPED]: {
       name: 'acme/typed',
       secrets: { DB_PORT: 'kv/ci/payments-api#port', FEATURE_ON: 'kv/ci/payments-api#enabled', SETTINGS: 'kv/ci/payments-api#settings' },
+    },
+    [DYNAMIC]: {
+      name: 'acme/dynamic',
+      secrets: { REDIS_USER: 'database/creds/ci#username', REDIS_PASSWORD: 'database/creds/ci#password' },
     },
     [BROKEN]: {
       name: 'acme/broken',

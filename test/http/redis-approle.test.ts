@@ -1,0 +1,130 @@
+import test from 'ava';
+import { TestIssuer } from '../helpers/issuer.js';
+import {
+  DYNAMIC, findLeaks, gatewayEnv, PAYMENTS, SEEDED, SEEDED_VALUES, seedVault, startGateway, WEB, type Gateway,
+} from '../helpers/fixture.js';
+import { TestRedis } from '../helpers/redis.js';
+import { TestVault } from '../helpers/vault.js';
+
+// These tests share one Vault, one Redis and two vaultgate replicas, and stop
+// Redis on the way: they run in order.
+let vault: TestVault;
+let issuer: TestIssuer;
+let redis: TestRedis;
+let dynamicRedis: TestRedis;
+let gateway: Gateway;
+let replica: Gateway;
+const bodies: string[] = [];
+const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
+
+test.before(async () => {
+  [vault, issuer, redis, dynamicRedis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start(), TestRedis.start()]);
+  await seedVault(vault);
+  // A real dynamic secret: Vault's database engine minting Redis ACL users, each read a new lease.
+  await dynamicRedis.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
+  await vault.mount('database', 'database');
+  await vault.api('POST', 'database/config/redis', {
+    plugin_name: 'redis-database-plugin',
+    host: '127.0.0.1',
+    port: dynamicRedis.port,
+    username: 'vault-admin',
+    password: 'admin-pass-for-tests',
+    allowed_roles: ['ci'],
+    verify_connection: true,
+  });
+  await vault.api('POST', 'database/roles/ci', {
+    db_name: 'redis',
+    creation_statements: ['["~*", "+@read"]'],
+    default_ttl: '30m',
+    max_ttl: '1h',
+  });
+  const { roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']);
+  const env = gatewayEnv(issuer, vault, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
+  delete (env as Record<string, string | undefined>).VAULT_TOKEN;
+  [gateway, replica] = await Promise.all([startGateway(env), startGateway(env)]);
+});
+
+test.after.always(async () => {
+  await Promise.all([gateway?.close(), replica?.close()]);
+  await Promise.all([vault?.stop(), issuer?.close(), redis?.stop(), dynamicRedis?.stop()]);
+});
+
+async function call(target: Gateway, repository: string, claims: Record<string, unknown> = {}) {
+  const response = await target.get(await issuer.mint(repository, { claims }));
+  const text = await response.text();
+  bodies.push(text);
+  return { response, body: JSON.parse(text) as Record<string, string> };
+}
+
+const kvReads = () => vault.auditedPaths().filter((p) => p.startsWith('kv/data/')).length;
+
+test.serial('vaultgate logs in with AppRole and serves secrets', async (t) => {
+  const { response, body } = await call(gateway, WEB);
+  t.is(response.status, 200);
+  t.deepEqual(body, { NPM_TOKEN: SEEDED.npmToken });
+  t.true(vault.auditedPaths().includes('auth/approle/login'));
+});
+
+test.serial('what reaches Redis is sealed: no secret in the clear', async (t) => {
+  await call(gateway, PAYMENTS, { branchName: 'main' });
+  const stored = await redis.dump();
+  t.true(stored.size >= 2);
+  for (const [key, value] of stored) {
+    t.true(key.startsWith('vaultgate:v1:'));
+    for (const secret of SEEDED_VALUES) t.false(value.includes(secret), `${key} holds a seeded value in the clear`);
+    t.false(value.includes('db_password'), 'field names are sealed too');
+  }
+});
+
+test.serial('a replica sharing Redis answers from the cache without reading Vault', async (t) => {
+  await call(gateway, PAYMENTS, { branchName: 'feature/a' });
+  const before = kvReads();
+  const { response, body } = await call(replica, PAYMENTS, { branchName: 'feature/b' });
+  t.is(response.status, 200);
+  t.deepEqual(body, { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey });
+  t.is(kvReads(), before);
+});
+
+test.serial('a leased secret is never shared between steps, but a step retrying gets its own again', async (t) => {
+  const token = await issuer.mint(DYNAMIC);
+  const first = (await (await gateway.get(token)).json()) as Record<string, string>;
+  const retry = (await (await replica.get(token)).json()) as Record<string, string>;
+  const other = await call(gateway, DYNAMIC);
+  t.regex(first.REDIS_USER!, /^V_/);
+  t.deepEqual(retry, first, 'the same step is served its cached lease');
+  t.is(other.response.status, 200);
+  t.not(other.body.REDIS_USER, first.REDIS_USER, 'another step gets a lease of its own');
+  t.not(other.body.REDIS_PASSWORD, first.REDIS_PASSWORD);
+  // The minted credentials are real Redis users.
+  t.true(((await dynamicRedis.command('ACL', 'USERS')) as string[]).includes(first.REDIS_USER!));
+});
+
+test.serial('with Redis stopped, requests still succeed from Vault and the bypass is counted', async (t) => {
+  await redis.stop();
+  const before = kvReads();
+  const { response, body } = await call(gateway, PAYMENTS, { branchName: 'main' });
+  t.is(response.status, 200);
+  t.is(body.SIGNING_KEY, SEEDED.mainSigningKey);
+  t.true(kvReads() > before, 'read from Vault');
+  const ready = await fetch(`${gateway.url}/readyz`);
+  t.is(ready.status, 503);
+  t.regex(((await ready.json()) as { checks: { redis: string } }).checks.redis, /unreachable/);
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  t.regex(metrics, /vaultgate_cache_errors_total\{operation="get"\} [1-9]/);
+});
+
+test.serial('when Redis is back, the cache is used again', async (t) => {
+  await redis.resume();
+  await new Promise((r) => setTimeout(r, 2500)); // ioredis reconnects with back-off
+  await call(gateway, WEB);
+  const before = kvReads();
+  const { response } = await call(replica, WEB);
+  t.is(response.status, 200);
+  t.is(kvReads(), before);
+  t.is((await fetch(`${gateway.url}/readyz`)).status, 200);
+});
+
+test.after('no log line or body of these runs holds a seeded secret', (t) => {
+  t.deepEqual(findLeaks([...gateway.logs, ...replica.logs]), []);
+  t.true(bodies.length > 5);
+});
