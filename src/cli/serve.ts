@@ -24,7 +24,7 @@ export async function serve(): Promise<number> {
     running = await startVaultgate(config, logger);
   } catch (err) {
     if (err instanceof PolicyBuildError) {
-      logger.fatal({ err: { message: err.message } }, 'policy could not be loaded');
+      logger.fatal({ error: err.message }, 'policy could not be loaded');
       process.stderr.write(`vaultgate: ${err.message}\n`);
       return 1;
     }

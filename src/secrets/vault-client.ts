@@ -133,7 +133,7 @@ export class VaultClient {
         });
       } catch (err) {
         const e = classify(err, `auth/${auth.mount}/login`);
-        this.options.logger.error({ err: { message: e.message } }, 'vault approle login failed');
+        this.options.logger.error({ error: e.message }, 'vault approle login failed');
         throw new VaultUnavailableError(`vault login failed: ${e.message}`);
       }
       this.options.logger.info({ ttl: response.auth?.lease_duration }, 'vault approle login succeeded');
@@ -158,7 +158,7 @@ export class VaultClient {
 
   private onRenewFailure(err: Error): void {
     const method = this.options.auth.method;
-    this.options.logger.warn({ err: { message: err.message }, method }, 'vault token renewal stopped');
+    this.options.logger.warn({ error: err.message, method }, 'vault token renewal stopped');
     if (method === 'approle') {
       this.authenticate().catch(() => {
         // Logged by doAuthenticate; the next request tries again.

@@ -31,7 +31,7 @@ export function createApp(deps: AppDeps): Koa {
       await next();
     } catch (err) {
       // Only failures outside /secrets reach here (/readyz, /metrics); say nothing of them to the caller.
-      deps.logger.error({ err: { message: (err as Error).message }, path: ctx.path }, 'request failed');
+      deps.logger.error({ error: (err as Error).message, path: ctx.path }, 'request failed');
       ctx.status = 500;
       ctx.body = { error: 'internal_error' };
     }

@@ -46,7 +46,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   } catch (err) {
     // Vault may come up after vaultgate (compose, rolling restarts): keep
     // running, report not ready, and log in again on the next request.
-    logger.error({ err: { message: (err as Error).message } }, 'vault login failed at start');
+    logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
 
   const cache: SecretCache<SecretRecord> = config.cache.redis
@@ -55,7 +55,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
         key: config.cache.redis.key,
         onError: (operation, err) => {
           metrics.cacheErrors.inc({ operation });
-          logger.warn({ operation, err: { message: err.message } }, 'redis cache bypassed');
+          logger.warn({ operation, error: err.message }, 'redis cache bypassed');
         },
       })
     : new MemoryCache<SecretRecord>();

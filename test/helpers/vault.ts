@@ -46,6 +46,15 @@ export class TestVault {
     this.child = undefined;
   }
 
+  /** Freezes the process: connections are accepted by the kernel but never answered. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** One Vault API call with the root token; throws on an error status. */
   async api(method: string, path: string, body?: unknown, token = ROOT_TOKEN): Promise<any> {
     const response = await fetch(`${this.addr}/v1/${path}`, {

@@ -1,0 +1,139 @@
+import { execFile, spawn } from 'node:child_process';
+import { cpSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import getPort from 'get-port';
+import { TestIssuer } from '../helpers/issuer.js';
+import { gatewayEnv, PAYMENTS, SEEDED, seedVault } from '../helpers/fixture.js';
+import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
+import { TestVault } from '../helpers/vault.js';
+
+const exec = promisify(execFile);
+const BIN = join(ROOT, 'bin', 'vaultgate.js');
+
+let vault: TestVault;
+let issuer: TestIssuer;
+
+test.before(async () => {
+  // bin/vaultgate.js runs the compiled CLI, as `npm start` and the container do.
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+});
+
+test.after.always(async () => {
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+/** Runs the CLI to its end and returns what it said. */
+async function cli(args: string[], env: Record<string, string>) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('npm start with the documented variables serves a runner request, and SIGTERM stops it cleanly', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const child = spawn('npm', ['start', '--silent'], { cwd: ROOT, env: { ...process.env, ...env }, detached: true });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const tokens: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    await waitFor('vaultgate readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    const token = await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } });
+    const response = await fetch(`http://127.0.0.1:${port}/secrets`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    t.is(response.status, 200);
+    t.is(((await response.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
+    tokens.push(token);
+  } finally {
+    // SIGTERM to the server itself, as an orchestrator would send it; npm passes its exit code on.
+    const { stdout } = await exec('pgrep', ['-g', String(child.pid), '-f', '^node bin/vaultgate.js serve']);
+    for (const pid of stdout.trim().split('\n')) process.kill(Number(pid), 'SIGTERM');
+  }
+  t.is(await exited, 0);
+  // Logs are written asynchronously; by exit they are all flushed.
+  t.regex(output, /"msg":"secrets request"/);
+  t.regex(output, /"msg":"shutting down"/);
+  t.false(tokens.some((token) => output.includes(token)), 'the token is not logged');
+  t.false(output.includes(SEEDED.mainSigningKey), 'the secret is not logged');
+});
+
+test('a configuration error names the variable and the fix, and exits 2', async (t) => {
+  const base = gatewayEnv(issuer, vault);
+  const missing = await cli(['serve'], { ...base, VAULTGATE_OIDC_ISSUERS: '' });
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /VAULTGATE_OIDC_ISSUERS: required/);
+
+  const insecure = await cli(['serve'], { ...base, VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'false' });
+  t.is(insecure.code, 2);
+  t.regex(insecure.stderr, /VAULTGATE_OIDC_ISSUERS: http:\/\/127\.0\.0\.1:\d+\S* is not https; .*VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true/);
+
+  const redisWithoutKey = await cli(['serve'], { ...base, REDIS_URL: 'redis://127.0.0.1:1' });
+  t.is(redisWithoutKey.code, 2);
+  t.regex(redisWithoutKey.stderr, /VAULTGATE_CACHE_KEY: required with REDIS_URL.*openssl rand -base64 32/);
+
+  const noLogin = await cli(['serve'], { ...base, VAULT_TOKEN: '' });
+  t.is(noLogin.code, 2);
+  t.regex(noLogin.stderr, /VAULT_TOKEN: vaultgate needs a Vault login/);
+});
+
+test('without a prebuilt bundle and without opa, start-up stops and says how to get one', async (t) => {
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_OPA_PATH: '/nonexistent/opa' };
+  const result = await cli(['serve'], env);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /the OPA CLI was not found at "\/nonexistent\/opa".*vaultgate policy build/s);
+});
+
+test('a bundle built by `vaultgate policy build` is loaded without opa, until the sources change', async (t) => {
+  const base = gatewayEnv(issuer, vault);
+  const dir = tempDir('prebuilt');
+  cpSync(base.VAULTGATE_POLICY_DIR!, dir, { recursive: true });
+  const built = await cli(['policy', 'build', dir], { VAULTGATE_OPA_PATH: base.VAULTGATE_OPA_PATH! });
+  t.is(built.code, 0, built.stderr);
+  t.regex(built.stdout, /bundle\.tar\.gz/);
+
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_OPA_PATH: '/nonexistent/opa', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
+    t.regex(output, /"source":"prebuilt"/);
+    const response = await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } });
+    t.is(response.status, 200);
+  } finally {
+    child.kill('SIGTERM');
+  }
+
+  appendFileSync(join(dir, 'vaultgate.rego'), '\n# changed\n');
+  const stale = await cli(['serve'], { ...env, VAULTGATE_LISTEN: '127.0.0.1:0' });
+  t.is(stale.code, 1);
+  t.regex(stale.stderr, /bundle\.tar\.gz is older than the policy sources and rebuilding failed/);
+});
+
+test('a policy calling a builtin the Wasm SDK lacks fails at build time with OPA\'s message', async (t) => {
+  const dir = tempDir('badpolicy');
+  writeFileSync(
+    join(dir, 'vaultgate.rego'),
+    'package vaultgate\n\nimport rego.v1\n\ndecision := {"allow": true, "secrets": {}} if {\n\thttp.send({"method": "GET", "url": "http://127.0.0.1:1"})\n}\n',
+  );
+  const result = await cli(['policy', 'build', dir], { VAULTGATE_OPA_PATH: gatewayEnv(issuer, vault).VAULTGATE_OPA_PATH! });
+  t.is(result.code, 1);
+  t.regex(result.stderr, /undefined function http\.send/);
+});
+
+test('unknown commands print the usage and exit 2', async (t) => {
+  const result = await cli(['frobnicate'], {});
+  t.is(result.code, 2);
+  t.regex(result.stderr, /usage: vaultgate/);
+});

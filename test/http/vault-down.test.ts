@@ -1,0 +1,79 @@
+import test from 'ava';
+import { TestIssuer } from '../helpers/issuer.js';
+import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { TestVault } from '../helpers/vault.js';
+
+// Vault is frozen, then stopped, on the way: these tests run in order.
+let vault: TestVault;
+let issuer: TestIssuer;
+let gateway: Gateway;
+const bodies: string[] = [];
+
+test.before(async () => {
+  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_VAULT_TIMEOUT_MS: '1000' }));
+});
+
+test.after.always(async () => {
+  vault?.resume();
+  await gateway?.close();
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+async function call(repository: string, claims: Record<string, unknown> = {}) {
+  const response = await gateway.get(await issuer.mint(repository, { claims }));
+  const text = await response.text();
+  bodies.push(text);
+  return { response, text };
+}
+
+test.serial('warm up: the repository secrets of PAYMENTS and WEB are cached', async (t) => {
+  t.is((await call(PAYMENTS, { branchName: 'feature/x' })).response.status, 200);
+  t.is((await call(WEB)).response.status, 200);
+});
+
+test.serial('Vault slower than the deadline gives 503 with Retry-After, not a partial map', async (t) => {
+  vault.pause();
+  try {
+    // DB_PASSWORD and API_KEY are cached; SIGNING_KEY (main only) is not.
+    const { response, text } = await call(PAYMENTS, { branchName: 'main' });
+    t.is(response.status, 503);
+    t.is(response.headers.get('retry-after'), '5');
+    t.deepEqual(JSON.parse(text), { error: 'vault_unavailable' });
+    t.false(text.includes(SEEDED.ciDbPassword));
+  } finally {
+    vault.resume();
+  }
+});
+
+test.serial('when Vault answers again, so does vaultgate', async (t) => {
+  const { response, text } = await call(PAYMENTS, { branchName: 'main' });
+  t.is(response.status, 200);
+  t.is(JSON.parse(text).SIGNING_KEY, SEEDED.mainSigningKey);
+});
+
+test.serial('Vault stopped gives 503 for anything not cached, and readiness says so', async (t) => {
+  await vault.stop();
+  const { response, text } = await call(PAYMENTS, { branchName: 'release/9' });
+  t.is(response.status, 503);
+  t.is(response.headers.get('retry-after'), '5');
+  t.deepEqual(JSON.parse(text), { error: 'vault_unavailable' });
+  const ready = await fetch(`${gateway.url}/readyz`);
+  t.is(ready.status, 503);
+  const report = (await ready.json()) as { status: string; checks: Record<string, string> };
+  t.is(report.status, 'not_ready');
+  t.not(report.checks.vault, 'ok');
+});
+
+test.serial('secrets already cached are still served while Vault is down, within their TTL', async (t) => {
+  const { response, text } = await call(WEB);
+  t.is(response.status, 200);
+  t.deepEqual(JSON.parse(text), { NPM_TOKEN: SEEDED.npmToken });
+});
+
+test.after('no log line or body holds a seeded secret', (t) => {
+  const errors = bodies.filter((b) => b.includes('"error"'));
+  t.true(errors.length >= 2);
+  t.deepEqual(findLeaks([...gateway.logs, ...errors]), []);
+});
