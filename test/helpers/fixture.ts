@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { startVaultgate, type RunningVaultgate } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
-import { ROOT_TOKEN, TestVault } from './vault.js';
+import type { TestVault } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
 export const PAYMENTS = '{9a8b7c6d-2222-4333-8444-555566667777}';
@@ -88,7 +88,7 @@ export function gatewayEnv(issuer: TestIssuer, vault: TestVault, extra: Record<s
     VAULTGATE_POLICY_DIR: policyDir(),
     VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
     VAULT_ADDR: vault.addr,
-    VAULT_TOKEN: ROOT_TOKEN,
+    VAULT_TOKEN: vault.rootToken,
     VAULTGATE_LOG_LEVEL: 'debug',
     ...extra,
   };

@@ -17,9 +17,15 @@ export async function freePortPair(): Promise<number> {
   }
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls `check` until it says yes; errors it throws count as "not yet" (a
+ * server not listening yet refuses connections). `gone` reports a process that
+ * died meanwhile, which ends the wait at once.
+ */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000, gone?: ChildProcess): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
+    if (gone && gone.exitCode !== null) throw new Error(`${what}: the process exited with ${gone.exitCode}`);
     if (await check().catch(() => false)) return;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -13,9 +13,17 @@ export class TestRedis {
   }
 
   static async start(): Promise<TestRedis> {
-    const redis = new TestRedis(await getPort({ host: '127.0.0.1' }));
-    await redis.resume();
-    return redis;
+    // Parallel test files may pick the same free port: the loser exits on bind and tries another.
+    for (let attempt = 1; ; attempt++) {
+      const redis = new TestRedis(await getPort({ host: '127.0.0.1' }));
+      try {
+        await redis.resume();
+        return redis;
+      } catch (err) {
+        await redis.stop();
+        if (attempt >= 5) throw err;
+      }
+    }
   }
 
   async resume(): Promise<void> {
@@ -23,7 +31,11 @@ export class TestRedis {
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     ]);
     this.child = child;
-    await waitFor(`redis on ${this.port}: ${output()}`, async () => (await this.command('PING')) === 'PONG', 15_000);
+    // Our server is the one whose process id answers, not another test's on the same port.
+    const ours = async () => String(await this.command('INFO', 'server')).includes(`process_id:${child.pid}\r`);
+    await waitFor(`redis on ${this.port}`, ours, 15_000, child).catch((err: Error) => {
+      throw new Error(`${err.message}\n${output()}`);
+    });
   }
 
   async stop(): Promise<void> {

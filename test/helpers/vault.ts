@@ -1,9 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePortPair, launch, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
-
-export const ROOT_TOKEN = 'vaultgate-test-root';
 
 /**
  * A real Vault (built by tools/build.sh) in dev mode on a free loopback port,
@@ -12,6 +11,8 @@ export const ROOT_TOKEN = 'vaultgate-test-root';
 export class TestVault {
   private child: ChildProcess | undefined;
   readonly auditFile: string;
+  /** Unique per server, so a test never mistakes another file's Vault for its own. */
+  readonly rootToken = `root-${randomUUID()}`;
 
   private constructor(
     readonly port: number,
@@ -25,20 +26,30 @@ export class TestVault {
   }
 
   static async start(): Promise<TestVault> {
-    const vault = new TestVault(await freePortPair(), tempDir('vault'));
-    const { child, output } = launch(
-      join(TOOLS_BIN, 'vault'),
-      ['server', '-dev', `-dev-root-token-id=${ROOT_TOKEN}`, `-dev-listen-address=127.0.0.1:${vault.port}`, '-dev-no-store-token'],
-      // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
-      { HOME: vault.home, VAULT_ADDR: vault.addr },
-    );
-    vault.child = child;
-    child.once('exit', (code) => {
-      if (code && code !== 0) process.stderr.write(`vault exited ${code}:\n${output()}\n`);
-    });
-    await waitFor(`vault on ${vault.port}`, async () => (await fetch(`${vault.addr}/v1/sys/health`)).status === 200);
-    await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: vault.auditFile } });
-    return vault;
+    // Test files start their Vaults in parallel processes and may pick the same
+    // free port: the loser exits on bind, and tries another port.
+    for (let attempt = 1; ; attempt++) {
+      const vault = new TestVault(await freePortPair(), tempDir('vault'));
+      const { child, output } = launch(
+        join(TOOLS_BIN, 'vault'),
+        ['server', '-dev', `-dev-root-token-id=${vault.rootToken}`, `-dev-listen-address=127.0.0.1:${vault.port}`, '-dev-no-store-token'],
+        // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
+        { HOME: vault.home, VAULT_ADDR: vault.addr },
+      );
+      vault.child = child;
+      try {
+        // Answering to our own root token: it is our Vault, not another test's.
+        const ours = async () =>
+          (await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': vault.rootToken } })).ok;
+        await waitFor(`vault on ${vault.port}`, ours, 30_000, child);
+      } catch (err) {
+        await vault.stop();
+        if (attempt >= 5) throw new Error(`${(err as Error).message}\n${output()}`);
+        continue;
+      }
+      await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: vault.auditFile } });
+      return vault;
+    }
   }
 
   async stop(): Promise<void> {
@@ -56,7 +67,7 @@ export class TestVault {
   }
 
   /** One Vault API call with the root token; throws on an error status. */
-  async api(method: string, path: string, body?: unknown, token = ROOT_TOKEN): Promise<any> {
+  async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<any> {
     const response = await fetch(`${this.addr}/v1/${path}`, {
       method,
       headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },

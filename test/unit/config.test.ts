@@ -1,0 +1,80 @@
+import test from 'ava';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+const valid = {
+  VAULTGATE_OIDC_ISSUERS: 'https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc',
+  VAULTGATE_OIDC_AUDIENCES: 'ari:cloud:bitbucket::workspace/6b0c3e3a',
+  VAULT_ADDR: 'https://vault.internal:8200',
+  VAULT_TOKEN: 's.token',
+};
+
+/** The problems loadConfig reports for an environment it must refuse. */
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+test('defaults fill in what the documentation says', (t) => {
+  const config = loadConfig(valid);
+  t.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
+  t.deepEqual(config.oidc.algorithms, ['RS256']);
+  t.false(config.oidc.allowInsecureHttp);
+  t.is(config.policy.dir, './policies');
+  t.is(config.cache.ttlSeconds, 60);
+  t.is(config.cache.redis, undefined);
+  t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
+});
+
+test('lists are split on commas and trimmed', (t) => {
+  const config = loadConfig({ ...valid, VAULTGATE_OIDC_AUDIENCES: ' a , b,,c ', VAULTGATE_OIDC_ALGORITHMS: 'RS256,ES256' });
+  t.deepEqual(config.oidc.audiences, ['a', 'b', 'c']);
+  t.deepEqual(config.oidc.algorithms, ['RS256', 'ES256']);
+});
+
+test('AppRole login needs both ids and takes the mount', (t) => {
+  const { VAULT_TOKEN: _, ...rest } = valid;
+  const config = loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_APPROLE_MOUNT: 'ci/approle' });
+  t.deepEqual(config.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
+  t.deepEqual(problems({ ...rest, VAULT_ROLE_ID: 'r' }), ['VAULT_SECRET_ID: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID']);
+  t.regex(problems({ ...valid, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' })[0]!, /^VAULT_TOKEN: set either/);
+});
+
+test('every problem is reported at once, each naming its variable', (t) => {
+  const found = problems({ VAULTGATE_LISTEN: 'nope', VAULTGATE_CACHE_TTL: '-1' });
+  for (const name of ['VAULTGATE_LISTEN', 'VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR', 'VAULTGATE_CACHE_TTL']) {
+    t.true(found.some((p) => p.startsWith(`${name}: `)), `${name} in ${found.join(' | ')}`);
+  }
+});
+
+test('none and HMAC algorithms are refused', (t) => {
+  for (const alg of ['none', 'HS256']) {
+    t.regex(problems({ ...valid, VAULTGATE_OIDC_ALGORITHMS: alg })[0]!, /^VAULTGATE_OIDC_ALGORITHMS: .*never accepted/);
+  }
+});
+
+test('plain-http issuers need the explicit opt-in', (t) => {
+  const http = { ...valid, VAULTGATE_OIDC_ISSUERS: 'http://127.0.0.1:9000/oidc' };
+  t.regex(problems(http)[0]!, /^VAULTGATE_OIDC_ISSUERS: http:\/\/127\.0\.0\.1:9000\/oidc is not https/);
+  t.true(loadConfig({ ...http, VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true' }).oidc.allowInsecureHttp);
+});
+
+test('the Redis cache needs a 32-byte base64 key', (t) => {
+  t.regex(problems({ ...valid, REDIS_URL: 'redis://r:6379' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_URL/);
+  t.regex(problems({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: Buffer.alloc(16).toString('base64') })[0]!, /exactly 32 bytes/);
+  t.regex(problems({ ...valid, REDIS_URL: 'http://r', VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64') })[0]!, /^REDIS_URL: /);
+  const key = Buffer.alloc(32, 1);
+  t.deepEqual(loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis, { url: 'redis://r:6379', key });
+});
+
+test('empty variables count as unset', (t) => {
+  t.is(loadConfig({ ...valid, VAULTGATE_LISTEN: '', REDIS_URL: '' }).listen.port, 8080);
+});
+
+test('IPv6 listen addresses are accepted', (t) => {
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '[::1]:9000' }).listen, { host: '::1', port: 9000 });
+});

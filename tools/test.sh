@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`). On a fresh machine it provisions
+# everything the tests need (redis-server from Debian, Vault and OPA built from
+# their Go modules, the npm packages), then runs every test against those real
+# servers: unit tests, the Rego tests, and the HTTP tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test: installing redis-server from Debian's packages"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
+bash tools/build.sh
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npm run --silent typecheck
+npm run --silent build
+
+export PATH="$PWD/.tools/bin:$PATH"
+log=$(mktemp)
+status=0
+npx ava "$@" 2>&1 | tee "$log" || status=$?
+# One plain closing line that any CI reader understands.
+echo "tests: $(grep -c '✔' "$log" || true) passed, $(grep -c '✘' "$log" || true) failed"
+rm -f "$log"
+exit "$status"
