@@ -1,20 +1,18 @@
+import { VaultgateError } from '../errors.js';
+
 /** The policy could not be compiled or loaded; `detail` carries OPA's own message. */
-export class PolicyBuildError extends Error {
-  readonly code = 'ERR_POLICY_BUILD';
+export class PolicyBuildError extends VaultgateError {
   constructor(
     message: string,
     readonly detail?: string,
   ) {
-    super(detail ? `${message}\n${detail}` : message);
-    this.name = 'PolicyBuildError';
+    super('ERR_POLICY_BUILD', detail ? `${message}\n${detail}` : message);
   }
 }
 
 /** The policy answered something that is not a valid decision; the request fails with 500. */
-export class PolicyOutputError extends Error {
-  readonly code = 'ERR_POLICY_OUTPUT';
+export class PolicyOutputError extends VaultgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'PolicyOutputError';
+    super('ERR_POLICY_OUTPUT', message);
   }
 }

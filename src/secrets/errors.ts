@@ -1,29 +1,25 @@
+import { VaultgateError } from '../errors.js';
+
 /** Vault cannot answer now (down, sealed, slow, or vaultgate's login failed): 503, retry later. */
-export class VaultUnavailableError extends Error {
-  readonly code = 'ERR_VAULT_UNAVAILABLE';
+export class VaultUnavailableError extends VaultgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'VaultUnavailableError';
+    super('ERR_VAULT_UNAVAILABLE', message);
   }
 }
 
 /** The policy granted keys whose secret or field Vault does not have: 502 naming the keys. */
-export class SecretUnavailableError extends Error {
-  readonly code = 'ERR_SECRET_UNAVAILABLE';
+export class SecretUnavailableError extends VaultgateError {
   constructor(
     readonly keys: string[],
-    readonly reasons: string[],
+    reasons: string[],
   ) {
-    super(`secrets unavailable for ${keys.join(', ')}: ${reasons.join('; ')}`);
-    this.name = 'SecretUnavailableError';
+    super('ERR_SECRET_UNAVAILABLE', `secrets unavailable for ${keys.join(', ')}: ${reasons.join('; ')}`);
   }
 }
 
 /** A reference in the policy's decision is not `mount/path#field`: 500, the policy is at fault. */
-export class InvalidReferenceError extends Error {
-  readonly code = 'ERR_INVALID_REFERENCE';
+export class InvalidReferenceError extends VaultgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'InvalidReferenceError';
+    super('ERR_INVALID_REFERENCE', message);
   }
 }

@@ -38,6 +38,8 @@ type RawVault = ReturnType<typeof nodeVault>;
 export class VaultClient {
   private readonly vault: RawVault;
   private login: Promise<void> | undefined;
+  /** False until a login (or token check) succeeds, e.g. when Vault was down at start. */
+  private authenticated = false;
 
   constructor(private readonly options: VaultClientOptions) {
     const keepAlive = { keepAlive: true, maxSockets: 64 };
@@ -74,7 +76,7 @@ export class VaultClient {
    * Vault become VaultUnavailableError; other answers VaultResponseError.
    */
   async request(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<any> {
-    if (this.login) await this.login;
+    if (this.login || !this.authenticated) await this.authenticate();
     try {
       return await this.call(method, path, timeoutMs);
     } catch (err) {
@@ -113,9 +115,14 @@ export class VaultClient {
 
   private authenticate(): Promise<void> {
     // Concurrent requests that all hit a 403 share one login.
-    this.login ??= this.doAuthenticate().finally(() => {
-      this.login = undefined;
-    });
+    this.authenticated = false;
+    this.login ??= this.doAuthenticate()
+      .then(() => {
+        this.authenticated = true;
+      })
+      .finally(() => {
+        this.login = undefined;
+      });
     return this.login;
   }
 

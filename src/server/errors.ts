@@ -1,13 +1,12 @@
 import { TokenError } from '../auth/errors.js';
+import { VaultgateError } from '../errors.js';
 import { PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
 import { InvalidReferenceError, SecretUnavailableError, VaultUnavailableError } from '../secrets/errors.js';
 
 /** The policy said no. */
-export class ForbiddenError extends Error {
-  readonly code = 'ERR_FORBIDDEN';
+export class ForbiddenError extends VaultgateError {
   constructor() {
-    super('policy denied the step');
-    this.name = 'ForbiddenError';
+    super('ERR_FORBIDDEN', 'policy denied the step');
   }
 }
 
