@@ -1,15 +1,21 @@
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import { TokenError } from './errors.js';
+import { fetchJson } from './fetch-json.js';
+import { RemoteKeySet } from './remote-key-set.js';
 
 export interface IssuerKeysOptions {
   issuers: string[];
   allowInsecureHttp: boolean;
   /** Time allowed for one discovery or JWKS fetch. */
   timeoutMs?: number;
-  /** Minimum time between two JWKS refetches triggered by an unknown `kid`. */
+  /** Largest discovery document or JWKS accepted. */
+  maxBytes?: number;
+  /** Age after which a key set is fetched again. */
+  refreshMs?: number;
+  /** How long the last good key set keeps working while the issuer is unreachable. */
+  maxStaleMs?: number;
+  /** Least time between two refetches caused by an unknown `kid`. */
   cooldownMs?: number;
-  /** How long a fetched key set is trusted before it is fetched again. */
-  maxAgeMs?: number;
 }
 
 export interface IssuerKeys {
@@ -18,11 +24,18 @@ export interface IssuerKeys {
 }
 
 /**
- * One JWKS per trusted issuer, found through OIDC discovery and cached by jose
- * (which also rate-limits refetches on an unknown `kid`).
+ * One JWKS per trusted issuer, found through OIDC discovery. Only the
+ * discovered `jwks_uri` is ever a source of keys: `jku`, `x5u`, `jwk` and `x5c`
+ * token headers are never consulted (RFC 8725 §3.10).
  */
 export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
-  const timeoutMs = options.timeoutMs ?? 5000;
+  const limits = {
+    timeoutMs: options.timeoutMs ?? 5000,
+    maxBytes: options.maxBytes ?? 64 * 1024,
+    refreshMs: options.refreshMs ?? 10 * 60_000,
+    maxStaleMs: options.maxStaleMs ?? 24 * 3600_000,
+    cooldownMs: options.cooldownMs ?? 30_000,
+  };
   const trusted = new Set(options.issuers);
   const keySets = new Map<string, Promise<JWTVerifyGetKey>>();
 
@@ -35,28 +48,17 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
   async function discover(issuer: string): Promise<JWTVerifyGetKey> {
     const url = new URL(`${issuer}/.well-known/openid-configuration`);
     checkScheme(url, 'discovery document');
-    let document: unknown;
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      document = await response.json();
-    } catch (err) {
-      throw new TokenError('ERR_JWKS_DISCOVERY', `discovery of ${issuer} failed: ${(err as Error).message}`);
-    }
+    const document = await fetchJson(url, { ...limits, code: 'ERR_JWKS_DISCOVERY' });
     const { issuer: declared, jwks_uri: jwksUri } = (document ?? {}) as Record<string, unknown>;
     if (declared !== issuer) {
       throw new TokenError('ERR_JWKS_DISCOVERY', `discovery of ${issuer} names another issuer`);
     }
-    if (typeof jwksUri !== 'string') {
-      throw new TokenError('ERR_JWKS_DISCOVERY', `discovery of ${issuer} has no jwks_uri`);
+    if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri)) {
+      throw new TokenError('ERR_JWKS_DISCOVERY', `discovery of ${issuer} has no valid jwks_uri`);
     }
     const jwksUrl = new URL(jwksUri);
     checkScheme(jwksUrl, 'jwks_uri');
-    return createRemoteJWKSet(jwksUrl, {
-      timeoutDuration: timeoutMs,
-      cooldownDuration: options.cooldownMs ?? 30_000,
-      cacheMaxAge: options.maxAgeMs ?? 10 * 60_000,
-    });
+    return new RemoteKeySet(jwksUrl, limits).getKey;
   }
 
   return {

@@ -1,4 +1,4 @@
-import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import { z } from 'zod';
 import { TokenError } from './errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
@@ -22,37 +22,50 @@ export type StepClaims = z.infer<typeof claimsSchema> & JWTPayload;
 
 export interface VerifyOptions {
   keys: IssuerKeys;
-  audiences: string[];
-  algorithms: string[];
+  /** Per trusted issuer: the audiences and signature algorithms it may use. */
+  issuers: Array<{ issuer: string; audiences: string[]; algorithms: string[] }>;
   /** Seconds of clock skew allowed on exp, nbf and iat. */
   clockToleranceSeconds?: number;
+  /** Longest accepted `exp - iat`, in seconds (Bitbucket's tokens live about an hour). */
+  maxLifetimeSeconds?: number;
 }
+
+/** Longer `kid` values are refused before any key lookup. */
+export const MAX_KID_LENGTH = 256;
 
 export type TokenVerifier = (token: string) => Promise<StepClaims>;
 
 /** Builds the function that turns a compact JWT into verified step claims, or throws TokenError. */
 export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
   const tolerance = options.clockToleranceSeconds ?? 30;
+  const maxLifetime = options.maxLifetimeSeconds ?? 7200;
+  const settings = new Map(options.issuers.map((i) => [i.issuer, i]));
   return async (token) => {
     let unverified: JWTPayload;
+    let header: ProtectedHeaderParameters;
     try {
+      header = decodeProtectedHeader(token);
       unverified = decodeJwt(token);
     } catch (err) {
       throw new TokenError('ERR_TOKEN_MALFORMED', `token does not decode: ${(err as Error).message}`);
     }
+    // No extension this verifier would have to understand is acceptable (RFC 7515 §4.1.11).
+    if (header.crit !== undefined) throw new TokenError('ERR_JWS_CRIT', 'token header has crit');
+    if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > MAX_KID_LENGTH)) {
+      throw new TokenError('ERR_JWS_KID', 'token kid is not a string of reasonable length');
+    }
     // The issuer picks the key set, so it is checked against the allow-list
     // before anything is fetched on its behalf.
-    if (typeof unverified.iss !== 'string') {
-      throw new TokenError('ERR_JWT_ISSUER', 'token has no issuer');
-    }
-    const keys = await options.keys.forIssuer(unverified.iss);
+    const issuer = typeof unverified.iss === 'string' ? settings.get(unverified.iss) : undefined;
+    if (!issuer) throw new TokenError('ERR_JWT_ISSUER', 'issuer is not trusted');
+    const keys = await options.keys.forIssuer(issuer.issuer);
 
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
-        issuer: unverified.iss,
-        audience: options.audiences,
-        algorithms: options.algorithms,
+        issuer: issuer.issuer,
+        audience: issuer.audiences,
+        algorithms: issuer.algorithms,
         clockTolerance: tolerance,
         requiredClaims: ['exp', 'iat', ...REQUIRED_CLAIMS],
       }));
@@ -60,8 +73,12 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
       if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code, err.message);
       throw new TokenError('ERR_TOKEN_INVALID', (err as Error).message);
     }
-    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + tolerance) {
+    const { iat, exp } = payload as { iat: number; exp: number };
+    if (iat > Date.now() / 1000 + tolerance) {
       throw new TokenError('ERR_JWT_IAT', 'token was issued in the future');
+    }
+    if (exp - iat > maxLifetime) {
+      throw new TokenError('ERR_JWT_LIFETIME', `token lives ${exp - iat} s, longer than the ${maxLifetime} s allowed`);
     }
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) {

@@ -19,13 +19,32 @@ export type VaultAuth =
   | { method: 'token'; token: string }
   | { method: 'approle'; roleId: string; secretId: string; mount: string };
 
+/** What vaultgate accepts from one issuer. */
+export interface IssuerSettings {
+  issuer: string;
+  audiences: string[];
+  algorithms: string[];
+}
+
 export interface Config {
   listen: { host: string; port: number };
+  /** Serve HTTPS with this certificate and key (PEM files, reloaded when they change). */
+  tls: { certFile: string; keyFile: string } | undefined;
   oidc: {
-    issuers: string[];
-    audiences: string[];
-    algorithms: string[];
+    issuers: IssuerSettings[];
     allowInsecureHttp: boolean;
+    /** Longest accepted `exp - iat`, in seconds. */
+    maxLifetimeSeconds: number;
+    /** How long the last good JWKS keeps verifying tokens while the issuer cannot be reached. */
+    jwksMaxStaleSeconds: number;
+  };
+  limits: {
+    /** Uses of one step's token until it expires; 0: no limit. */
+    maxUsesPerStep: number;
+    /** Requests per minute per repository; 0: no limit. */
+    ratePerRepositoryPerMinute: number;
+    /** Requests handled at once; more get 503. */
+    maxConcurrent: number;
   };
   policy: { dir: string; opaPath: string };
   vault: {
@@ -33,6 +52,8 @@ export interface Config {
     namespace: string | undefined;
     auth: VaultAuth;
     timeoutMs: number;
+    caCertFile: string | undefined;
+    skipVerify: boolean;
   };
   cache: {
     ttlSeconds: number;
@@ -51,18 +72,33 @@ const bool = z
   .enum(['true', 'false', '1', '0', ''], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1');
 
-const seconds = (name: string, fallback: number, max: number) =>
+const whole = (fallback: number, min: number, max: number, unit = '') =>
   z
     .string()
     .default(String(fallback))
     .transform((v, ctx) => {
       const n = Number(v);
-      if (!/^\d+$/.test(v.trim()) || n > max) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be a whole number from 0 to ${max}` });
+      if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number${unit} from ${min} to ${max}` });
         return z.NEVER;
       }
       return n;
     });
+
+/** Splits `value` and `issuer=value` entries: the first apply to every issuer without entries of its own. */
+function perIssuer(entries: string[]): { all: string[]; byIssuer: Map<string, string[]> } {
+  const all: string[] = [];
+  const byIssuer = new Map<string, string[]>();
+  for (const entry of entries) {
+    const m = /^(https?:\/\/[^=]+)=(.+)$/.exec(entry);
+    if (!m) {
+      all.push(entry);
+      continue;
+    }
+    byIssuer.set(m[1]!, [...(byIssuer.get(m[1]!) ?? []), m[2]!.trim()]);
+  }
+  return { all, byIssuer };
+}
 
 const env = z.object({
   VAULTGATE_LISTEN: z
@@ -82,19 +118,21 @@ const env = z.object({
     .transform(list)
     .pipe(z.array(z.url({ message: 'each issuer must be an absolute URL' })).min(1, 'must name at least one issuer')),
   VAULTGATE_OIDC_AUDIENCES: z
-    .string({ message: 'required: set it to the comma-separated audiences to accept, e.g. ari:cloud:bitbucket::workspace/<workspace-uuid>' })
+    .string({ message: 'required: set it to the comma-separated audiences to accept (or issuer=audience pairs), e.g. ari:cloud:bitbucket::workspace/<workspace-uuid>' })
     .transform(list)
     .pipe(z.array(z.string()).min(1, 'must name at least one audience')),
-  VAULTGATE_OIDC_ALGORITHMS: z
-    .string()
-    .default('RS256')
-    .transform(list)
-    .pipe(
-      z
-        .array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `each algorithm must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HMAC are never accepted)` }))
-        .min(1, 'must name at least one algorithm'),
-    ),
+  VAULTGATE_OIDC_ALGORITHMS: z.string().default('RS256').transform(list),
   VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: bool.default(false),
+  VAULTGATE_TOKEN_MAX_LIFETIME: whole(7200, 60, 86400, ' of seconds'),
+  VAULTGATE_JWKS_MAX_STALE: whole(86400, 0, 30 * 86400, ' of seconds'),
+  VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
+  VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
+  VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
+  VAULTGATE_TLS_CERT: z.string().optional(),
+  VAULTGATE_TLS_KEY: z.string().optional(),
+  VAULT_CACERT: z.string().optional(),
+  VAULT_SKIP_VERIFY: bool.default(false),
+  VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
   VAULTGATE_POLICY_DIR: z.string().min(1).default('./policies'),
   VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
   VAULT_ADDR: z
@@ -105,20 +143,10 @@ const env = z.object({
   VAULT_SECRET_ID: z.string().optional(),
   VAULT_APPROLE_MOUNT: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a mount path such as approle').default('approle'),
   VAULT_NAMESPACE: z.string().optional(),
-  VAULTGATE_VAULT_TIMEOUT_MS: z
-    .string()
-    .default('5000')
-    .transform((v, ctx) => {
-      const n = Number(v);
-      if (!/^\d+$/.test(v.trim()) || n < 100 || n > 120000) {
-        ctx.addIssue({ code: 'custom', message: 'must be milliseconds from 100 to 120000' });
-        return z.NEVER;
-      }
-      return n;
-    }),
+  VAULTGATE_VAULT_TIMEOUT_MS: whole(5000, 100, 120_000, ' of milliseconds'),
   REDIS_URL: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
-  VAULTGATE_CACHE_TTL: seconds('VAULTGATE_CACHE_TTL', 60, 86400),
+  VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
   VAULTGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -142,6 +170,37 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         problems.push(`VAULTGATE_OIDC_ISSUERS: ${issuer} is not https; use the https issuer, or set VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true for a loopback test issuer`);
       }
     }
+  }
+
+  const audiences = perIssuer(e.VAULTGATE_OIDC_AUDIENCES);
+  const algorithms = perIssuer(e.VAULTGATE_OIDC_ALGORITHMS);
+  for (const [name, entries] of [['VAULTGATE_OIDC_AUDIENCES', audiences], ['VAULTGATE_OIDC_ALGORITHMS', algorithms]] as const) {
+    for (const issuer of entries.byIssuer.keys()) {
+      if (!e.VAULTGATE_OIDC_ISSUERS.includes(issuer)) {
+        problems.push(`${name}: ${issuer} is not one of VAULTGATE_OIDC_ISSUERS; list it there or remove its entries`);
+      }
+    }
+  }
+  const issuers = e.VAULTGATE_OIDC_ISSUERS.map((issuer) => ({
+    issuer,
+    audiences: audiences.byIssuer.get(issuer) ?? audiences.all,
+    algorithms: algorithms.byIssuer.get(issuer) ?? algorithms.all,
+  }));
+  for (const { issuer, audiences: auds, algorithms: algs } of issuers) {
+    if (auds.length === 0) problems.push(`VAULTGATE_OIDC_AUDIENCES: no audience for ${issuer}; add one, or an ${issuer}=<audience> entry`);
+    if (algs.length === 0) problems.push(`VAULTGATE_OIDC_ALGORITHMS: no algorithm for ${issuer}; add one such as RS256`);
+    for (const alg of algs) {
+      if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
+        problems.push(`VAULTGATE_OIDC_ALGORITHMS: ${alg} is not one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HMAC are never accepted)`);
+      }
+    }
+  }
+
+  if (Boolean(e.VAULTGATE_TLS_CERT) !== Boolean(e.VAULTGATE_TLS_KEY)) {
+    problems.push(`${e.VAULTGATE_TLS_CERT ? 'VAULTGATE_TLS_KEY' : 'VAULTGATE_TLS_CERT'}: HTTPS needs both VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY (PEM file paths)`);
+  }
+  if (e.VAULT_SKIP_VERIFY && !e.VAULTGATE_ALLOW_VAULT_SKIP_VERIFY) {
+    problems.push('VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault\'s CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it');
   }
 
   let auth: VaultAuth | undefined;
@@ -178,12 +237,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     listen: e.VAULTGATE_LISTEN,
+    tls: e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY } : undefined,
     oidc: {
       // Compared to `iss` byte for byte, as OIDC requires: no normalising.
-      issuers: e.VAULTGATE_OIDC_ISSUERS,
-      audiences: e.VAULTGATE_OIDC_AUDIENCES,
-      algorithms: e.VAULTGATE_OIDC_ALGORITHMS,
+      issuers,
       allowInsecureHttp: e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP,
+      maxLifetimeSeconds: e.VAULTGATE_TOKEN_MAX_LIFETIME,
+      jwksMaxStaleSeconds: e.VAULTGATE_JWKS_MAX_STALE,
+    },
+    limits: {
+      maxUsesPerStep: e.VAULTGATE_MAX_USES_PER_STEP,
+      ratePerRepositoryPerMinute: e.VAULTGATE_RATE_LIMIT_PER_REPO,
+      maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
     },
     policy: { dir: e.VAULTGATE_POLICY_DIR, opaPath: e.VAULTGATE_OPA_PATH },
     vault: {
@@ -191,6 +256,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       namespace: e.VAULT_NAMESPACE,
       auth,
       timeoutMs: e.VAULTGATE_VAULT_TIMEOUT_MS,
+      caCertFile: e.VAULT_CACERT,
+      skipVerify: e.VAULT_SKIP_VERIFY,
     },
     cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, redis },
     logLevel: e.VAULTGATE_LOG_LEVEL,

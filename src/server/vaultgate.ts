@@ -69,9 +69,13 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   });
 
   const verifyToken = createTokenVerifier({
-    keys: createIssuerKeys({ issuers: config.oidc.issuers, allowInsecureHttp: config.oidc.allowInsecureHttp }),
-    audiences: config.oidc.audiences,
-    algorithms: config.oidc.algorithms,
+    keys: createIssuerKeys({
+      issuers: config.oidc.issuers.map((i) => i.issuer),
+      allowInsecureHttp: config.oidc.allowInsecureHttp,
+      maxStaleMs: config.oidc.jwksMaxStaleSeconds * 1000,
+    }),
+    issuers: config.oidc.issuers,
+    maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,
   });
 
   const readiness = async (): Promise<Readiness> => {

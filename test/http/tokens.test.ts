@@ -1,5 +1,5 @@
 import test from 'ava';
-import { base64url, generateKeyPair, SignJWT } from 'jose';
+import { base64url, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AUDIENCE, TestIssuer } from '../helpers/issuer.js';
 import { findLeaks, gatewayEnv, PAYMENTS, seedVault, startGateway, type Gateway } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
@@ -64,6 +64,24 @@ const cases: Record<string, [reason: string, build: () => Promise<string | undef
   }],
   'a missing stepUuid claim': ['ERR_JWT_CLAIM_VALIDATION_FAILED', async () => `Bearer ${await issuer.mint(PAYMENTS, { claims: { stepUuid: undefined } })}`],
   'a repositoryUuid that is not a string': ['ERR_JWT_CLAIM_TYPE', async () => `Bearer ${await issuer.mint(PAYMENTS, { claims: { repositoryUuid: 42 } })}`],
+  'a crit header': ['ERR_JWS_CRIT', async () => {
+    // crit is refused before any key is looked at, so any key will do here.
+    const { privateKey } = await generateKeyPair('RS256');
+    const signed = await new SignJWT(validClaims())
+      .setProtectedHeader({ alg: 'RS256', kid: issuer.kid, crit: ['x-vaultgate'], 'x-vaultgate': 1 })
+      .sign(privateKey, { crit: { 'x-vaultgate': true } });
+    return `Bearer ${signed}`;
+  }],
+  'a kid over 256 characters': ['ERR_JWS_KID', async () => `Bearer ${await issuer.mint(PAYMENTS, { header: { kid: 'k'.repeat(257) } })}`],
+  'a lifetime over the 2 h maximum': ['ERR_JWT_LIFETIME', async () => `Bearer ${await issuer.mint(PAYMENTS, { expiresIn: 3 * 3600 })}`],
+  'an embedded jwk header carrying the attacker key': ['ERR_JWS_SIGNATURE_VERIFICATION_FAILED', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    return `Bearer ${await issuer.mint(PAYMENTS, { key: privateKey, header: { kid: issuer.kid, jwk: await exportJWK(publicKey) } })}`;
+  }],
+  'a jku header naming another key set': ['ERR_JWKS_NO_MATCHING_KEY', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    return `Bearer ${await issuer.mint(PAYMENTS, { key: privateKey, header: { kid: 'attacker', jku: `${foreign.url}/jwks`, x5u: `${foreign.url}/x5u` } })}`;
+  }],
   'a token over 8 KiB': ['ERR_TOKEN_TOO_LARGE', async () => `Bearer ${await issuer.mint(PAYMENTS, { claims: { padding: 'x'.repeat(9000) } })}`],
 };
 

@@ -22,7 +22,10 @@ function problems(env: Record<string, string>): string[] {
 test('defaults fill in what the documentation says', (t) => {
   const config = loadConfig(valid);
   t.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
-  t.deepEqual(config.oidc.algorithms, ['RS256']);
+  t.deepEqual(config.oidc.issuers, [{ issuer: valid.VAULTGATE_OIDC_ISSUERS, audiences: [valid.VAULTGATE_OIDC_AUDIENCES], algorithms: ['RS256'] }]);
+  t.is(config.oidc.maxLifetimeSeconds, 7200);
+  t.deepEqual(config.limits, { maxUsesPerStep: 0, ratePerRepositoryPerMinute: 600, maxConcurrent: 256 });
+  t.is(config.tls, undefined);
   t.false(config.oidc.allowInsecureHttp);
   t.is(config.policy.dir, './policies');
   t.is(config.cache.ttlSeconds, 60);
@@ -32,8 +35,35 @@ test('defaults fill in what the documentation says', (t) => {
 
 test('lists are split on commas and trimmed', (t) => {
   const config = loadConfig({ ...valid, VAULTGATE_OIDC_AUDIENCES: ' a , b,,c ', VAULTGATE_OIDC_ALGORITHMS: 'RS256,ES256' });
-  t.deepEqual(config.oidc.audiences, ['a', 'b', 'c']);
-  t.deepEqual(config.oidc.algorithms, ['RS256', 'ES256']);
+  t.deepEqual(config.oidc.issuers[0]!.audiences, ['a', 'b', 'c']);
+  t.deepEqual(config.oidc.issuers[0]!.algorithms, ['RS256', 'ES256']);
+});
+
+test('audiences and algorithms can be set per issuer with issuer=value entries', (t) => {
+  const a = 'https://a.example/oidc';
+  const b = 'https://b.example/oidc';
+  const config = loadConfig({
+    ...valid,
+    VAULTGATE_OIDC_ISSUERS: `${a},${b}`,
+    VAULTGATE_OIDC_AUDIENCES: `shared,${b}=only-b`,
+    VAULTGATE_OIDC_ALGORITHMS: `RS256,${b}=ES256`,
+  });
+  t.deepEqual(config.oidc.issuers, [
+    { issuer: a, audiences: ['shared'], algorithms: ['RS256'] },
+    { issuer: b, audiences: ['only-b'], algorithms: ['ES256'] },
+  ]);
+  t.regex(problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: 'https://stranger.example=x' }).join('\n'), /VAULTGATE_OIDC_AUDIENCES: https:\/\/stranger\.example is not one of VAULTGATE_OIDC_ISSUERS/);
+  t.regex(problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: `${a}=x` }).join('\n'), /VAULTGATE_OIDC_AUDIENCES: no audience for https:\/\/api\.bitbucket\.org/);
+});
+
+test('turning off Vault certificate checks needs an explicit second switch', (t) => {
+  t.regex(problems({ ...valid, VAULT_SKIP_VERIFY: 'true' })[0]!, /^VAULT_SKIP_VERIFY: .*VAULT_CACERT/);
+  t.true(loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).vault.skipVerify);
+});
+
+test('HTTPS needs both a certificate and a key', (t) => {
+  t.regex(problems({ ...valid, VAULTGATE_TLS_CERT: '/c.pem' })[0]!, /^VAULTGATE_TLS_KEY: /);
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_TLS_CERT: '/c.pem', VAULTGATE_TLS_KEY: '/k.pem' }).tls, { certFile: '/c.pem', keyFile: '/k.pem' });
 });
 
 test('AppRole login needs both ids and takes the mount', (t) => {
@@ -53,7 +83,7 @@ test('every problem is reported at once, each naming its variable', (t) => {
 
 test('none and HMAC algorithms are refused', (t) => {
   for (const alg of ['none', 'HS256']) {
-    t.regex(problems({ ...valid, VAULTGATE_OIDC_ALGORITHMS: alg })[0]!, /^VAULTGATE_OIDC_ALGORITHMS: .*never accepted/);
+    t.regex(problems({ ...valid, VAULTGATE_OIDC_ALGORITHMS: alg }).join('\n'), /VAULTGATE_OIDC_ALGORITHMS: .*never accepted/);
   }
 });
 

@@ -1,0 +1,79 @@
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { TokenError } from './errors.js';
+import { fetchJson } from './fetch-json.js';
+
+export interface RemoteKeySetOptions {
+  timeoutMs: number;
+  maxBytes: number;
+  /** Age after which the key set is fetched again (rotation is picked up then). */
+  refreshMs: number;
+  /** While fetching fails, the last good set keeps verifying until it is this old. */
+  maxStaleMs: number;
+  /** Least time between two fetches caused by an unknown `kid`. */
+  cooldownMs: number;
+}
+
+interface Fetched {
+  keys: JWTVerifyGetKey;
+  at: number;
+}
+
+/**
+ * An issuer's JWKS. Written here rather than taken from jose's
+ * createRemoteJWKSet because that one fails every verification as soon as a
+ * refetch fails: vaultgate must keep verifying with the last good keys through
+ * an issuer outage (up to maxStaleMs), while still picking up rotated keys.
+ */
+export class RemoteKeySet {
+  private current: Fetched | undefined;
+  private inFlight: Promise<Fetched> | undefined;
+  private lastFetch = 0;
+  /** Fetches made, for metrics and tests. */
+  fetches = 0;
+
+  constructor(
+    private readonly url: URL,
+    private readonly options: RemoteKeySetOptions,
+  ) {}
+
+  /** A jose key resolver backed by this set. */
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    let set = this.current;
+    const now = Date.now();
+    if (!set) {
+      set = await this.fetch();
+    } else if (now - set.at > this.options.refreshMs) {
+      set = await this.fetch().catch((err: Error) => {
+        if (Date.now() - set!.at > this.options.maxStaleMs) throw err;
+        return set!;
+      });
+    }
+    try {
+      return await set.keys(header, token);
+    } catch (err) {
+      // An unknown kid may be a freshly rotated key: look once, then not again before the cooldown.
+      if (err instanceof joseErrors.JWKSNoMatchingKey && Date.now() - this.lastFetch >= this.options.cooldownMs) {
+        const fresh = await this.fetch().catch(() => undefined);
+        if (fresh) return fresh.keys(header, token);
+      }
+      throw err;
+    }
+  };
+
+  private fetch(): Promise<Fetched> {
+    this.inFlight ??= (async () => {
+      this.lastFetch = Date.now();
+      this.fetches++;
+      try {
+        const body = await fetchJson(this.url, { ...this.options, code: 'ERR_JWKS_FETCH' });
+        const jwks = body as JSONWebKeySet;
+        if (!jwks || !Array.isArray(jwks.keys)) throw new TokenError('ERR_JWKS_INVALID', `${this.url.href} is not a JSON Web Key Set`);
+        this.current = { keys: createLocalJWKSet(jwks), at: Date.now() };
+        return this.current;
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+}
