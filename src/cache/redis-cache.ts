@@ -1,13 +1,12 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { CacheEntry, SecretCache } from './cache.js';
 import { seal, unseal } from './seal.js';
 
 export interface RedisCacheOptions {
-  url: string;
+  /** A client from createRedisClient: fails fast while Redis is away. */
+  redis: Redis;
   /** 32-byte AES key; values are sealed before they leave the process. */
   key: Buffer;
-  /** A Redis call slower than this counts as a miss. */
-  timeoutMs?: number;
   /** Told about every failure the cache swallows (for logs and counters). */
   onError: (operation: string, err: Error) => void;
 }
@@ -17,19 +16,7 @@ export class RedisCache<V> implements SecretCache<V> {
   private readonly redis: Redis;
 
   constructor(private readonly options: RedisCacheOptions) {
-    const timeout = options.timeoutMs ?? 250;
-    this.redis = new Redis(options.url, {
-      // Fail at once while disconnected instead of queueing: a request must not
-      // wait for Redis to come back when Vault can answer.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: timeout,
-      connectTimeout: Math.max(timeout, 1000),
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      lazyConnect: false,
-    });
-    // Connection errors also surface on each command; this keeps them from being unhandled.
-    this.redis.on('error', (err: Error) => options.onError('connection', err));
+    this.redis = options.redis;
   }
 
   async getMany(keys: string[]): Promise<Array<V | undefined>> {
@@ -71,6 +58,6 @@ export class RedisCache<V> implements SecretCache<V> {
   }
 
   async close(): Promise<void> {
-    this.redis.disconnect();
+    // The connection belongs to whoever created it.
   }
 }

@@ -10,6 +10,10 @@ export interface VaultClientOptions {
   namespace?: string | undefined;
   auth: VaultAuth;
   timeoutMs: number;
+  /** PEM of the CA that signed Vault's certificate (VAULT_CACERT). */
+  caCert?: Buffer | undefined;
+  /** Accept any certificate from Vault; the configuration allows it only when asked twice. */
+  skipVerify?: boolean;
   logger: Logger;
 }
 
@@ -54,7 +58,11 @@ export class VaultClient {
       requestOptions: {
         timeout: options.timeoutMs,
         httpAgent: new HttpAgent(keepAlive),
-        httpsAgent: new HttpsAgent(keepAlive),
+        httpsAgent: new HttpsAgent({
+          ...keepAlive,
+          ...(options.caCert ? { ca: options.caCert } : {}),
+          rejectUnauthorized: !options.skipVerify,
+        }),
       },
     } as Parameters<typeof nodeVault>[0]);
     this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));

@@ -1,7 +1,8 @@
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import type { Logger } from '../log/logger.js';
 import { audited } from './audit.js';
+import { OverloadedError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { healthHandler, readyHandler, type Readiness } from './routes/health.js';
 import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
@@ -10,13 +11,29 @@ export interface AppDeps extends SecretsRouteDeps {
   logger: Logger;
   metrics: Metrics;
   readiness: () => Promise<Readiness>;
+  /** Secret requests handled at once; more are refused at once with 503 rather than queued. */
+  maxConcurrent: number;
+}
+
+/** Caps requests in flight. By hand: a counter, which no package does better. */
+function concurrencyCap(max: number): Middleware {
+  let inFlight = 0;
+  return async (_ctx, next) => {
+    if (inFlight >= max) throw new OverloadedError();
+    inFlight++;
+    try {
+      await next();
+    } finally {
+      inFlight--;
+    }
+  };
 }
 
 /** The HTTP surface: /secrets for runners, /healthz and /readyz for orchestrators, /metrics for Prometheus. */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   const router = new Router();
-  const secrets = [audited(deps.logger, deps.metrics), secretsHandler(deps)] as const;
+  const secrets = [audited(deps.logger, deps.metrics), concurrencyCap(deps.maxConcurrent), secretsHandler(deps)] as const;
   router.get('/secrets', ...secrets);
   router.post('/secrets', ...secrets);
   router.get('/healthz', healthHandler());

@@ -1,5 +1,6 @@
 import { TokenError } from '../auth/errors.js';
 import { VaultgateError } from '../errors.js';
+import { RateLimitedError } from '../limits/errors.js';
 import { PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
 import { InvalidReferenceError, SecretUnavailableError, VaultUnavailableError } from '../secrets/errors.js';
 
@@ -7,6 +8,13 @@ import { InvalidReferenceError, SecretUnavailableError, VaultUnavailableError } 
 export class ForbiddenError extends VaultgateError {
   constructor() {
     super('ERR_FORBIDDEN', 'policy denied the step');
+  }
+}
+
+/** More requests are in flight than VAULTGATE_MAX_CONCURRENT allows. */
+export class OverloadedError extends VaultgateError {
+  constructor() {
+    super('ERR_OVERLOADED', 'too many requests in flight');
   }
 }
 
@@ -33,6 +41,17 @@ export function toErrorResponse(err: unknown): ErrorResponse {
       headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
       reason: err.code,
     };
+  }
+  if (err instanceof RateLimitedError) {
+    return {
+      status: 429,
+      body: { error: 'rate_limited' },
+      headers: { 'Retry-After': String(err.retryAfterSeconds) },
+      reason: err.code,
+    };
+  }
+  if (err instanceof OverloadedError) {
+    return { status: 503, body: { error: 'overloaded' }, headers: { 'Retry-After': '1' }, reason: err.code };
   }
   if (err instanceof ForbiddenError) return { status: 403, body: { error: 'forbidden' }, reason: err.code };
   if (err instanceof SecretUnavailableError) {

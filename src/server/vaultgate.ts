@@ -1,11 +1,14 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Redis } from 'ioredis';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
 import { createTokenVerifier } from '../auth/verify-token.js';
 import type { SecretCache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/memory-cache.js';
 import { RedisCache } from '../cache/redis-cache.js';
+import { createRedisClient } from '../cache/redis-client.js';
 import type { Config } from '../config/config.js';
+import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
 import { loadBundle } from '../policy/bundle.js';
 import { Policy } from '../policy/policy.js';
@@ -14,6 +17,7 @@ import type { SecretRecord } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
 import { createApp } from './app.js';
+import { listen } from './listen.js';
 import { createMetrics } from './metrics.js';
 import type { Readiness } from './routes/health.js';
 
@@ -39,6 +43,8 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     namespace: config.vault.namespace,
     auth: config.vault.auth,
     timeoutMs: config.vault.timeoutMs,
+    caCert: config.vault.caCertFile ? readFileSync(config.vault.caCertFile) : undefined,
+    skipVerify: config.vault.skipVerify,
     logger,
   });
   try {
@@ -49,16 +55,18 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
 
-  const cache: SecretCache<SecretRecord> = config.cache.redis
-    ? new RedisCache<SecretRecord>({
-        url: config.cache.redis.url,
-        key: config.cache.redis.key,
-        onError: (operation, err) => {
-          metrics.cacheErrors.inc({ operation });
-          logger.warn({ operation, error: err.message }, 'redis cache bypassed');
-        },
-      })
-    : new MemoryCache<SecretRecord>();
+  const bypassed = (operation: string, err: Error) => {
+    metrics.cacheErrors.inc({ operation });
+    logger.warn({ operation, error: err.message }, 'redis bypassed');
+  };
+  let redis: Redis | undefined;
+  let cache: SecretCache<SecretRecord>;
+  if (config.cache.redis) {
+    redis = createRedisClient({ url: config.cache.redis.url, onError: (err) => bypassed('connection', err) });
+    cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed });
+  } else {
+    cache = new MemoryCache<SecretRecord>();
+  }
 
   const resolver = new SecretResolver({
     store: new VaultSecretStore(vault),
@@ -78,43 +86,45 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,
   });
 
+  const limits = new Limits({ ...config.limits, redis });
+
   const readiness = async (): Promise<Readiness> => {
     const checks: Record<string, string> = { policy: `ok (${policy.revision.slice(0, 12)})` };
-    const [vaultHealth, redis] = await Promise.all([
+    const [vaultHealth, redisState] = await Promise.all([
       vault.health(),
-      config.cache.redis
-        ? withTimeout(cache.ping(), 1000).then(
+      redis
+        ? withTimeout(redis.ping(), 1000).then(
             () => 'ok',
             (err: Error) => `unreachable: ${err.message}`,
           )
         : Promise.resolve('not configured (in-memory cache)'),
     ]);
     checks.vault = vaultHealth.detail;
-    checks.redis = redis;
-    return { ready: vaultHealth.ok && (redis === 'ok' || !config.cache.redis), checks };
+    checks.redis = redisState;
+    return { ready: vaultHealth.ok && (redisState === 'ok' || !redis), checks };
   };
 
-  const app = createApp({ verifyToken, policy: () => policy, resolver, logger, metrics, readiness });
-  const server = createServer(app.callback());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => resolve());
+  const app = createApp({
+    verifyToken,
+    limits,
+    policy: () => policy,
+    resolver,
+    logger,
+    metrics,
+    readiness,
+    maxConcurrent: config.limits.maxConcurrent,
   });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
-  logger.info({ url }, 'vaultgate listening');
+  const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
+  logger.info({ url: listening.url }, 'vaultgate listening');
 
   return {
-    server,
-    url,
+    server: listening.server,
+    url: listening.url,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await listening.close();
       vault.stop();
       await cache.close();
+      redis?.disconnect();
     },
   };
 }

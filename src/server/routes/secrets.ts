@@ -2,6 +2,7 @@ import getRawBody from 'raw-body';
 import type { Context } from 'koa';
 import { extractBearerToken } from '../../auth/bearer.js';
 import type { TokenVerifier } from '../../auth/verify-token.js';
+import type { Limits } from '../../limits/limits.js';
 import type { Policy } from '../../policy/policy.js';
 import type { SecretResolver } from '../../secrets/resolve-secrets.js';
 import type { AuditRecord } from '../audit.js';
@@ -12,6 +13,7 @@ export const MAX_BODY_BYTES = 16 * 1024;
 
 export interface SecretsRouteDeps {
   verifyToken: TokenVerifier;
+  limits: Limits;
   policy: () => Policy;
   resolver: SecretResolver;
 }
@@ -26,6 +28,7 @@ export function secretsHandler(deps: SecretsRouteDeps) {
     }
     const claims = await deps.verifyToken(extractBearerToken(ctx.get('authorization') || undefined));
     audit.claims(claims);
+    await deps.limits.check(claims);
 
     const decision = deps.policy().decide({
       claims,

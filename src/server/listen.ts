@@ -1,0 +1,74 @@
+import { watchFile, unwatchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log/logger.js';
+
+/** Node's HTTP limits, set for a service that answers small requests fast. */
+export const SERVER_LIMITS: ServerOptions = {
+  // Runners send one Authorization header; 16 KiB leaves room and refuses floods (431).
+  maxHeaderSize: 16 * 1024,
+  // Slow clients may not hold a connection: headers within 10 s, the whole request within 30 s.
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  // How often Node checks those timeouts (its default, 30 s, would make them meaningless).
+  connectionsCheckingInterval: 1_000,
+};
+
+export interface Listening {
+  server: Server | HttpsServer;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string } | undefined;
+  logger: Logger;
+}
+
+/** Serves the app over HTTP, or HTTPS with a certificate reloaded whenever its files change. */
+export async function listen(handler: RequestListener, options: ListenOptions): Promise<Listening> {
+  const { tls, logger } = options;
+  const readPair = async () => (tls ? { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) } : undefined);
+  const pair = await readPair();
+  const server = pair ? createHttpsServer({ ...SERVER_LIMITS, ...pair }, handler) : createHttpServer(SERVER_LIMITS, handler);
+
+  const reload = () => {
+    readPair().then(
+      (next) => {
+        (server as HttpsServer).setSecureContext(next!);
+        logger.info({ certFile: tls!.certFile }, 'tls certificate reloaded');
+      },
+      (err: Error) => logger.error({ error: err.message }, 'tls certificate reload failed; keeping the current one'),
+    );
+  };
+  if (tls) {
+    // Polling, because certificate managers replace files by renaming (and Kubernetes by symlink swaps).
+    watchFile(tls.certFile, { interval: 2000 }, reload);
+    watchFile(tls.keyFile, { interval: 2000 }, reload);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    server,
+    url: `${tls ? 'https' : 'http'}://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (tls) {
+          unwatchFile(tls.certFile, reload);
+          unwatchFile(tls.keyFile, reload);
+        }
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
