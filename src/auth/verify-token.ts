@@ -70,6 +70,7 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
         requiredClaims: ['exp', 'iat', ...REQUIRED_CLAIMS],
       }));
     } catch (err) {
+      if (err instanceof TokenError) throw err;
       if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code, err.message);
       throw new TokenError('ERR_TOKEN_INVALID', (err as Error).message);
     }

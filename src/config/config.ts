@@ -37,6 +37,8 @@ export interface Config {
     maxLifetimeSeconds: number;
     /** How long the last good JWKS keeps verifying tokens while the issuer cannot be reached. */
     jwksMaxStaleSeconds: number;
+    /** Age after which a JWKS is fetched again. */
+    jwksRefreshSeconds: number;
   };
   limits: {
     /** Uses of one step's token until it expires; 0: no limit. */
@@ -125,6 +127,7 @@ const env = z.object({
   VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: bool.default(false),
   VAULTGATE_TOKEN_MAX_LIFETIME: whole(7200, 60, 86400, ' of seconds'),
   VAULTGATE_JWKS_MAX_STALE: whole(86400, 0, 30 * 86400, ' of seconds'),
+  VAULTGATE_JWKS_REFRESH: whole(600, 1, 86400, ' of seconds'),
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
   VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
@@ -244,6 +247,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       allowInsecureHttp: e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP,
       maxLifetimeSeconds: e.VAULTGATE_TOKEN_MAX_LIFETIME,
       jwksMaxStaleSeconds: e.VAULTGATE_JWKS_MAX_STALE,
+      jwksRefreshSeconds: e.VAULTGATE_JWKS_REFRESH,
     },
     limits: {
       maxUsesPerStep: e.VAULTGATE_MAX_USES_PER_STEP,

@@ -81,6 +81,9 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
       issuers: config.oidc.issuers.map((i) => i.issuer),
       allowInsecureHttp: config.oidc.allowInsecureHttp,
       maxStaleMs: config.oidc.jwksMaxStaleSeconds * 1000,
+      refreshMs: config.oidc.jwksRefreshSeconds * 1000,
+      // An unknown kid refetches at most every 30 s, or as often as the refresh when that is shorter.
+      cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
     }),
     issuers: config.oidc.issuers,
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,

@@ -16,6 +16,8 @@ export const LEGACY = '{aaaaaaaa-0000-4000-8000-00000000000a}';
 export const TYPED = '{bbbbbbbb-0000-4000-8000-00000000000b}';
 export const BROKEN = '{cccccccc-0000-4000-8000-00000000000c}';
 export const DYNAMIC = '{eeeeeeee-0000-4000-8000-00000000000e}';
+export const BAD_NAME = '{ffffffff-0000-4000-8000-0000000000f1}';
+export const BAD_REFERENCE = '{ffffffff-0000-4000-8000-0000000000f2}';
 export const UNLISTED = '{dddddddd-0000-4000-8000-00000000000d}';
 
 /** Every value seeded into Vault: none may ever appear in a log line or an error body. */
@@ -65,6 +67,9 @@ export function policyDir(): string {
       name: 'acme/dynamic',
       secrets: { REDIS_USER: 'database/creds/ci#username', REDIS_PASSWORD: 'database/creds/ci#password' },
     },
+    // The shipped policy passes data.json's names through: these make it break the decision contract.
+    [BAD_NAME]: { name: 'acme/bad-name', secrets: { 'NOT-AN-ENV-NAME': 'kv/ci/shared#npm_token' } },
+    [BAD_REFERENCE]: { name: 'acme/bad-reference', secrets: { NPM_TOKEN: 'kv/ci/shared' } },
     [BROKEN]: {
       name: 'acme/broken',
       secrets: {

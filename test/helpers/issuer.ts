@@ -26,9 +26,11 @@ const ISSUER_PATH = '/workspaces/acme/pipelines-config/identity/oidc';
  * RS256 keys from jose, tokens with Bitbucket's claim shapes.
  */
 export class TestIssuer {
-  readonly kid = `test-key-${++counter}`;
   private jwks: { keys: JWK[] } = { keys: [] };
   jwksFetches = 0;
+  /** While true, discovery and JWKS answer 503, as an issuer in an outage would. */
+  down = false;
+  kid = `test-key-${++counter}`;
 
   private constructor(
     private readonly server: Server,
@@ -40,6 +42,10 @@ export class TestIssuer {
     let issuer: TestIssuer | undefined;
     const server = createServer((req, res) => {
       const path = new URL(req.url ?? '/', issuer!.url).pathname;
+      if (issuer!.down) {
+        res.writeHead(503).end();
+        return;
+      }
       const body =
         path === `${ISSUER_PATH}/.well-known/openid-configuration`
           ? { issuer: issuer!.url, jwks_uri: `${issuer!.url}/jwks`, id_token_signing_alg_values_supported: ['RS256'] }
@@ -55,6 +61,16 @@ export class TestIssuer {
     issuer = new TestIssuer(server, `http://127.0.0.1:${port}${ISSUER_PATH}`, privateKey);
     issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg: 'RS256', use: 'sig' }] };
     return issuer;
+  }
+
+  /** Replaces the signing key: the JWKS then holds only the new one. Returns the old key and its kid. */
+  async rotate(): Promise<{ key: CryptoKey; kid: string }> {
+    const old = { key: this.privateKey, kid: this.kid };
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    this.privateKey = privateKey;
+    this.kid = `test-key-${++counter}`;
+    this.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: this.kid, alg: 'RS256', use: 'sig' }] };
+    return old;
   }
 
   /** The public key as PEM-free JWK, e.g. to attempt an HMAC-with-public-key token. */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
-  BROKEN, findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, TYPED, UNLISTED, WEB,
+  BAD_NAME, BAD_REFERENCE, BROKEN, findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, TYPED, UNLISTED, WEB,
   type Gateway,
 } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
@@ -96,6 +96,18 @@ test('a granted field or path missing in Vault fails the whole request with 502 
   const { response, body } = await call(BROKEN);
   t.is(response.status, 502);
   t.deepEqual(body, { error: 'secret_unavailable', keys: ['NO_SUCH_FIELD', 'NO_SUCH_PATH'] });
+});
+
+test('a decision with a bad key name or reference is a 500 for that request only, and logged', async (t) => {
+  for (const repository of [BAD_NAME, BAD_REFERENCE]) {
+    const { response, body } = await call(repository);
+    t.is(response.status, 500);
+    t.deepEqual(body, { error: 'policy_error' });
+    const line = gateway.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'));
+    t.regex(line.reason, /^ERR_(POLICY_OUTPUT|INVALID_REFERENCE)$/);
+    t.is(line.level, 'error');
+  }
+  t.is((await call(WEB)).response.status, 200, 'other requests are unaffected');
 });
 
 test('a second request for the same secrets is served from the cache without reading Vault', async (t) => {

@@ -1,0 +1,56 @@
+import test from 'ava';
+import { generateKeyPair } from 'jose';
+import { TestIssuer } from '../helpers/issuer.js';
+import { gatewayEnv, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { TestVault } from '../helpers/vault.js';
+
+// The issuer goes down and rotates its keys on the way: these tests run in order.
+let vault: TestVault;
+let issuer: TestIssuer;
+let gateway: Gateway;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.before(async () => {
+  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+  // Keys are refetched after 1 s and kept through an outage for 4 s.
+  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_JWKS_REFRESH: '1', VAULTGATE_JWKS_MAX_STALE: '4' }));
+});
+
+test.after.always(async () => {
+  await gateway?.close();
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+const status = async (token: string) => (await gateway.get(token)).status;
+const reasonOf = (response: Response) =>
+  gateway.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason;
+
+test.serial('with the JWKS endpoint down, known keys keep working up to the configured age, unknown kids get 401', async (t) => {
+  t.is(await status(await issuer.mint(WEB)), 200);
+  issuer.down = true;
+  try {
+    await sleep(1500); // past the refresh age: the refetch fails, the last good keys serve
+    t.is(await status(await issuer.mint(WEB)), 200);
+    const { privateKey } = await generateKeyPair('RS256');
+    t.is(await status(await issuer.mint(WEB, { key: privateKey, header: { kid: 'never-seen' } })), 401);
+    await sleep(3000); // past the 4 s the last good keys are kept
+    const expired = await gateway.get(await issuer.mint(WEB));
+    t.is(expired.status, 401);
+    t.is(reasonOf(expired), 'ERR_JWKS_FETCH');
+  } finally {
+    issuer.down = false;
+  }
+  t.is(await status(await issuer.mint(WEB)), 200, 'recovers by itself when the issuer is back');
+});
+
+test.serial('a rotated key verifies after one refetch; tokens of the removed key fail', async (t) => {
+  await sleep(1100); // let the cooldown of the last fetch pass
+  const old = await issuer.rotate();
+  const before = issuer.jwksFetches;
+  t.is(await status(await issuer.mint(WEB)), 200, 'the new kid triggers a refetch');
+  t.is(issuer.jwksFetches - before, 1);
+  const stale = await gateway.get(await issuer.mint(WEB, { key: old.key, header: { kid: old.kid } }));
+  t.is(stale.status, 401);
+  t.is(reasonOf(stale), 'ERR_JWKS_NO_MATCHING_KEY');
+});
