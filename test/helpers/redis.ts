@@ -38,6 +38,15 @@ export class TestRedis {
     });
   }
 
+  /** Freezes the server: connections stay open, commands go unanswered. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  unpause(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     if (this.child) await stopProcess(this.child);
     this.child = undefined;

@@ -30,26 +30,50 @@ export class TestVault {
     // free port: the loser exits on bind, and tries another port.
     for (let attempt = 1; ; attempt++) {
       const vault = new TestVault(await freePortPair(), tempDir('vault'));
-      const { child, output } = launch(
-        join(TOOLS_BIN, 'vault'),
-        ['server', '-dev', `-dev-root-token-id=${vault.rootToken}`, `-dev-listen-address=127.0.0.1:${vault.port}`, '-dev-no-store-token'],
-        // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
-        { HOME: vault.home, VAULT_ADDR: vault.addr },
-      );
-      vault.child = child;
       try {
-        // Answering to our own root token: it is our Vault, not another test's.
-        const ours = async () =>
-          (await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': vault.rootToken } })).ok;
-        await waitFor(`vault on ${vault.port}`, ours, 30_000, child);
+        await vault.boot();
+        return vault;
       } catch (err) {
         await vault.stop();
-        if (attempt >= 5) throw new Error(`${(err as Error).message}\n${output()}`);
-        continue;
+        if (attempt >= 5) throw err;
       }
-      await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: vault.auditFile } });
-      return vault;
     }
+  }
+
+  /**
+   * Starts Vault again on the same port with the same root token after stop().
+   * Dev mode keeps nothing: the caller seeds it again.
+   */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.boot();
+  }
+
+  /** The unseal key dev mode printed, for sys/unseal after sys/seal. */
+  get unsealKey(): string {
+    const key = /Unseal Key: (\S+)/.exec(this.output())?.[1];
+    if (!key) throw new Error('vault printed no unseal key');
+    return key;
+  }
+
+  private output: () => string = () => '';
+
+  private async boot(): Promise<void> {
+    const { child, output } = launch(
+      join(TOOLS_BIN, 'vault'),
+      ['server', '-dev', `-dev-root-token-id=${this.rootToken}`, `-dev-listen-address=127.0.0.1:${this.port}`, '-dev-no-store-token'],
+      // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
+      { HOME: this.home, VAULT_ADDR: this.addr },
+    );
+    this.child = child;
+    this.output = output;
+    // Answering to our own root token: it is our Vault, not another test's.
+    const ours = async () =>
+      (await fetch(`${this.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': this.rootToken } })).ok;
+    await waitFor(`vault on ${this.port}`, ours, 30_000, child).catch((err: Error) => {
+      throw new Error(`${err.message}\n${output()}`);
+    });
+    await this.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: this.auditFile } });
   }
 
   async stop(): Promise<void> {

@@ -16,6 +16,7 @@ let gateway: Gateway;
 let replica: Gateway;
 const bodies: string[] = [];
 const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
+let secretId: string;
 
 test.before(async () => {
   [vault, issuer, redis, dynamicRedis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start(), TestRedis.start()]);
@@ -38,7 +39,8 @@ test.before(async () => {
     default_ttl: '30m',
     max_ttl: '1h',
   });
-  const { roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']);
+  let roleId: string;
+  ({ roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']));
   const env = gatewayEnv(issuer, vault, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
   delete (env as Record<string, string | undefined>).VAULT_TOKEN;
   [gateway, replica] = await Promise.all([startGateway(env), startGateway(env)]);
@@ -122,6 +124,46 @@ test.serial('when Redis is back, the cache is used again', async (t) => {
   t.is(response.status, 200);
   t.is(kvReads(), before);
   t.is((await fetch(`${gateway.url}/readyz`)).status, 200);
+});
+
+test.serial('a slow Redis is bypassed within its timeout', async (t) => {
+  redis.pause();
+  try {
+    const before = kvReads();
+    const { response, body } = await call(gateway, PAYMENTS, { branchName: 'feature/slow' });
+    t.is(response.status, 200);
+    t.is(body.DB_PASSWORD, SEEDED.ciDbPassword);
+    t.true(kvReads() > before, 'read from Vault');
+  } finally {
+    redis.unpause();
+  }
+});
+
+test.serial('a flushed Redis only costs Vault reads, and is filled again', async (t) => {
+  await redis.command('FLUSHALL');
+  const before = kvReads();
+  t.is((await call(gateway, WEB)).response.status, 200);
+  const afterMiss = kvReads();
+  t.true(afterMiss > before);
+  t.is((await call(replica, WEB)).response.status, 200);
+  t.is(kvReads(), afterMiss, 'cached again');
+});
+
+test.serial('vaultgate\'s Vault token revoked: it logs in again with AppRole and the request succeeds', async (t) => {
+  await vault.api('PUT', 'sys/leases/revoke-prefix/auth/approle/login');
+  const logins = vault.auditedPaths().filter((p) => p === 'auth/approle/login').length;
+  const { response, body } = await call(gateway, DYNAMIC);
+  t.is(response.status, 200);
+  t.regex(body.REDIS_USER!, /^V_/);
+  t.true(vault.auditedPaths().filter((p) => p === 'auth/approle/login').length > logins);
+});
+
+test.serial('token revoked and the AppRole login refused: 503, no partial map', async (t) => {
+  await vault.api('POST', 'auth/approle/role/vaultgate/secret-id/destroy', { secret_id: secretId });
+  await vault.api('PUT', 'sys/leases/revoke-prefix/auth/approle/login');
+  const { response, body } = await call(gateway, DYNAMIC);
+  t.is(response.status, 503);
+  t.deepEqual(body, { error: 'vault_unavailable' });
 });
 
 test.after('no log line or body of these runs holds a seeded secret', (t) => {

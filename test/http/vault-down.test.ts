@@ -1,6 +1,6 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Vault is frozen, then stopped, on the way: these tests run in order.
@@ -53,9 +53,21 @@ test.serial('when Vault answers again, so does vaultgate', async (t) => {
   t.is(JSON.parse(text).SIGNING_KEY, SEEDED.mainSigningKey);
 });
 
+test.serial('a sealed Vault gives 503, readiness says sealed, and unsealing recovers', async (t) => {
+  await vault.api('PUT', 'sys/seal');
+  const { response, text } = await call(PAYMENTS, { branchName: 'release/8' });
+  t.is(response.status, 503);
+  t.deepEqual(JSON.parse(text), { error: 'vault_unavailable' });
+  const ready = await fetch(`${gateway.url}/readyz`);
+  t.is(ready.status, 503);
+  t.is(((await ready.json()) as { checks: { vault: string } }).checks.vault, 'sealed');
+  await vault.api('PUT', 'sys/unseal', { key: vault.unsealKey });
+  t.is((await call(PAYMENTS, { branchName: 'release/8' })).response.status, 200);
+});
+
 test.serial('Vault stopped gives 503 for anything not cached, and readiness says so', async (t) => {
   await vault.stop();
-  const { response, text } = await call(PAYMENTS, { branchName: 'release/9' });
+  const { response, text } = await call(PAYMENTS, { deploymentEnvironmentUuid: PROD_ENV });
   t.is(response.status, 503);
   t.is(response.headers.get('retry-after'), '5');
   t.deepEqual(JSON.parse(text), { error: 'vault_unavailable' });
@@ -70,6 +82,16 @@ test.serial('secrets already cached are still served while Vault is down, within
   const { response, text } = await call(WEB);
   t.is(response.status, 200);
   t.deepEqual(JSON.parse(text), { NPM_TOKEN: SEEDED.npmToken });
+});
+
+test.serial('when Vault is back, requests succeed again without restarting vaultgate', async (t) => {
+  await vault.restart();
+  await seedVault(vault);
+  // Nothing of this repository was read before: this answer comes from the new Vault.
+  const { response, text } = await call(LEGACY);
+  t.is(response.status, 200);
+  t.deepEqual(JSON.parse(text), { LEGACY_PASSWORD: SEEDED.legacyPassword });
+  t.is((await fetch(`${gateway.url}/readyz`)).status, 200);
 });
 
 test.after('no log line or body holds a seeded secret', (t) => {
