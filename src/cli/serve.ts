@@ -35,6 +35,10 @@ export async function serve(): Promise<number> {
     setTimeout(() => process.exit(1), DRAIN_MS).unref();
     running.close().then(() => process.exit(0));
   };
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading the policy');
+    void running.reloadPolicy();
+  });
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   return new Promise<number>(() => undefined);

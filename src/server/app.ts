@@ -38,6 +38,10 @@ export function createApp(deps: AppDeps): Koa {
   router.post('/secrets', ...secrets);
   router.get('/healthz', healthHandler());
   router.get('/readyz', readyHandler(deps.readiness));
+  router.get('/policy', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = deps.policy.status();
+  });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();

@@ -24,6 +24,12 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    policyReloads: new Counter({
+      name: 'vaultgate_policy_reloads_total',
+      help: 'Policy reload attempts by result (ok, error, unchanged)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     cacheErrors: new Counter({
       name: 'vaultgate_cache_errors_total',
       help: 'Cache failures that were bypassed, by operation',

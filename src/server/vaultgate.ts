@@ -10,8 +10,7 @@ import { createRedisClient } from '../cache/redis-client.js';
 import type { Config } from '../config/config.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
-import { loadBundle } from '../policy/bundle.js';
-import { Policy } from '../policy/policy.js';
+import { PolicyHolder } from '../policy/policy-holder.js';
 import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
@@ -23,6 +22,8 @@ import type { Readiness } from './routes/health.js';
 
 export interface RunningVaultgate {
   server: Server;
+  /** Recompile and swap the policy (what SIGHUP does). */
+  reloadPolicy(): Promise<void>;
   /** Base URL it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
   close(): Promise<void>;
@@ -33,11 +34,14 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
 
 /** Builds every part from the configuration and starts listening. */
 export async function startVaultgate(config: Config, logger: Logger): Promise<RunningVaultgate> {
-  const { bundle, source } = await loadBundle(config.policy.dir, config.policy.opaPath);
-  const policy = await Policy.load(bundle);
-  logger.info({ dir: config.policy.dir, revision: policy.revision, source }, 'policy loaded');
-
   const metrics = createMetrics();
+  const policy = await PolicyHolder.load({
+    ...config.policy,
+    logger,
+    onReload: (result) => metrics.policyReloads.inc({ result }),
+  });
+  policy.watch();
+
   const vault = new VaultClient({
     addr: config.vault.addr,
     namespace: config.vault.namespace,
@@ -92,7 +96,8 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   const limits = new Limits({ ...config.limits, redis });
 
   const readiness = async (): Promise<Readiness> => {
-    const checks: Record<string, string> = { policy: `ok (${policy.revision.slice(0, 12)})` };
+    // A failed reload leaves the last good policy serving: still ready.
+    const checks: Record<string, string> = { policy: `ok (${policy.current.revision.slice(0, 12)})` };
     const [vaultHealth, redisState] = await Promise.all([
       vault.health(),
       redis
@@ -110,7 +115,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   const app = createApp({
     verifyToken,
     limits,
-    policy: () => policy,
+    policy,
     resolver,
     logger,
     metrics,
@@ -123,7 +128,9 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   return {
     server: listening.server,
     url: listening.url,
+    reloadPolicy: () => policy.reload(),
     async close() {
+      policy.close();
       await listening.close();
       vault.stop();
       await cache.close();

@@ -67,6 +67,34 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   t.false(output.includes(SEEDED.mainSigningKey), 'the secret is not logged');
 });
 
+test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits 0', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}/secrets`;
+  const get = async (claims: Record<string, unknown>) =>
+    fetch(url, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims })}` } });
+  try {
+    await waitFor('vaultgate readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    t.is((await get({ branchName: 'feature/warm' })).status, 200);
+    vault.pause();
+    const inFlight = get({ branchName: 'main' }); // needs a Vault read that cannot finish yet
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await t.throwsAsync(get({ branchName: 'feature/late' }), undefined, 'new connections are refused');
+    vault.resume();
+    const response = await inFlight;
+    t.is(response.status, 200);
+    t.is(((await response.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
+    t.is(await exited, 0);
+  } finally {
+    vault.resume();
+    child.kill('SIGKILL');
+  }
+});
+
 test('a configuration error names the variable and the fix, and exits 2', async (t) => {
   const base = gatewayEnv(issuer, vault);
   const missing = await cli(['serve'], { ...base, VAULTGATE_OIDC_ISSUERS: '' });

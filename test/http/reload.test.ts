@@ -1,0 +1,63 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { TestIssuer } from '../helpers/issuer.js';
+import { gatewayEnv, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { waitFor } from '../helpers/processes.js';
+import { TestVault } from '../helpers/vault.js';
+
+// The policy directory is edited on the way: these tests run in order.
+let vault: TestVault;
+let issuer: TestIssuer;
+let gateway: Gateway;
+let dir: string;
+
+test.before(async () => {
+  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+  const env = gatewayEnv(issuer, vault);
+  dir = env.VAULTGATE_POLICY_DIR!;
+  gateway = await startGateway(env);
+});
+
+test.after.always(async () => {
+  await gateway?.close();
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+interface Status {
+  revision: string;
+  lastError?: { message: string };
+}
+const status = async () => (await (await fetch(`${gateway.url}/policy`)).json()) as Status;
+const secrets = async () => (await (await gateway.get(await issuer.mint(WEB))).json()) as Record<string, string>;
+
+test.serial('an edited policy directory is followed by the next request, without a restart', async (t) => {
+  t.deepEqual(await secrets(), { NPM_TOKEN: SEEDED.npmToken });
+  const before = await status();
+  const data = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8'));
+  data.repositories[WEB].secrets.API_KEY = 'kv/ci/payments-api#api_key';
+  writeFileSync(join(dir, 'data.json'), JSON.stringify(data));
+  await waitFor('the reload', async () => (await status()).revision !== before.revision, 15_000);
+  t.deepEqual(await secrets(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
+});
+
+test.serial('a broken policy never replaces the running one: it keeps serving, ready, and the failure is reported', async (t) => {
+  const before = await status();
+  writeFileSync(join(dir, 'vaultgate.rego'), 'package vaultgate\n\ndecision := {"allow": true, "secrets": \n');
+  await waitFor('the failed reload', async () => (await status()).lastError !== undefined, 15_000);
+  const after = await status();
+  t.is(after.revision, before.revision);
+  t.regex(after.lastError!.message, /rego_parse_error|unexpected eof/i);
+  t.deepEqual(await secrets(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
+  t.is((await fetch(`${gateway.url}/readyz`)).status, 200);
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  t.regex(metrics, /vaultgate_policy_reloads_total\{result="error"\} [1-9]/);
+  t.true(gateway.logs.some((l) => l.includes('policy reload failed')));
+});
+
+test.serial('fixing the policy clears the error', async (t) => {
+  writeFileSync(join(dir, 'vaultgate.rego'), readFileSync(join(import.meta.dirname, '..', '..', 'policies', 'vaultgate.rego')));
+  await waitFor('the good reload', async () => (await status()).lastError === undefined, 15_000);
+  t.deepEqual(await secrets(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
+});
