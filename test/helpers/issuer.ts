@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { CompactSign, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 
 export const WORKSPACE = '{6b0c3e3a-3c8e-4f53-9a57-1b1f7d1f0a11}';
 export const AUDIENCE = 'ari:cloud:bitbucket::workspace/6b0c3e3a-3c8e-4f53-9a57-1b1f7d1f0a11';
@@ -110,6 +110,13 @@ export class TestIssuer {
     return new SignJWT(payload)
       .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: this.kid, typ: 'JWT', ...options.header })
       .sign(options.key ?? this.privateKey);
+  }
+
+  /** Signs arbitrary payload bytes with the issuer's key, e.g. JSON with duplicate keys. */
+  signRaw(payload: string, header: Record<string, unknown> = {}): Promise<string> {
+    return new CompactSign(new TextEncoder().encode(payload))
+      .setProtectedHeader({ alg: 'RS256', kid: this.kid, ...header })
+      .sign(this.privateKey);
   }
 
   async close(): Promise<void> {
