@@ -24,9 +24,16 @@ npm run --silent typecheck
 npm run --silent build
 
 export PATH="$PWD/.tools/bin:$PATH"
+# Every test process records the log lines, error bodies and tokens it saw here;
+# the leak scan below reads them all.
+export VAULTGATE_TEST_RUN_DIR="$PWD/.test-run"
+rm -rf "$VAULTGATE_TEST_RUN_DIR" && mkdir -p "$VAULTGATE_TEST_RUN_DIR"
 log=$(mktemp)
 status=0
 npx ava "$@" 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 0 ]; then
+  npx tsx test/leak-scan.ts || status=$?
+fi
 # One plain closing line that any CI reader understands.
 echo "tests: $(grep -c '✔' "$log" || true) passed, $(grep -c '✘' "$log" || true) failed"
 rm -f "$log"

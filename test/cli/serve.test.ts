@@ -7,6 +7,7 @@ import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, SEEDED, seedVault } from '../helpers/fixture.js';
 import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
+import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 const exec = promisify(execFile);
@@ -34,7 +35,10 @@ async function cli(args: string[], env: Record<string, string>) {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    child.on('exit', (code) => {
+      record('logs', stdout + stderr);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -45,6 +49,7 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  child.on('exit', () => record('logs', output));
   const tokens: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
@@ -71,7 +76,14 @@ test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}` };
   const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      record('logs', output);
+      resolve(code);
+    }),
+  );
   const url = `http://127.0.0.1:${port}/secrets`;
   const get = async (claims: Record<string, unknown>) =>
     fetch(url, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims })}` } });
@@ -134,6 +146,7 @@ test('a bundle built by `vaultgate policy build` is loaded without opa, until th
   const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.on('exit', () => record('logs', output));
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
     t.regex(output, /"source":"prebuilt"/);

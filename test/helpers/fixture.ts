@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { startVaultgate, type RunningVaultgate } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
+import { record } from './run-record.js';
 import type { TestVault } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
@@ -33,6 +34,12 @@ export const SEEDED = {
 };
 
 export const SEEDED_VALUES = Object.values(SEEDED);
+
+/** What deploy/vault-seed.sh (the docker compose demo) puts in Vault. */
+export const DEMO_VALUES = [
+  'demo-ci-db-password', 'demo-ci-api-key', 'demo-main-signing-key', 'demo-release-signing-key',
+  'demo-prod-db-password', 'demo-prod-deploy-token', 'demo-npm-token', 'vaultgate-demo-secret-0123456789',
+];
 
 /** Seeds the secrets the shipped data.json and the test repositories refer to. */
 export async function seedVault(vault: TestVault): Promise<void> {
@@ -108,15 +115,23 @@ export interface Gateway extends RunningVaultgate {
 /** vaultgate itself, in this process, listening on loopback; its log lines are kept. */
 export async function startGateway(env: Record<string, string>): Promise<Gateway> {
   const logs: string[] = [];
-  const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write: (line: string) => logs.push(line) } });
+  const write = (line: string) => {
+    logs.push(line);
+    record('logs', line);
+  };
+  const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write } });
   const running = await startVaultgate(loadConfig(env), logger);
   return Object.assign(running, {
     logs,
-    get: (token?: string, init: RequestInit = {}) =>
-      fetch(`${running.url}/secrets`, {
+    get: async (token?: string, init: RequestInit = {}) => {
+      const response = await fetch(`${running.url}/secrets`, {
         ...init,
         headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.headers as Record<string, string>) },
-      }),
+      });
+      // Only error bodies: a 200 body is the secrets themselves.
+      if (response.status !== 200) record('bodies', await response.clone().text());
+      return response;
+    },
   });
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { record } from './run-record.js';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 
 export const WORKSPACE = '{6b0c3e3a-3c8e-4f53-9a57-1b1f7d1f0a11}';
@@ -107,16 +108,20 @@ export class TestIssuer {
       ...options.claims,
     };
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
-    return new SignJWT(payload)
+    const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: this.kid, typ: 'JWT', ...options.header })
       .sign(options.key ?? this.privateKey);
+    record('tokens', token);
+    return token;
   }
 
   /** Signs arbitrary payload bytes with the issuer's key, e.g. JSON with duplicate keys. */
-  signRaw(payload: string, header: Record<string, unknown> = {}): Promise<string> {
-    return new CompactSign(new TextEncoder().encode(payload))
+  async signRaw(payload: string, header: Record<string, unknown> = {}): Promise<string> {
+    const token = await new CompactSign(new TextEncoder().encode(payload))
       .setProtectedHeader({ alg: 'RS256', kid: this.kid, ...header })
       .sign(this.privateKey);
+    record('tokens', token);
+    return token;
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, type CryptoKey } from 'jose';
 import { AUDIENCE, TestIssuer } from '../helpers/issuer.js';
 import { findLeaks, gatewayEnv, PAYMENTS, seedVault, startGateway, UNLISTED, WEB, type Gateway } from '../helpers/fixture.js';
+import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Hostile and malformed input: every answer is a 4xx with a bare error body,
@@ -150,11 +151,15 @@ test('the corpus holds at least 60 cases', (t) => {
 });
 
 async function send(c: Awaited<ReturnType<Case>> & { query?: string }) {
-  if (c.authorization) sentTokens.push(c.authorization.replace(/^\S+\s+/, ''));
+  if (c.authorization) {
+    sentTokens.push(c.authorization.replace(/^\S+\s+/, ''));
+    record('tokens', sentTokens.at(-1)!);
+  }
   const headers = { ...((c.init?.headers as Record<string, string>) ?? {}), ...(c.authorization ? { Authorization: c.authorization } : {}) };
   const response = await fetch(`${gateway.url}/secrets${c.query ?? ''}`, { ...c.init, headers });
   const text = await response.text();
   bodies.push(text);
+  record('bodies', text);
   return { status: response.status, text };
 }
 

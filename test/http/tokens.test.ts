@@ -2,6 +2,7 @@ import test from 'ava';
 import { base64url, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AUDIENCE, TestIssuer } from '../helpers/issuer.js';
 import { findLeaks, gatewayEnv, PAYMENTS, seedVault, startGateway, type Gateway } from '../helpers/fixture.js';
+import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -88,10 +89,14 @@ const cases: Record<string, [reason: string, build: () => Promise<string | undef
 for (const [name, [reason, build]] of Object.entries(cases)) {
   test(`401 for ${name}`, async (t) => {
     const authorization = await build();
-    if (authorization) sent.push(authorization.replace(/^\S+\s*/, ''));
+    if (authorization) {
+      sent.push(authorization.replace(/^\S+\s*/, ''));
+      record('tokens', sent.at(-1)!);
+    }
     const response = await fetch(`${gateway.url}/secrets`, { headers: authorization ? { Authorization: authorization } : {} });
     const text = await response.text();
     bodies.push(text);
+    record('bodies', text);
     t.is(response.status, 401);
     t.is(response.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
     t.deepEqual(JSON.parse(text), { error: 'invalid_token' });
