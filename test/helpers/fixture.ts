@@ -6,6 +6,7 @@ import { startVaultgate, type RunningVaultgate } from '../../src/server/vaultgat
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
 import { record } from './run-record.js';
+import type { TestRedis } from './redis.js';
 import type { TestVault } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
@@ -57,6 +58,30 @@ export async function seedVault(vault: TestVault): Promise<void> {
   await vault.put('kv', 'prod/payments-api', { db_password: SEEDED.prodDbPassword, deploy_token: SEEDED.prodDeployToken }, 2);
   await vault.put('kv', 'ci/shared', { npm_token: SEEDED.npmToken }, 2);
   await vault.put('kv1', 'legacy/app', { password: SEEDED.legacyPassword }, 1);
+}
+
+/**
+ * A real dynamic secret for DYNAMIC's grants: Vault's database engine minting
+ * Redis ACL users on `server`, each read a new lease (database/creds/ci).
+ */
+export async function enableDynamicRedisCredentials(vault: TestVault, server: TestRedis): Promise<void> {
+  await server.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
+  await vault.mount('database', 'database');
+  await vault.api('POST', 'database/config/redis', {
+    plugin_name: 'redis-database-plugin',
+    host: '127.0.0.1',
+    port: server.port,
+    username: 'vault-admin',
+    password: 'admin-pass-for-tests',
+    allowed_roles: ['ci'],
+    verify_connection: true,
+  });
+  await vault.api('POST', 'database/roles/ci', {
+    db_name: 'redis',
+    creation_statements: ['["~*", "+@read"]'],
+    default_ttl: '30m',
+    max_ttl: '1h',
+  });
 }
 
 /** The shipped default policy and data.json, plus the test repositories, in a directory of its own. */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
-  DYNAMIC, findLeaks, gatewayEnv, PAYMENTS, SEEDED, SEEDED_VALUES, seedVault, startGateway, WEB, type Gateway,
+  DYNAMIC, enableDynamicRedisCredentials, findLeaks, gatewayEnv, PAYMENTS, SEEDED, SEEDED_VALUES, seedVault, startGateway, WEB, type Gateway,
 } from '../helpers/fixture.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
@@ -21,24 +21,7 @@ let secretId: string;
 test.before(async () => {
   [vault, issuer, redis, dynamicRedis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start(), TestRedis.start()]);
   await seedVault(vault);
-  // A real dynamic secret: Vault's database engine minting Redis ACL users, each read a new lease.
-  await dynamicRedis.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
-  await vault.mount('database', 'database');
-  await vault.api('POST', 'database/config/redis', {
-    plugin_name: 'redis-database-plugin',
-    host: '127.0.0.1',
-    port: dynamicRedis.port,
-    username: 'vault-admin',
-    password: 'admin-pass-for-tests',
-    allowed_roles: ['ci'],
-    verify_connection: true,
-  });
-  await vault.api('POST', 'database/roles/ci', {
-    db_name: 'redis',
-    creation_statements: ['["~*", "+@read"]'],
-    default_ttl: '30m',
-    max_ttl: '1h',
-  });
+  await enableDynamicRedisCredentials(vault, dynamicRedis);
   let roleId: string;
   ({ roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']));
   const env = gatewayEnv(issuer, vault, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
