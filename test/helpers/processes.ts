@@ -49,3 +49,23 @@ export function stopProcess(child: ChildProcess): Promise<void> {
     setTimeout(() => child.kill('SIGKILL'), 5000).unref();
   });
 }
+
+/**
+ * Parallel test files may pick the same free port: the server that loses the
+ * race fails to start, is stopped, and tries again on another port.
+ */
+export async function startOnFreePort<S extends { stop(): Promise<void> }>(
+  create: () => Promise<S>,
+  boot: (server: S) => Promise<void>,
+): Promise<S> {
+  for (let attempt = 1; ; attempt++) {
+    const server = await create();
+    try {
+      await boot(server);
+      return server;
+    } catch (err) {
+      await server.stop();
+      if (attempt >= 5) throw err;
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import getPort from 'get-port';
-import { launch, stopProcess, waitFor } from './processes.js';
+import { launch, startOnFreePort, stopProcess, waitFor } from './processes.js';
 
 /** A real redis-server (Debian's package) on a free loopback port; can be stopped and started again. */
 export class TestRedis {
@@ -12,18 +12,11 @@ export class TestRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<TestRedis> {
-    // Parallel test files may pick the same free port: the loser exits on bind and tries another.
-    for (let attempt = 1; ; attempt++) {
-      const redis = new TestRedis(await getPort({ host: '127.0.0.1' }));
-      try {
-        await redis.resume();
-        return redis;
-      } catch (err) {
-        await redis.stop();
-        if (attempt >= 5) throw err;
-      }
-    }
+  static start(): Promise<TestRedis> {
+    return startOnFreePort(
+      async () => new TestRedis(await getPort({ host: '127.0.0.1' })),
+      (redis) => redis.resume(),
+    );
   }
 
   async resume(): Promise<void> {

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePortPair, launch, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
+import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
 
 /**
  * A real Vault (built by tools/build.sh) in dev mode on a free loopback port,
@@ -25,19 +25,11 @@ export class TestVault {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<TestVault> {
-    // Test files start their Vaults in parallel processes and may pick the same
-    // free port: the loser exits on bind, and tries another port.
-    for (let attempt = 1; ; attempt++) {
-      const vault = new TestVault(await freePortPair(), tempDir('vault'));
-      try {
-        await vault.boot();
-        return vault;
-      } catch (err) {
-        await vault.stop();
-        if (attempt >= 5) throw err;
-      }
-    }
+  static start(): Promise<TestVault> {
+    return startOnFreePort(
+      async () => new TestVault(await freePortPair(), tempDir('vault')),
+      (vault) => vault.boot(),
+    );
   }
 
   /**
