@@ -45,8 +45,20 @@ export class VaultClient {
   /** False until a login (or token check) succeeds, e.g. when Vault was down at start. */
   private authenticated = false;
 
+  /** Connection settings for every call: keep-alive, Vault's CA, the timeout. */
+  private readonly transport: { timeout: number; httpAgent: HttpAgent; httpsAgent: HttpsAgent };
+
   constructor(private readonly options: VaultClientOptions) {
     const keepAlive = { keepAlive: true, maxSockets: 64 };
+    this.transport = {
+      timeout: options.timeoutMs,
+      httpAgent: new HttpAgent(keepAlive),
+      httpsAgent: new HttpsAgent({
+        ...keepAlive,
+        ...(options.caCert ? { ca: options.caCert } : {}),
+        rejectUnauthorized: !options.skipVerify,
+      }),
+    };
     this.vault = nodeVault({
       endpoint: options.addr,
       namespace: options.namespace,
@@ -55,15 +67,8 @@ export class VaultClient {
       debug: () => undefined,
       // Without this node-vault would read VAULT_SKIP_VERIFY from the environment by itself.
       rpDefaults: { strictSSL: true },
-      requestOptions: {
-        timeout: options.timeoutMs,
-        httpAgent: new HttpAgent(keepAlive),
-        httpsAgent: new HttpsAgent({
-          ...keepAlive,
-          ...(options.caCert ? { ca: options.caCert } : {}),
-          rejectUnauthorized: !options.skipVerify,
-        }),
-      },
+      // Applied by node-vault's own helpers (health, approleLogin, token renewal)...
+      requestOptions: this.transport,
     } as Parameters<typeof nodeVault>[0]);
     this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
     this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
@@ -115,7 +120,8 @@ export class VaultClient {
 
   private async call(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
     try {
-      return await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs });
+      // ...but not by its raw request(), so they are passed here too.
+      return await this.vault.request({ ...this.transport, method, path: `/${path}`, timeout: timeoutMs });
     } catch (err) {
       throw classify(err, path);
     }
@@ -193,6 +199,6 @@ function classify(err: unknown, path: string): Error {
     const first = response?.body?.errors?.[0];
     return new VaultResponseError(status, `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`);
   }
-  const code = (err as { code?: string }).code;
-  return new VaultUnavailableError(`vault unreachable for ${path}: ${code ?? (err as Error).message}`);
+  const { code, message } = err as { code?: string; message?: string };
+  return new VaultUnavailableError(`vault unreachable for ${path}: ${[code, message].filter(Boolean).join(': ')}`);
 }

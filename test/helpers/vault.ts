@@ -1,6 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
 
@@ -17,17 +19,24 @@ export class TestVault {
   private constructor(
     readonly port: number,
     private readonly home: string,
+    /** Serve HTTPS with a CA and certificate Vault makes itself (-dev-tls). */
+    readonly tls: boolean,
   ) {
     this.auditFile = join(home, 'audit.log');
   }
 
   get addr(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
-  static start(): Promise<TestVault> {
+  /** With tls: the CA that signed Vault's certificate, for VAULT_CACERT. */
+  get caFile(): string {
+    return join(this.home, 'tls', 'vault-ca.pem');
+  }
+
+  static start(options: { tls?: boolean } = {}): Promise<TestVault> {
     return startOnFreePort(
-      async () => new TestVault(await freePortPair(), tempDir('vault')),
+      async () => new TestVault(await freePortPair(), tempDir('vault'), options.tls ?? false),
       (vault) => vault.boot(),
     );
   }
@@ -51,17 +60,20 @@ export class TestVault {
   private output: () => string = () => '';
 
   private async boot(): Promise<void> {
+    if (this.tls) mkdirSync(join(this.home, 'tls'), { recursive: true });
     const { child, output } = launch(
       join(TOOLS_BIN, 'vault'),
-      ['server', '-dev', `-dev-root-token-id=${this.rootToken}`, `-dev-listen-address=127.0.0.1:${this.port}`, '-dev-no-store-token'],
+      [
+        'server', '-dev', `-dev-root-token-id=${this.rootToken}`, `-dev-listen-address=127.0.0.1:${this.port}`, '-dev-no-store-token',
+        ...(this.tls ? ['-dev-tls', `-dev-tls-cert-dir=${join(this.home, 'tls')}`] : []),
+      ],
       // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
       { HOME: this.home, VAULT_ADDR: this.addr },
     );
     this.child = child;
     this.output = output;
     // Answering to our own root token: it is our Vault, not another test's.
-    const ours = async () =>
-      (await fetch(`${this.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': this.rootToken } })).ok;
+    const ours = async () => (await this.call('GET', 'auth/token/lookup-self', undefined, this.rootToken)).status === 200;
     await waitFor(`vault on ${this.port}`, ours, 30_000, child).catch((err: Error) => {
       throw new Error(`${err.message}\n${output()}`);
     });
@@ -84,14 +96,32 @@ export class TestVault {
 
   /** One Vault API call with the root token; throws on an error status. */
   async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<any> {
-    const response = await fetch(`${this.addr}/v1/${path}`, {
-      method,
-      headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`vault ${method} ${path}: ${response.status} ${text}`);
+    const { status, text } = await this.call(method, path, body, token);
+    if (status >= 300) throw new Error(`vault ${method} ${path}: ${status} ${text}`);
     return text ? JSON.parse(text) : undefined;
+  }
+
+  /** node:http(s) rather than fetch, which cannot be given Vault's own CA. */
+  private call(method: string, path: string, body: unknown, token: string): Promise<{ status: number; text: string }> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const request = this.tls ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${this.addr}/v1/${path}`,
+        {
+          method,
+          headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
+          ...(this.tls ? { ca: readFileSync(this.caFile) } : {}),
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
   }
 
   async mount(path: string, type: string, options?: Record<string, string>): Promise<void> {

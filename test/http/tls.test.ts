@@ -78,6 +78,28 @@ test.serial('with VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY, vaultgate serves sec
   await t.throwsAsync(get('/healthz', second.cert), { message: /self[- ]signed|unable to verify|certificate/i });
 });
 
+test.serial('Vault over HTTPS is trusted through VAULT_CACERT, and not without it', async (t) => {
+  const tlsVault = await TestVault.start({ tls: true });
+  try {
+    await seedVault(tlsVault);
+    const trusting = await startGateway(gatewayEnv(issuer, tlsVault, { VAULT_CACERT: tlsVault.caFile }));
+    const untrusting = await startGateway(gatewayEnv(issuer, tlsVault, { VAULTGATE_VAULT_TIMEOUT_MS: '2000' }));
+    try {
+      t.regex(tlsVault.addr, /^https:/);
+      const ok = await trusting.get(await issuer.mint(WEB));
+      t.is(ok.status, 200);
+      t.deepEqual(await ok.json(), { NPM_TOKEN: SEEDED.npmToken });
+      const refused = await untrusting.get(await issuer.mint(WEB));
+      t.is(refused.status, 503, 'a Vault certificate from an unknown CA is not trusted');
+      t.true(untrusting.logs.some((l) => /certificate|self[- ]signed/i.test(l)));
+    } finally {
+      await Promise.all([trusting.close(), untrusting.close()]);
+    }
+  } finally {
+    await tlsVault.stop();
+  }
+});
+
 test.serial('a renewed certificate is served without a restart', async (t) => {
   t.is(await servedName(), 'first');
   copyFileSync(second.key, served.key);
