@@ -11,25 +11,46 @@ package vaultgate
 
 import rego.v1
 
-# The entry point vaultgate evaluates: {"allow": bool, "secrets": {NAME: "mount/path#field"}}.
-default decision := {"allow": false, "secrets": {}}
+# The entry point vaultgate evaluates: {"allow": bool, "secrets": {NAME: "mount/path#field"}},
+# plus "reasons" ({NAME: why}) that `vaultgate policy eval` prints.
+default decision := {"allow": false, "secrets": {}, "reasons": {}}
 
-decision := {"allow": true, "secrets": secrets} if repository
+decision := {"allow": true, "secrets": secrets, "reasons": reasons} if repository
 
 repository := data.repositories[input.claims.repositoryUuid]
 
+label := object.get(repository, "name", input.claims.repositoryUuid)
+
 secrets := object.union(object.union(repository_secrets, branch_secrets), deployment_secrets)
+
+reasons := object.union(object.union(repository_reasons, branch_reasons), deployment_reasons)
 
 repository_secrets := object.get(repository, "secrets", {})
 
+repository_reasons := {name: sprintf("repository %s", [label]) | some name, _ in repository_secrets}
+
 # Branch patterns are globs with "/" as separator: "main", "release/*".
-branch_secrets := {name: ref |
-	some pattern, grants in object.get(repository, "branches", {})
+matching_branches contains pattern if {
+	some pattern, _ in object.get(repository, "branches", {})
 	glob.match(pattern, ["/"], input.claims.branchName)
-	some name, ref in grants
+}
+
+branch_secrets := {name: ref |
+	some pattern in matching_branches
+	some name, ref in repository.branches[pattern]
+}
+
+# opa-wasm's sprintf knows %s and %d but not %q.
+branch_reasons := {name: sprintf("branch pattern \"%s\" of repository %s", [pattern, label]) |
+	some pattern in matching_branches
+	some name, _ in repository.branches[pattern]
 }
 
 # Keyed by the deployment environment's UUID; absent on steps that are not deployments.
-deployment_secrets := {name: ref |
-	some name, ref in object.get(repository, "deployments", {})[input.claims.deploymentEnvironmentUuid]
+deployment_grants := object.get(repository, "deployments", {})[input.claims.deploymentEnvironmentUuid]
+
+deployment_secrets := {name: ref | some name, ref in deployment_grants}
+
+deployment_reasons := {name: sprintf("deployment environment %s of repository %s", [input.claims.deploymentEnvironmentUuid, label]) |
+	some name, _ in deployment_grants
 }

@@ -20,18 +20,30 @@ claims(overrides) := object.union(
 )
 
 test_unknown_repository_is_denied if {
-	vaultgate.decision == {"allow": false, "secrets": {}} with input as {"claims": claims({"repositoryUuid": "{00000000-0000-4000-8000-000000000000}"})}
+	vaultgate.decision == {"allow": false, "secrets": {}, "reasons": {}} with input as {"claims": claims({"repositoryUuid": "{00000000-0000-4000-8000-000000000000}"})}
 }
 
 test_missing_claims_are_denied if {
-	vaultgate.decision == {"allow": false, "secrets": {}} with input as {}
+	vaultgate.decision.allow == false with input as {}
 }
 
 test_feature_branch_gets_repository_secrets_only if {
-	vaultgate.decision == {"allow": true, "secrets": {
+	d := vaultgate.decision with input as {"claims": claims({})}
+	d.allow
+	d.secrets == {
 		"DB_PASSWORD": "kv/ci/payments-api#db_password",
 		"API_KEY": "kv/ci/payments-api#api_key",
-	}} with input as {"claims": claims({})}
+	}
+}
+
+test_every_grant_has_a_reason if {
+	d := vaultgate.decision with input as {"claims": claims({"branchName": "main", "deploymentEnvironmentUuid": prod})}
+	d.reasons == {
+		"API_KEY": "repository acme/payments-api",
+		"SIGNING_KEY": "branch pattern \"main\" of repository acme/payments-api",
+		"DB_PASSWORD": sprintf("deployment environment %s of repository acme/payments-api", [prod]),
+		"DEPLOY_TOKEN": sprintf("deployment environment %s of repository acme/payments-api", [prod]),
+	}
 }
 
 test_main_gets_its_branch_grant if {
@@ -71,5 +83,5 @@ test_repositories_do_not_see_each_others_secrets if {
 
 test_repository_with_no_grants_is_allowed_nothing if {
 	d := vaultgate.decision with input as {"claims": claims({})} with data.repositories as {repo: {"name": "bare"}}
-	d == {"allow": true, "secrets": {}}
+	d == {"allow": true, "secrets": {}, "reasons": {}}
 }

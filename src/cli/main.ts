@@ -1,29 +1,69 @@
-import { parseArgs } from 'node:util';
-import { policyBuild } from './policy-build.js';
+import { check } from './check.js';
+import { dev, DEV_USAGE } from './dev.js';
+import { EVAL_USAGE, policyEval } from './policy-eval.js';
+import { policyBuild, policyFmt, policyLint, policyTest } from './policy-tools.js';
 import { serve } from './serve.js';
+import { token, TOKEN_USAGE } from './token.js';
 
-const USAGE = `usage: vaultgate <command>
+const USAGE = `usage: vaultgate <command> [options]
 
 commands:
-  serve                 run the secret provider (configured by environment variables; see README)
-  policy build [DIR]    compile the policy directory (default $VAULTGATE_POLICY_DIR or ./policies) to DIR/bundle.tar.gz
+  serve                        run the secret provider, configured by environment variables (see README)
+  dev                          local mode: built-in issuer, watched policy, Vault or a local secrets file
+  token                        mint a step token from the running dev issuer
+  check                        validate the configuration and try the issuers, policy, Vault and Redis
+  policy build [DIR]           compile DIR (default $VAULTGATE_POLICY_DIR or ./policies) to DIR/bundle.tar.gz
+  policy test [DIR]            run the Rego unit tests (*_test.rego)
+  policy fmt [DIR] [--check]   format the Rego files (--check: list unformatted ones and fail)
+  policy lint [DIR]            lint with Regal (or opa check --strict without it)
+  policy eval ...              explain the decision for a token or claims
+
+Run \`vaultgate <command> --help\` for a command's options.
 `;
 
+const HELP: Record<string, string> = { dev: DEV_USAGE, token: TOKEN_USAGE, 'policy eval': EVAL_USAGE };
+
 export async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' } },
-  });
-  const [command, sub, arg] = positionals;
-  if (values.help || command === undefined || command === 'help') {
+  const [command, sub] = argv;
+  const rest = argv.slice(command === 'policy' ? 2 : 1);
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
-    return command === undefined && !values.help ? 2 : 0;
+    return command === undefined ? 2 : 0;
   }
-  if (command === 'serve') return serve();
-  if (command === 'policy' && sub === 'build') {
-    return policyBuild(arg ?? process.env.VAULTGATE_POLICY_DIR ?? './policies', process.env.VAULTGATE_OPA_PATH ?? 'opa');
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(HELP[command === 'policy' ? `policy ${sub}` : command] ?? USAGE);
+    return 0;
   }
-  process.stderr.write(`vaultgate: unknown command "${positionals.join(' ')}"\n${USAGE}`);
+  const dir = () => rest.find((a) => !a.startsWith('-')) ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
+  try {
+    switch (command === 'policy' ? `policy ${sub}` : command) {
+      case 'serve':
+        return await serve();
+      case 'dev':
+        return await dev(rest);
+      case 'token':
+        return await token(rest);
+      case 'check':
+        return await check();
+      case 'policy build':
+        return await policyBuild(dir());
+      case 'policy test':
+        return await policyTest(dir());
+      case 'policy fmt':
+        return await policyFmt(dir(), rest.includes('--check'));
+      case 'policy lint':
+        return await policyLint(dir());
+      case 'policy eval':
+        return await policyEval(rest);
+    }
+  } catch (err) {
+    // parseArgs refuses unknown or malformed options with a message of its own.
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`vaultgate: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  process.stderr.write(`vaultgate: unknown command "${argv.join(' ')}"\n${USAGE}`);
   return 2;
 }

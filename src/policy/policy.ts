@@ -13,6 +13,8 @@ export interface Decision {
   allow: boolean;
   /** Environment variable name → Vault reference (`mount/path#field`). */
   secrets: Record<string, string>;
+  /** Optional: environment variable name → why the policy granted it (shown by `vaultgate policy eval`). */
+  reasons?: Record<string, string>;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -24,7 +26,7 @@ export function toDecision(result: unknown): Decision {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {
     throw new PolicyOutputError('decision is not an object');
   }
-  const { allow, secrets = {} } = result as Record<string, unknown>;
+  const { allow, secrets = {}, reasons } = result as Record<string, unknown>;
   if (typeof allow !== 'boolean') throw new PolicyOutputError('decision.allow is not a boolean');
   if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets)) {
     throw new PolicyOutputError('decision.secrets is not an object');
@@ -42,7 +44,11 @@ export function toDecision(result: unknown): Decision {
     }
     checked[name] = ref;
   }
-  return { allow, secrets: allow ? checked : {} };
+  const explained =
+    reasons && typeof reasons === 'object' && !Array.isArray(reasons)
+      ? Object.fromEntries(Object.entries(reasons).filter(([, why]) => typeof why === 'string') as Array<[string, string]>)
+      : undefined;
+  return { allow, secrets: allow ? checked : {}, ...(explained ? { reasons: explained } : {}) };
 }
 
 /** A compiled policy, ready to decide. One Wasm instance, evaluated synchronously. */

@@ -13,6 +13,8 @@ export interface AppDeps extends SecretsRouteDeps {
   readiness: () => Promise<Readiness>;
   /** Secret requests handled at once; more are refused at once with 503 rather than queued. */
   maxConcurrent: number;
+  /** Mounted before vaultgate's routes. */
+  middleware?: Middleware[];
 }
 
 /** Caps requests in flight. By hand: a counter, which no package does better. */
@@ -66,6 +68,7 @@ export function createApp(deps: AppDeps): Koa {
       ctx.body = { error: 'method_not_allowed' };
     }
   });
+  for (const m of deps.middleware ?? []) app.use(m);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.silent = true;

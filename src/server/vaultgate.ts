@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
+import type { Middleware } from 'koa';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
 import { createTokenVerifier } from '../auth/verify-token.js';
 import type { SecretCache } from '../cache/cache.js';
@@ -12,7 +13,7 @@ import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
 import { PolicyHolder } from '../policy/policy-holder.js';
 import { SecretResolver } from '../secrets/resolve-secrets.js';
-import type { SecretRecord } from '../secrets/store.js';
+import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
 import { createApp } from './app.js';
@@ -33,15 +34,24 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 
 /** Builds every part from the configuration and starts listening. */
-export async function startVaultgate(config: Config, logger: Logger): Promise<RunningVaultgate> {
-  const metrics = createMetrics();
-  const policy = await PolicyHolder.load({
-    ...config.policy,
-    logger,
-    onReload: (result) => metrics.policyReloads.inc({ result }),
-  });
-  policy.watch();
+/** Where secrets come from, and how readiness asks about it. */
+export interface SecretBackend {
+  /** Its name in the readiness report. */
+  name: string;
+  store: SecretStore;
+  health(): Promise<{ ok: boolean; detail: string }>;
+  stop(): void;
+}
 
+export interface StartOptions {
+  /** Replaces Vault (vaultgate dev's local secrets file). */
+  backend?: SecretBackend;
+  /** Served before vaultgate's own routes (vaultgate dev's built-in issuer). */
+  middleware?: Middleware[];
+}
+
+/** Vault, logged in with vaultgate's own credentials: the production backend. */
+async function vaultBackend(config: Config, logger: Logger): Promise<SecretBackend> {
   const vault = new VaultClient({
     addr: config.vault.addr,
     namespace: config.vault.namespace,
@@ -58,6 +68,19 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     // running, report not ready, and log in again on the next request.
     logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
+  return { name: 'vault', store: new VaultSecretStore(vault), health: () => vault.health(), stop: () => vault.stop() };
+}
+
+export async function startVaultgate(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningVaultgate> {
+  const metrics = createMetrics();
+  const policy = await PolicyHolder.load({
+    ...config.policy,
+    logger,
+    onReload: (result) => metrics.policyReloads.inc({ result }),
+  });
+  policy.watch();
+
+  const backend = options.backend ?? (await vaultBackend(config, logger));
 
   const bypassed = (operation: string, err: Error) => {
     metrics.cacheErrors.inc({ operation });
@@ -73,7 +96,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   }
 
   const resolver = new SecretResolver({
-    store: new VaultSecretStore(vault),
+    store: backend.store,
     cache,
     ttlSeconds: config.cache.ttlSeconds,
     deadlineMs: config.vault.timeoutMs,
@@ -98,8 +121,8 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
   const readiness = async (): Promise<Readiness> => {
     // A failed reload leaves the last good policy serving: still ready.
     const checks: Record<string, string> = { policy: `ok (${policy.current.revision.slice(0, 12)})` };
-    const [vaultHealth, redisState] = await Promise.all([
-      vault.health(),
+    const [backendHealth, redisState] = await Promise.all([
+      backend.health(),
       redis
         ? withTimeout(redis.ping(), 1000).then(
             () => 'ok',
@@ -107,9 +130,9 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
           )
         : Promise.resolve('not configured (in-memory cache)'),
     ]);
-    checks.vault = vaultHealth.detail;
+    checks[backend.name] = backendHealth.detail;
     checks.redis = redisState;
-    return { ready: vaultHealth.ok && (redisState === 'ok' || !redis), checks };
+    return { ready: backendHealth.ok && (redisState === 'ok' || !redis), checks };
   };
 
   const app = createApp({
@@ -121,6 +144,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     metrics,
     readiness,
     maxConcurrent: config.limits.maxConcurrent,
+    middleware: options.middleware ?? [],
   });
   const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
   logger.info({ url: listening.url }, 'vaultgate listening');
@@ -132,7 +156,7 @@ export async function startVaultgate(config: Config, logger: Logger): Promise<Ru
     async close() {
       policy.close();
       await listening.close();
-      vault.stop();
+      backend.stop();
       await cache.close();
       redis?.disconnect();
     },

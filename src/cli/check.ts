@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { createIssuerKeys } from '../auth/issuer-keys.js';
+import { createRedisClient } from '../cache/redis-client.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { createLogger } from '../log/logger.js';
+import { loadBundle } from '../policy/bundle.js';
+import { Policy } from '../policy/policy.js';
+import { VaultClient } from '../secrets/vault-client.js';
+
+/**
+ * `vaultgate check`: validates the configuration in the environment and tries
+ * each part as serve would (issuer discovery, policy compile, Vault login,
+ * Redis), printing one line per part. Exit 0 when all pass, 1 when one fails,
+ * 2 when the configuration itself is invalid.
+ */
+export async function check(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stdout.write(`✗ configuration\n${err.problems.map((p) => `    ${p}`).join('\n')}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  process.stdout.write('✓ configuration\n');
+  const results: Array<[string, Promise<string>]> = [];
+
+  const keys = createIssuerKeys({ issuers: config.oidc.issuers.map((i) => i.issuer), allowInsecureHttp: config.oidc.allowInsecureHttp });
+  for (const { issuer } of config.oidc.issuers) {
+    results.push([`issuer ${issuer}`, keys.forIssuer(issuer).then(() => 'discovery answered')]);
+  }
+  results.push([
+    `policy ${config.policy.dir}`,
+    loadBundle(config.policy.dir, config.policy.opaPath).then(async ({ bundle, source }) => {
+      await Policy.load(bundle);
+      return `${source}, revision ${bundle.revision.slice(0, 12)}`;
+    }),
+  ]);
+  const vault = new VaultClient({
+    addr: config.vault.addr,
+    namespace: config.vault.namespace,
+    auth: config.vault.auth,
+    timeoutMs: config.vault.timeoutMs,
+    caCert: config.vault.caCertFile ? readFileSync(config.vault.caCertFile) : undefined,
+    skipVerify: config.vault.skipVerify,
+    logger: createLogger({ level: 'silent' }),
+  });
+  results.push([
+    `vault ${config.vault.addr}`,
+    vault.start().then(async () => {
+      const health = await vault.health();
+      if (!health.ok) throw new Error(health.detail);
+      return `logged in with ${config.vault.auth.method}`;
+    }),
+  ]);
+  if (config.cache.redis) {
+    const redis = createRedisClient({ url: config.cache.redis.url, onError: () => undefined });
+    results.push([
+      'redis',
+      new Promise<string>((resolve, reject) => {
+        redis.once('ready', () => redis.ping().then(() => resolve('answered PING'), reject));
+        setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();
+      }).finally(() => redis.disconnect()),
+    ]);
+  }
+
+  // All run at once; settled here so none is left rejected while an earlier one is awaited.
+  const settled = await Promise.allSettled(results.map(([, result]) => result));
+  let failed = 0;
+  settled.forEach((outcome, i) => {
+    const name = results[i]![0];
+    if (outcome.status === 'fulfilled') {
+      process.stdout.write(`✓ ${name}: ${outcome.value}\n`);
+    } else {
+      failed++;
+      process.stdout.write(`✗ ${name}: ${(outcome.reason as Error).message}\n`);
+    }
+  });
+  vault.stop();
+  return failed === 0 ? 0 : 1;
+}

@@ -1,0 +1,128 @@
+import { access, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEV_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from '../auth/dev-issuer.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { createLogger } from '../log/logger.js';
+import { PolicyBuildError } from '../policy/errors.js';
+import { FileSecretStore } from '../secrets/file-store.js';
+import { startVaultgate, type SecretBackend } from '../server/vaultgate.js';
+import { opaPath, PACKAGE_ROOT } from './tools.js';
+
+export const DEV_USAGE = `usage: vaultgate dev [--port 8080] [--host 127.0.0.1] [--policy DIR] [--secrets-file FILE] [--state DIR]
+
+Local mode: a built-in OIDC issuer, the in-memory cache, the policy directory
+watched, and secrets from Vault when VAULT_ADDR is set (VAULT_TOKEN or AppRole
+as for serve), otherwise from a local JSON or YAML file (default:
+examples/dev-secrets.yaml). For trying policies, not for production.
+`;
+
+/** The first repository the policy's data.json lists, for the ready-made token. */
+async function firstRepository(policyDir: string): Promise<string | undefined> {
+  try {
+    const data = JSON.parse(await readFile(join(policyDir, 'data.json'), 'utf8')) as { repositories?: Record<string, unknown> };
+    return Object.keys(data.repositories ?? {})[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** `vaultgate dev`: everything on one laptop, nothing to configure. */
+export async function dev(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string', default: '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      policy: { type: 'string', default: process.env.VAULTGATE_POLICY_DIR ?? './policies' },
+      'secrets-file': { type: 'string' },
+      state: { type: 'string', default: '.vaultgate' },
+    },
+  });
+  const base = `http://${values.host}:${values.port}`;
+  const issuer = await DevIssuer.open(values.state, `${base}${DEV_ISSUER_PATH}`);
+  const useVault = Boolean(process.env.VAULT_ADDR) && !values['secrets-file'];
+  const secretsFile = useVault ? undefined : resolve(values['secrets-file'] ?? join(PACKAGE_ROOT, 'examples', 'dev-secrets.yaml'));
+
+  let config;
+  try {
+    config = loadConfig({
+      ...process.env,
+      VAULTGATE_LISTEN: `${values.host}:${values.port}`,
+      VAULTGATE_OIDC_ISSUERS: issuer.issuer,
+      VAULTGATE_OIDC_AUDIENCES: DEV_AUDIENCE,
+      VAULTGATE_OIDC_ALGORITHMS: 'RS256',
+      VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
+      VAULTGATE_POLICY_DIR: values.policy,
+      VAULTGATE_OPA_PATH: opaPath(),
+      VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+      REDIS_URL: '',
+      VAULTGATE_CACHE_KEY: '',
+      // The file is read on every request, so edits show at once: no cache.
+      ...(secretsFile ? { VAULTGATE_CACHE_TTL: '0', VAULT_ADDR: base, VAULT_TOKEN: 'unused-by-the-secrets-file', VAULT_ROLE_ID: '', VAULT_SECRET_ID: '' } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vaultgate dev: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  let backend: SecretBackend | undefined;
+  if (secretsFile) {
+    try {
+      await access(secretsFile);
+    } catch {
+      process.stderr.write(`vaultgate dev: no secrets file at ${secretsFile}; pass --secrets-file FILE (JSON or YAML), or set VAULT_ADDR to use Vault\n`);
+      return 2;
+    }
+    backend = {
+      name: 'secrets-file',
+      store: new FileSecretStore(secretsFile),
+      health: () => access(secretsFile).then(() => ({ ok: true, detail: 'ok' }), (err: Error) => ({ ok: false, detail: err.message })),
+      stop: () => undefined,
+    };
+  }
+
+  // Logs go to standard error, so standard output holds what to copy.
+  const logger = createLogger({ level: config.logLevel, destination: process.stderr });
+  let running;
+  try {
+    running = await startVaultgate(config, logger, { middleware: [issuer.middleware()], ...(backend ? { backend } : {}) });
+  } catch (err) {
+    if (err instanceof PolicyBuildError) {
+      process.stderr.write(`vaultgate dev: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+
+  const repository = await firstRepository(config.policy.dir);
+  const token = await issuer.mint({ ...(repository ? { repositoryUuid: repository } : {}), branchName: 'main' });
+  process.stdout.write(
+    [
+      'vaultgate dev: local mode, for trying policies (not for production)',
+      `  secrets  ${secretsFile ? `${secretsFile} (a local file: values in the clear on disk, for local use only)` : `Vault at ${config.vault.addr}`}`,
+      `  policy   ${resolve(config.policy.dir)} (watched: an edit applies to the next request)`,
+      `  issuer   ${issuer.issuer} (audience ${DEV_AUDIENCE}; key kept in ${resolve(values.state)})`,
+      '',
+      'Runner settings:',
+      `  SECRET_PROVIDER_URI=${running.url}/secrets`,
+      '',
+      `A token for repository ${repository ?? '(random)'} on branch main, valid 1 h (more: vaultgate token --repo UUID --branch NAME):`,
+      `  TOKEN=${token}`,
+      '',
+      'Try it:',
+      `  curl -s -H "Authorization: Bearer $TOKEN" ${running.url}/secrets`,
+      '',
+    ].join('\n'),
+  );
+
+  const stop = () => {
+    running.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return new Promise<number>(() => undefined);
+}

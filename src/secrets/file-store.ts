@@ -1,0 +1,29 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import type { SecretRecord, SecretStore } from './store.js';
+
+/**
+ * Secrets from a local JSON or YAML file, for trying policies on a laptop
+ * without any Vault (`vaultgate dev --secrets-file`). Keys are Vault paths as
+ * references write them, values their fields:
+ *
+ *   kv/ci/payments-api: { db_password: local-only-value }
+ *
+ * The file is read again on every request, so edits show at once. Not for
+ * production: values sit in the clear on disk.
+ */
+export class FileSecretStore implements SecretStore {
+  constructor(private readonly file: string) {}
+
+  async isDynamic(): Promise<boolean> {
+    return false;
+  }
+
+  async read(path: string): Promise<SecretRecord | undefined> {
+    const text = await readFile(this.file, 'utf8');
+    const all = (/\.ya?ml$/i.test(this.file) ? parseYaml(text) : JSON.parse(text)) as Record<string, unknown> | null;
+    const data = all?.[path];
+    if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
+    return { data: data as Record<string, unknown>, leaseSeconds: 0 };
+  }
+}
