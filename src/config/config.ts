@@ -48,7 +48,14 @@ export interface Config {
     /** Requests handled at once; more get 503. */
     maxConcurrent: number;
   };
-  policy: { dir: string; opaPath: string };
+  policy: {
+    dir: string;
+    opaPath: string;
+    /** A candidate policy evaluated beside the live one; differences are logged, answers unaffected. */
+    shadowDir: string | undefined;
+    /** Write an OPA-shaped decision log line per evaluation. */
+    decisionLog: boolean;
+  };
   vault: {
     addr: string;
     namespace: string | undefined;
@@ -138,6 +145,8 @@ const env = z.object({
   VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
   VAULTGATE_POLICY_DIR: z.string().min(1).default('./policies'),
   VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
+  VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
+  VAULTGATE_DECISION_LOG: bool.default(false),
   VAULT_ADDR: z
     .string({ message: 'required: set it to the Vault address, e.g. https://vault.internal:8200' })
     .pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. https://vault.internal:8200' })),
@@ -254,7 +263,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ratePerRepositoryPerMinute: e.VAULTGATE_RATE_LIMIT_PER_REPO,
       maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
     },
-    policy: { dir: e.VAULTGATE_POLICY_DIR, opaPath: e.VAULTGATE_OPA_PATH },
+    policy: {
+      dir: e.VAULTGATE_POLICY_DIR,
+      opaPath: e.VAULTGATE_OPA_PATH,
+      shadowDir: e.VAULTGATE_SHADOW_POLICY_DIR,
+      decisionLog: e.VAULTGATE_DECISION_LOG,
+    },
     vault: {
       addr: e.VAULT_ADDR.replace(/\/+$/, ''),
       namespace: e.VAULT_NAMESPACE,

@@ -1,6 +1,7 @@
 import Koa, { type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import type { Logger } from '../log/logger.js';
+import type { PolicyHolder } from '../policy/policy-holder.js';
 import { audited } from './audit.js';
 import { OverloadedError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -8,6 +9,8 @@ import { healthHandler, readyHandler, type Readiness } from './routes/health.js'
 import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
 
 export interface AppDeps extends SecretsRouteDeps {
+  /** For GET /policy. */
+  policy: PolicyHolder;
   logger: Logger;
   metrics: Metrics;
   readiness: () => Promise<Readiness>;

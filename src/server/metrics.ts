@@ -30,6 +30,12 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    shadowDiffs: new Counter({
+      name: 'vaultgate_shadow_decisions_total',
+      help: 'Shadow policy evaluations by outcome (same, differs, allow_flip, error)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     cacheErrors: new Counter({
       name: 'vaultgate_cache_errors_total',
       help: 'Cache failures that were bypassed, by operation',

@@ -11,6 +11,7 @@ import { createRedisClient } from '../cache/redis-client.js';
 import type { Config } from '../config/config.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
+import { PolicyDecider } from '../policy/decider.js';
 import { PolicyHolder } from '../policy/policy-holder.js';
 import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord, SecretStore } from '../secrets/store.js';
@@ -79,6 +80,17 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     onReload: (result) => metrics.policyReloads.inc({ result }),
   });
   policy.watch();
+  const shadow = config.policy.shadowDir
+    ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
+    : undefined;
+  shadow?.watch();
+  const decider = new PolicyDecider({
+    live: policy,
+    shadow,
+    logger,
+    decisionLog: config.policy.decisionLog,
+    onShadow: (outcome) => metrics.shadowDiffs.inc({ outcome }),
+  });
 
   const backend = options.backend ?? (await vaultBackend(config, logger));
 
@@ -139,6 +151,7 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     verifyToken,
     limits,
     policy,
+    decider,
     resolver,
     logger,
     metrics,
@@ -155,6 +168,7 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     reloadPolicy: () => policy.reload(),
     async close() {
       policy.close();
+      shadow?.close();
       await listening.close();
       backend.stop();
       await cache.close();

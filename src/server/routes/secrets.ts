@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { extractBearerToken } from '../../auth/bearer.js';
 import type { TokenVerifier } from '../../auth/verify-token.js';
 import type { Limits } from '../../limits/limits.js';
-import type { PolicyHolder } from '../../policy/policy-holder.js';
+import type { PolicyDecider } from '../../policy/decider.js';
 import type { SecretResolver } from '../../secrets/resolve-secrets.js';
 import type { AuditRecord } from '../audit.js';
 import { ForbiddenError } from '../errors.js';
@@ -14,7 +14,7 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export interface SecretsRouteDeps {
   verifyToken: TokenVerifier;
   limits: Limits;
-  policy: PolicyHolder;
+  decider: PolicyDecider;
   resolver: SecretResolver;
 }
 
@@ -30,10 +30,10 @@ export function secretsHandler(deps: SecretsRouteDeps) {
     audit.claims(claims);
     await deps.limits.check(claims);
 
-    const decision = deps.policy.current.decide({
-      claims,
-      request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() },
-    });
+    const decision = deps.decider.decide(
+      { claims, request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() } },
+      audit.requestId,
+    );
     audit.decision = decision.allow ? 'allow' : 'deny';
     if (!decision.allow) throw new ForbiddenError();
     audit.keys = Object.keys(decision.secrets).sort();

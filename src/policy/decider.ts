@@ -1,0 +1,66 @@
+import type { Logger } from '../log/logger.js';
+import { ENTRYPOINT } from './bundle.js';
+import type { Decision, PolicyInput } from './policy.js';
+import type { PolicyHolder } from './policy-holder.js';
+import { diffDecisions } from './shadow.js';
+
+export type ShadowOutcome = 'same' | 'differs' | 'allow_flip' | 'error';
+
+export interface DeciderOptions {
+  live: PolicyHolder;
+  /** A candidate policy proven on real traffic: evaluated, compared, never obeyed. */
+  shadow?: PolicyHolder | undefined;
+  logger: Logger;
+  /** One OPA-shaped decision log line per decision. */
+  decisionLog: boolean;
+  onShadow?: (outcome: ShadowOutcome) => void;
+}
+
+/** Asks the live policy, and beside it the shadow policy; logs decisions as OPA does. */
+export class PolicyDecider {
+  constructor(private readonly options: DeciderOptions) {}
+
+  decide(input: PolicyInput, decisionId: string): Decision {
+    const { live, shadow, logger } = this.options;
+    const policy = live.current;
+    const started = process.hrtime.bigint();
+    const decision = policy.decide(input);
+    if (this.options.decisionLog) {
+      // The shape of OPA's decision logs, so tools that read those read these.
+      // Input holds the verified claims (never the token); result names references, never values.
+      logger.info(
+        {
+          decision_id: decisionId,
+          path: ENTRYPOINT,
+          input,
+          result: { allow: decision.allow, secrets: decision.secrets },
+          bundles: { vaultgate: { revision: policy.revision } },
+          metrics: { timer_rego_query_eval_ns: Number(process.hrtime.bigint() - started) },
+          timestamp: new Date().toISOString(),
+          labels: { app: 'vaultgate' },
+        },
+        'decision log',
+      );
+    }
+    if (shadow) this.compareShadow(shadow, input, decision, decisionId);
+    return decision;
+  }
+
+  private compareShadow(shadow: PolicyHolder, input: PolicyInput, live: Decision, decisionId: string): void {
+    let outcome: ShadowOutcome;
+    try {
+      const diff = diffDecisions(live, shadow.current.decide(input));
+      outcome = !diff ? 'same' : diff.allowFlipped ? 'allow_flip' : 'differs';
+      if (diff) {
+        this.options.logger.info(
+          { shadow: true, decision_id: decisionId, revision: shadow.current.revision, liveAllow: live.allow, ...diff },
+          'shadow policy decides differently',
+        );
+      }
+    } catch (err) {
+      outcome = 'error';
+      this.options.logger.warn({ shadow: true, decision_id: decisionId, error: (err as Error).message }, 'shadow policy failed');
+    }
+    this.options.onShadow?.(outcome);
+  }
+}

@@ -1,0 +1,22 @@
+import type { Decision } from './policy.js';
+
+/** How a shadow policy's decision differs from the live one; names and references only. */
+export interface DecisionDiff {
+  allowFlipped: boolean;
+  /** Keys only the shadow grants. */
+  added: string[];
+  /** Keys only the live policy grants. */
+  removed: string[];
+  /** Keys both grant, from different references. */
+  changed: string[];
+}
+
+/** Undefined when both decisions are the same. */
+export function diffDecisions(live: Decision, shadow: Decision): DecisionDiff | undefined {
+  const added = Object.keys(shadow.secrets).filter((k) => !(k in live.secrets)).sort();
+  const removed = Object.keys(live.secrets).filter((k) => !(k in shadow.secrets)).sort();
+  const changed = Object.keys(live.secrets).filter((k) => k in shadow.secrets && live.secrets[k] !== shadow.secrets[k]).sort();
+  const allowFlipped = live.allow !== shadow.allow;
+  if (!allowFlipped && added.length === 0 && removed.length === 0 && changed.length === 0) return undefined;
+  return { allowFlipped, added, removed, changed };
+}
