@@ -17,8 +17,11 @@ export async function policyBuild(dir: string): Promise<number> {
   }
 }
 
+// Bundle mode (-b), as vaultgate builds: only .rego files and data.json/data.yaml load,
+// so other JSON beside the policy (test cases, notes) is not taken for data.
+
 /** `vaultgate policy test [DIR]`: the Rego unit tests, with OPA's own report. */
-export const policyTest = (dir: string) => runInherited(opaPath(), ['test', dir, '--verbose']);
+export const policyTest = (dir: string) => runInherited(opaPath(), ['test', '--bundle', dir, '--verbose']);
 
 /** `vaultgate policy fmt [DIR] [--check]`: format in place, or (--check) list what is not formatted and fail. */
 export const policyFmt = (dir: string, check: boolean) =>
@@ -32,7 +35,7 @@ export async function policyLint(dir: string): Promise<number> {
   const regal = findTool('regal', 'VAULTGATE_REGAL_PATH');
   if (regal) return runInherited(regal, ['lint', dir]);
   process.stderr.write('vaultgate policy lint: Regal not found (VAULTGATE_REGAL_PATH, PATH, .tools/bin); running `opa check --strict` instead\n');
-  const code = await runInherited(opaPath(), ['check', '--strict', dir]);
+  const code = await runInherited(opaPath(), ['check', '--strict', '--bundle', dir]);
   if (code === 0) process.stdout.write(`${dir}: opa check --strict found nothing\n`);
   return code;
 }

@@ -8,7 +8,7 @@ const run = promisify(execFile);
 const opa = (...args: string[]) => run(join(TOOLS_BIN, 'opa'), args, { cwd: ROOT });
 
 test('the shipped policy passes its Rego unit tests', async (t) => {
-  const { stdout } = await opa('test', 'policies', '--format', 'json');
+  const { stdout } = await opa('test', '--bundle', 'policies', '--format', 'json');
   const results = JSON.parse(stdout) as Array<{ name: string; fail?: boolean; error?: unknown }>;
   t.true(results.length >= 10);
   t.deepEqual(results.filter((r) => r.fail || r.error).map((r) => r.name), []);
@@ -20,5 +20,5 @@ test('the shipped policy is opa fmt clean', async (t) => {
 });
 
 test('the shipped policy passes opa check --strict', async (t) => {
-  await t.notThrowsAsync(opa('check', '--strict', 'policies'));
+  await t.notThrowsAsync(opa('check', '--strict', '--bundle', 'policies'));
 });
