@@ -1,0 +1,236 @@
+// npm run bench: vaultgate against what users do without it, side by side on
+// this machine in one run. Starts everything it needs (Vault dev, Redis, a test
+// issuer, vaultgate), drives load from a separate process, prints a table and
+// writes the figures to bench/results/. It asserts no timing; it exits non-zero
+// only when requests fail.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import getPort from 'get-port';
+import { compileBundle, readBundle } from '../src/policy/bundle.js';
+import { Policy } from '../src/policy/policy.js';
+import { AUDIENCE, TestIssuer } from '../test/helpers/issuer.js';
+import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../test/helpers/processes.js';
+import { TestRedis } from '../test/helpers/redis.js';
+import { TestVault } from '../test/helpers/vault.js';
+import type { LoadJob, LoadResult } from './load.js';
+
+const REPOSITORIES = Number(process.env.BENCH_REPOSITORIES ?? 200);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 4000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CONCURRENCY = [1, 16, 64];
+const OPA = join(TOOLS_BIN, 'opa');
+const run = promisify(execFile);
+
+const repoUuid = (n: number) => `{00000000-0000-4000-8000-${String(n).padStart(12, '0')}}`;
+const secretPath = (n: number, i: number) => `kv/bench/r${n}/s${i}`;
+
+interface Row {
+  scenario: string;
+  secrets: number;
+  concurrency: number;
+  result: LoadResult;
+}
+
+/** One load run in its own process, so the generator never shares a process with a server. */
+async function load(job: LoadJob): Promise<LoadResult> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts'), JSON.stringify(job)], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as LoadResult;
+}
+
+function policyDir(secrets: number): string {
+  const dir = tempDir(`bench-policy-${secrets}`);
+  cpSync(join(ROOT, 'policies', 'vaultgate.rego'), join(dir, 'vaultgate.rego'));
+  const repositories = Object.fromEntries(
+    Array.from({ length: REPOSITORIES }, (_, n) => [
+      repoUuid(n),
+      { name: `bench/r${n}`, secrets: Object.fromEntries(Array.from({ length: secrets }, (_, i) => [`SECRET_${i}`, `${secretPath(n, i)}#value`])) },
+    ]),
+  );
+  writeFileSync(join(dir, 'data.json'), JSON.stringify({ repositories }));
+  return dir;
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function startVaultgate(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  const port = await getPort({ host: '127.0.0.1' });
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'vaultgate.js'), 'serve'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, child);
+  return { child, url: `http://127.0.0.1:${port}/secrets` };
+}
+
+const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'), child.once('exit', r)));
+
+async function main(): Promise<number> {
+  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  const [vault, redis, issuer] = await Promise.all([TestVault.start(), TestRedis.start(), TestIssuer.start()]);
+  const rows: Row[] = [];
+  const notes: Record<string, unknown> = {};
+  try {
+    process.stderr.write(`bench: seeding ${REPOSITORIES} repositories × 20 secrets, JWT auth roles, ${TOKENS} tokens\n`);
+    await vault.mount('kv', 'kv', { version: '2' });
+    for (let n = 0; n < REPOSITORIES; n++) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => vault.put('kv', `bench/r${n}/s${i}`, { value: `bench-${n}-${i}` }, 2)));
+    }
+    // The alternative users have today: Vault's JWT auth, one role per repository bound to its UUID.
+    await vault.api('POST', 'sys/auth/jwt', { type: 'jwt' });
+    await vault.api('POST', 'auth/jwt/config', { jwks_url: `${issuer.url}/jwks`, bound_issuer: issuer.url });
+    for (let n = 0; n < REPOSITORIES; n++) {
+      await vault.api('PUT', `sys/policies/acl/r${n}`, { policy: `path "kv/data/bench/r${n}/*" { capabilities = ["read"] }` });
+      await vault.api('POST', `auth/jwt/role/r${n}`, {
+        role_type: 'jwt',
+        bound_audiences: [AUDIENCE],
+        user_claim: 'sub',
+        bound_claims: { repositoryUuid: repoUuid(n) },
+        token_policies: [`r${n}`],
+        token_ttl: '10m',
+      });
+    }
+    const tokensFile = join(tempDir('bench-tokens'), 'tokens.txt');
+    const repoOf: number[] = [];
+    const tokens: string[] = [];
+    for (let i = 0; i < TOKENS; i++) {
+      repoOf.push(i % REPOSITORIES);
+      tokens.push(await issuer.mint(repoUuid(i % REPOSITORIES)));
+    }
+    writeFileSync(tokensFile, tokens.join('\n'));
+    const stepsFor = (secrets: number) =>
+      repoOf.map((n) => ({ role: `r${n}`, paths: Array.from({ length: secrets }, (_, i) => `kv/data/bench/r${n}/s${i}`) }));
+
+    const base = {
+      VAULTGATE_OIDC_ISSUERS: issuer.url,
+      VAULTGATE_OIDC_AUDIENCES: AUDIENCE,
+      VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
+      VAULTGATE_OPA_PATH: OPA,
+      VAULT_ADDR: vault.addr,
+      VAULT_TOKEN: vault.rootToken,
+      VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+    };
+    const measure = async (scenario: string, secrets: number, job: Omit<LoadJob, 'concurrency' | 'durationMs' | 'tokensFile'>) => {
+      for (const concurrency of CONCURRENCY) {
+        const result = await load({ ...job, tokensFile, concurrency, durationMs: SECONDS * 1000 });
+        rows.push({ scenario, secrets, concurrency, result });
+        process.stderr.write(`bench: ${scenario} secrets=${secrets} c=${concurrency}: ${result.stepsPerSecond.toFixed(0)} steps/s p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}\n`);
+      }
+    };
+
+    const rss: Record<string, number> = {};
+    for (const secrets of [3, 1, 5, 20]) {
+      const dir = policyDir(secrets);
+      const warm = await startVaultgate({
+        ...base,
+        VAULTGATE_POLICY_DIR: dir,
+        REDIS_URL: redis.url,
+        VAULTGATE_CACHE_KEY: Buffer.alloc(32, 1).toString('base64'),
+        VAULTGATE_CACHE_TTL: '3600',
+      });
+      for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
+      await measure('warm', secrets, { mode: 'gateway', url: warm.url });
+      rss[`warm-${secrets}`] = peakRssMb(warm.child.pid!);
+      await stop(warm.child);
+
+      const cold = await startVaultgate({ ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_CACHE_TTL: '0' });
+      await measure('cold', secrets, { mode: 'gateway', url: cold.url });
+      rss[`cold-${secrets}`] = peakRssMb(cold.child.pid!);
+      await stop(cold.child);
+
+      if (secrets === 3) {
+        await measure('direct-vault', secrets, { mode: 'direct-vault', url: vault.addr, steps: stepsFor(secrets) });
+        await measure('bare-vault-reads', secrets, { mode: 'bare-vault', url: vault.addr, steps: stepsFor(secrets), vaultToken: vault.rootToken });
+        const port = await getPort({ host: '127.0.0.1' });
+        const ceiling = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+        await waitFor('ceiling', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 30_000, ceiling);
+        await measure('framework-ceiling', secrets, { mode: 'gateway', url: `http://127.0.0.1:${port}/secrets` });
+        await stop(ceiling);
+      }
+    }
+    notes.peakRssMb = rss;
+    notes.policyEngine = await policyEngine();
+  } finally {
+    await Promise.all([vault.stop(), redis.stop(), issuer.close()]);
+  }
+
+  const find = (scenario: string, secrets: number, concurrency: number) =>
+    rows.find((r) => r.scenario === scenario && r.secrets === secrets && r.concurrency === concurrency)?.result;
+  const ratios = {
+    warmOverDirectVaultAt64: find('warm', 3, 64)!.stepsPerSecond / find('direct-vault', 3, 64)!.stepsPerSecond,
+    warmOverCeilingAt64: find('warm', 3, 64)!.stepsPerSecond / find('framework-ceiling', 3, 64)!.stepsPerSecond,
+    coldMinusBareReadsP50MsAt1: find('cold', 3, 1)!.p50Ms - find('bare-vault-reads', 3, 1)!.p50Ms,
+  };
+  const table = [
+    '| scenario | secrets | concurrency | steps/s | p50 ms | p99 ms | errors |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`),
+  ].join('\n');
+  const figures = { date: new Date().toISOString(), node: process.version, repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  const file = join(ROOT, 'bench', 'results', `${figures.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(figures, null, 2));
+  process.stdout.write(`${table}\n\nratios: ${JSON.stringify(ratios, null, 2)}\nextra: ${JSON.stringify(notes, null, 2)}\nwritten: ${file}\n`);
+  return rows.some((r) => r.result.errors > 0) ? 1 : 0;
+}
+
+/** In-process Wasm evaluation of the default policy against `opa run --server` answering the same decision. */
+async function policyEngine(): Promise<Record<string, { wasmP50Us: number; opaServerP50Us: number; ratio: number }>> {
+  const out: Record<string, { wasmP50Us: number; opaServerP50Us: number; ratio: number }> = {};
+  for (const repositories of [100, 2000, 20000]) {
+    const dir = tempDir(`bench-engine-${repositories}`);
+    cpSync(join(ROOT, 'policies', 'vaultgate.rego'), join(dir, 'vaultgate.rego'));
+    writeFileSync(
+      join(dir, 'data.json'),
+      JSON.stringify({
+        repositories: Object.fromEntries(Array.from({ length: repositories }, (_, n) => [repoUuid(n), { name: `r${n}`, secrets: { A: `kv/a/r${n}#a`, B: `kv/b/r${n}#b`, C: `kv/c/r${n}#c` } }])),
+      }),
+    );
+    const inputs = Array.from({ length: 2000 }, (_, i) => ({
+      claims: { ...TestIssuer.stepClaims(repoUuid(i % repositories)) },
+      request: { method: 'GET', path: '/secrets', remoteAddr: '127.0.0.1', time: new Date().toISOString() },
+    }));
+    const policy = await Policy.load(await readBundle(await compileBundle(dir, OPA)));
+    const wasm: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      for (const input of inputs) {
+        const t0 = process.hrtime.bigint();
+        policy.decide(input);
+        wasm.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+    }
+    const port = await getPort({ host: '127.0.0.1' });
+    const server = spawn(OPA, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', dir], { stdio: 'ignore' });
+    await waitFor('opa server', async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 60_000, server);
+    const opa: number[] = [];
+    for (const input of inputs) {
+      const t0 = process.hrtime.bigint();
+      const response = await fetch(`http://127.0.0.1:${port}/v1/data/vaultgate/decision`, { method: 'POST', body: JSON.stringify({ input }) });
+      await response.json();
+      opa.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    await stop(server);
+    const p50 = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const wasmP50Us = p50(wasm);
+    const opaServerP50Us = p50(opa);
+    out[String(repositories)] = { wasmP50Us, opaServerP50Us, ratio: opaServerP50Us / wasmP50Us };
+    process.stderr.write(`bench: policy engine, ${repositories} repositories: wasm p50 ${wasmP50Us.toFixed(1)} µs, opa server p50 ${opaServerP50Us.toFixed(1)} µs\n`);
+  }
+  return out;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`bench: ${(err as Error).stack}\n`);
+    process.exit(2);
+  },
+);
