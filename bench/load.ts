@@ -93,7 +93,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   };
 }
 
-// Run as a child: the job comes as JSON in argv, the result goes to stdout.
+// Run as a child: argv names the job's JSON file, the result goes to stdout.
 if (process.argv[2]) {
-  runLoad(JSON.parse(process.argv[2]) as LoadJob).then((r) => process.stdout.write(JSON.stringify(r)));
+  runLoad(JSON.parse(readFileSync(process.argv[2], 'utf8')) as LoadJob).then((r) => process.stdout.write(JSON.stringify(r)));
 }

@@ -35,7 +35,10 @@ interface Row {
 
 /** One load run in its own process, so the generator never shares a process with a server. */
 async function load(job: LoadJob): Promise<LoadResult> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts'), JSON.stringify(job)], {
+  // The job travels in a file: thousands of steps do not fit in argv.
+  const jobFile = join(tempDir('bench-job'), 'job.json');
+  writeFileSync(jobFile, JSON.stringify(job));
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts'), jobFile], {
     cwd: ROOT,
     maxBuffer: 16 * 1024 * 1024,
   });

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
 import { createRedisClient } from '../cache/redis-client.js';
 import { ConfigError, loadConfig } from '../config/config.js';
@@ -38,15 +37,7 @@ export async function check(): Promise<number> {
       return `${source}, revision ${bundle.revision.slice(0, 12)}`;
     }),
   ]);
-  const vault = new VaultClient({
-    addr: config.vault.addr,
-    namespace: config.vault.namespace,
-    auth: config.vault.auth,
-    timeoutMs: config.vault.timeoutMs,
-    caCert: config.vault.caCertFile ? readFileSync(config.vault.caCertFile) : undefined,
-    skipVerify: config.vault.skipVerify,
-    logger: createLogger({ level: 'silent' }),
-  });
+  const vault = VaultClient.fromConfig(config.vault, createLogger({ level: 'silent' }));
   results.push([
     `vault ${config.vault.addr}`,
     vault.start().then(async () => {

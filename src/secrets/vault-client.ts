@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import nodeVault from 'node-vault';
-import type { VaultAuth } from '../config/config.js';
+import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { VaultUnavailableError } from './errors.js';
 
@@ -72,6 +73,19 @@ export class VaultClient {
     } as Parameters<typeof nodeVault>[0]);
     this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
     this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
+  }
+
+  /** A client as the configuration describes it (VAULT_* variables). */
+  static fromConfig(vault: Config['vault'], logger: Logger): VaultClient {
+    return new VaultClient({
+      addr: vault.addr,
+      namespace: vault.namespace,
+      auth: vault.auth,
+      timeoutMs: vault.timeoutMs,
+      caCert: vault.caCertFile ? readFileSync(vault.caCertFile) : undefined,
+      skipVerify: vault.skipVerify,
+      logger,
+    });
   }
 
   /** Logs in (AppRole) or checks the given token, then keeps it renewed. */

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
@@ -34,7 +33,6 @@ export interface RunningVaultgate {
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 
-/** Builds every part from the configuration and starts listening. */
 /** Where secrets come from, and how readiness asks about it. */
 export interface SecretBackend {
   /** Its name in the readiness report. */
@@ -53,15 +51,7 @@ export interface StartOptions {
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
 async function vaultBackend(config: Config, logger: Logger): Promise<SecretBackend> {
-  const vault = new VaultClient({
-    addr: config.vault.addr,
-    namespace: config.vault.namespace,
-    auth: config.vault.auth,
-    timeoutMs: config.vault.timeoutMs,
-    caCert: config.vault.caCertFile ? readFileSync(config.vault.caCertFile) : undefined,
-    skipVerify: config.vault.skipVerify,
-    logger,
-  });
+  const vault = VaultClient.fromConfig(config.vault, logger);
   try {
     await vault.start();
   } catch (err) {
@@ -72,6 +62,7 @@ async function vaultBackend(config: Config, logger: Logger): Promise<SecretBacke
   return { name: 'vault', store: new VaultSecretStore(vault), health: () => vault.health(), stop: () => vault.stop() };
 }
 
+/** Builds every part from the configuration and starts listening. */
 export async function startVaultgate(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningVaultgate> {
   const metrics = createMetrics();
   const policy = await PolicyHolder.load({

@@ -7,18 +7,17 @@ import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, SEEDED, seedVault } from '../helpers/fixture.js';
 import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
+import { BIN, buildCli, runCli } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 const exec = promisify(execFile);
-const BIN = join(ROOT, 'bin', 'vaultgate.js');
 
 let vault: TestVault;
 let issuer: TestIssuer;
 
 test.before(async () => {
-  // bin/vaultgate.js runs the compiled CLI, as `npm start` and the container do.
-  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  await buildCli();
   [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
   await seedVault(vault);
 });
@@ -27,20 +26,7 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-/** Runs the CLI to its end and returns what it said. */
-async function cli(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
-      record('logs', stdout + stderr);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { PATH: process.env.PATH!, ...env });
 
 test('npm start with the documented variables serves a runner request, and SIGTERM stops it cleanly', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });

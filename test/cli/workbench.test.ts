@@ -1,17 +1,15 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, PROD_ENV, SEEDED, seedVault, WEB } from '../helpers/fixture.js';
 import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
+import { BIN, buildCli, runCli } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
-const exec = promisify(execFile);
-const BIN = join(ROOT, 'bin', 'vaultgate.js');
 // What a newcomer has: this repository, with OPA in .tools/bin (tools/build.sh), nothing configured.
 const ENV = { PATH: process.env.PATH!.split(':').filter((p) => p !== TOOLS_BIN).join(':'), HOME: process.env.HOME! };
 
@@ -19,7 +17,7 @@ let vault: TestVault;
 let issuer: TestIssuer;
 
 test.before(async () => {
-  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  await buildCli();
   [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
   await seedVault(vault);
 });
@@ -28,17 +26,7 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-async function cli(args: string[], env: Record<string, string> = {}, cwd = ROOT) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { cwd, env: { ...ENV, ...env } });
-    record('logs', stderr);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    record('logs', e.stderr);
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { ...ENV, ...env });
 
 /** Starts `vaultgate dev` and waits for its banner. */
 async function startDev(args: string[], env: Record<string, string> = {}) {
