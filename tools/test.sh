@@ -34,10 +34,11 @@ rm -rf "$VAULTGATE_TEST_RUN_DIR" && mkdir -p "$VAULTGATE_TEST_RUN_DIR"
 log=$(mktemp)
 status=0
 npx ava "$@" 2>&1 | tee "$log" || status=$?
+leaks=0
 if [ "$status" -eq 0 ]; then
-  npx tsx test/leak-scan.ts || status=$?
+  npx tsx test/leak-scan.ts || { status=$?; leaks=1; }
 fi
-# One plain closing line that any CI reader understands.
-echo "tests: $(grep -c '✔' "$log" || true) passed, $(grep -c '✘' "$log" || true) failed"
+# One plain closing line that any CI reader understands; a leak counts as a failure.
+echo "tests: $(grep -c '✔' "$log" || true) passed, $(( $(grep -c '✘' "$log" || true) + leaks )) failed"
 rm -f "$log"
 exit "$status"

@@ -14,15 +14,22 @@ export async function buildCli(): Promise<void> {
   await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
 }
 
-/** Runs the CLI to its end with exactly `env`; what it printed is kept for the leak scan. */
+/**
+ * Runs the CLI to its end with exactly `env`. Its standard error, and for serve
+ * its standard output (the JSON logs), are kept for the leak scan; other
+ * commands' standard output is their product (`vaultgate token` prints a token).
+ */
 export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-    record('logs', stdout + stderr);
-    return { code: 0, stdout, stderr };
+    return logged(args, { code: 0, stdout, stderr });
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    record('logs', e.stdout + e.stderr);
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    return logged(args, { code: e.code, stdout: e.stdout, stderr: e.stderr });
   }
+}
+
+function logged<R extends { stdout: string; stderr: string }>(args: string[], result: R): R {
+  record('logs', args[0] === 'serve' ? result.stdout + result.stderr : result.stderr);
+  return result;
 }
