@@ -1,7 +1,8 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import { z } from 'zod';
 import { TokenError } from './errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
+import { verifySignature } from './verify-signature.js';
 
 const REQUIRED_CLAIMS = ['sub', 'repositoryUuid', 'workspaceUuid', 'pipelineUuid', 'stepUuid'] as const;
 
@@ -35,6 +36,29 @@ export const MAX_KID_LENGTH = 256;
 
 export type TokenVerifier = (token: string) => Promise<StepClaims>;
 
+const invalidClaim = (message: string) => new TokenError('ERR_JWT_CLAIM_VALIDATION_FAILED', message);
+
+/**
+ * The registered-claim checks of RFC 7519 that vaultgate relies on (those jose's
+ * jwtVerify made before the signature moved to node:crypto), with the same codes.
+ */
+function checkTimesAndAudience(payload: JWTPayload, audiences: string[], tolerance: number): void {
+  for (const name of ['exp', 'iat', ...REQUIRED_CLAIMS]) {
+    if (!(name in payload)) throw invalidClaim(`missing required "${name}" claim`);
+  }
+  const now = Math.floor(Date.now() / 1000);
+  for (const name of ['exp', 'iat', 'nbf'] as const) {
+    if (payload[name] !== undefined && (typeof payload[name] !== 'number' || !Number.isFinite(payload[name]))) {
+      throw invalidClaim(`"${name}" claim must be a number`);
+    }
+  }
+  if (payload.nbf !== undefined && payload.nbf > now + tolerance) throw invalidClaim('"nbf" claim timestamp check failed');
+  if (payload.exp! <= now - tolerance) throw new TokenError('ERR_JWT_EXPIRED', '"exp" claim timestamp check failed');
+  const aud = payload.aud;
+  const given = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  if (!given.some((a) => typeof a === 'string' && audiences.includes(a))) throw invalidClaim('unexpected "aud" claim value');
+}
+
 /** Builds the function that turns a compact JWT into verified step claims, or throws TokenError. */
 export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
   const tolerance = options.clockToleranceSeconds ?? 30;
@@ -60,20 +84,22 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
     if (!issuer) throw new TokenError('ERR_JWT_ISSUER', 'issuer is not trusted');
     const keys = await options.keys.forIssuer(issuer.issuer);
 
-    let payload: JWTPayload;
+    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
+      throw new TokenError('ERR_JOSE_ALG_NOT_ALLOWED', '"alg" (Algorithm) Header Parameter value not allowed');
+    }
+    const [protectedHeader, encodedPayload, signature] = token.split('.') as [string, string, string];
+    let key;
     try {
-      ({ payload } = await jwtVerify(token, keys, {
-        issuer: issuer.issuer,
-        audience: issuer.audiences,
-        algorithms: issuer.algorithms,
-        clockTolerance: tolerance,
-        requiredClaims: ['exp', 'iat', ...REQUIRED_CLAIMS],
-      }));
+      key = await keys(header as Parameters<typeof keys>[0], { protected: protectedHeader, payload: encodedPayload, signature });
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code, err.message);
       throw new TokenError('ERR_TOKEN_INVALID', (err as Error).message);
     }
+    verifySignature(token, header.alg, key);
+
+    const payload = unverified;
+    checkTimesAndAudience(payload, issuer.audiences, tolerance);
     const { iat, exp } = payload as { iat: number; exp: number };
     if (iat > Date.now() / 1000 + tolerance) {
       throw new TokenError('ERR_JWT_IAT', 'token was issued in the future');
