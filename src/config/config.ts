@@ -55,6 +55,8 @@ export interface Config {
     shadowDir: string | undefined;
     /** Write an OPA-shaped decision log line per evaluation. */
     decisionLog: boolean;
+    /** Reload when the directory changes; off, only SIGHUP reloads (for filesystems without change events). */
+    watch: boolean;
   };
   vault: {
     addr: string;
@@ -146,6 +148,7 @@ const env = z.object({
   VAULTGATE_POLICY_DIR: z.string().min(1).default('./policies'),
   VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
   VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
+  VAULTGATE_POLICY_WATCH: bool.default(true),
   VAULTGATE_DECISION_LOG: bool.default(false),
   VAULT_ADDR: z
     .string({ message: 'required: set it to the Vault address, e.g. https://vault.internal:8200' })
@@ -268,6 +271,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       opaPath: e.VAULTGATE_OPA_PATH,
       shadowDir: e.VAULTGATE_SHADOW_POLICY_DIR,
       decisionLog: e.VAULTGATE_DECISION_LOG,
+      watch: e.VAULTGATE_POLICY_WATCH,
     },
     vault: {
       addr: e.VAULT_ADDR.replace(/\/+$/, ''),

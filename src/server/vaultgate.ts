@@ -70,11 +70,11 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     logger,
     onReload: (result) => metrics.policyReloads.inc({ result }),
   });
-  policy.watch();
+  if (config.policy.watch) policy.watch();
   const shadow = config.policy.shadowDir
     ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
     : undefined;
-  shadow?.watch();
+  if (config.policy.watch) shadow?.watch();
   const decider = new PolicyDecider({
     live: policy,
     shadow,

@@ -93,6 +93,31 @@ test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits
   }
 });
 
+test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else does', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const base = gatewayEnv(issuer, vault);
+  const dir = tempDir('sighup');
+  cpSync(base.VAULTGATE_POLICY_DIR!, dir, { recursive: true });
+  const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_POLICY_WATCH: 'false', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.on('exit', () => record('logs', output));
+  const revision = async () => ((await (await fetch(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
+  try {
+    await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
+    const before = await revision();
+    appendFileSync(join(dir, 'vaultgate.rego'), '\n# an edit\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    t.is(await revision(), before, 'no watching');
+    child.kill('SIGHUP');
+    await waitFor('the SIGHUP reload', async () => (await revision()) !== before, 15_000);
+    t.regex(output, /SIGHUP: reloading the policy/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+});
+
 test('a configuration error names the variable and the fix, and exits 2', async (t) => {
   const base = gatewayEnv(issuer, vault);
   const missing = await cli(['serve'], { ...base, VAULTGATE_OIDC_ISSUERS: '' });
