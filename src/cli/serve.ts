@@ -1,6 +1,8 @@
+import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { PolicyBuildError } from '../policy/errors.js';
+import { clusterMetricsText, runPrimary, shareMetrics } from '../server/cluster.js';
 import { startVaultgate } from '../server/vaultgate.js';
 
 /** Time in-flight requests get to finish after SIGTERM. */
@@ -19,17 +21,23 @@ export async function serve(): Promise<number> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  if (config.workers > 1 && cluster.isPrimary) {
+    process.exit(await runPrimary({ workers: config.workers, logger, drainMs: DRAIN_MS }));
+  }
   let running;
   try {
-    running = await startVaultgate(config, logger);
+    running = await startVaultgate(config, logger, cluster.isWorker ? { metricsText: clusterMetricsText } : {});
   } catch (err) {
     if (err instanceof PolicyBuildError) {
       logger.fatal({ error: err.message }, 'policy could not be loaded');
       process.stderr.write(`vaultgate: ${err.message}\n`);
+      // A worker's IPC channel would keep it alive: leave now, the primary passes the code on.
+      if (cluster.isWorker) process.exit(1);
       return 1;
     }
     throw err;
   }
+  if (cluster.isWorker) shareMetrics(running.metrics);
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => process.exit(1), DRAIN_MS).unref();

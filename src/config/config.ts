@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
@@ -28,6 +29,8 @@ export interface IssuerSettings {
 
 export interface Config {
   listen: { host: string; port: number };
+  /** Processes serving requests (the cluster module); 1 serves from this process alone. */
+  workers: number;
   /** Serve HTTPS with this certificate and key (PEM files, reloaded when they change). */
   tls: { certFile: string; keyFile: string } | undefined;
   oidc: {
@@ -140,6 +143,7 @@ const env = z.object({
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
   VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
+  VAULTGATE_WORKERS: whole(availableParallelism(), 1, 64),
   VAULTGATE_TLS_CERT: z.string().optional(),
   VAULTGATE_TLS_KEY: z.string().optional(),
   VAULT_CACERT: z.string().optional(),
@@ -252,6 +256,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     listen: e.VAULTGATE_LISTEN,
+    workers: e.VAULTGATE_WORKERS,
     tls: e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY } : undefined,
     oidc: {
       // Compared to `iss` byte for byte, as OIDC requires: no normalising.

@@ -18,6 +18,8 @@ export interface AppDeps extends SecretsRouteDeps {
   maxConcurrent: number;
   /** Mounted before vaultgate's routes. */
   middleware?: Middleware[];
+  /** What GET /metrics answers (aggregated over workers in a cluster). */
+  metricsText: () => Promise<string>;
 }
 
 /** Caps requests in flight. By hand: a counter, which no package does better. */
@@ -49,7 +51,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
+    ctx.body = await deps.metricsText();
   });
 
   app.use(async (ctx, next) => {

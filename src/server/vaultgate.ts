@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
+import type { Registry } from 'prom-client';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
 import { createTokenVerifier } from '../auth/verify-token.js';
 import type { SecretCache } from '../cache/cache.js';
@@ -23,6 +24,7 @@ import type { Readiness } from './routes/health.js';
 
 export interface RunningVaultgate {
   server: Server;
+  metrics: Registry;
   /** Recompile and swap the policy (what SIGHUP does). */
   reloadPolicy(): Promise<void>;
   /** Base URL it listens on, e.g. http://127.0.0.1:8080. */
@@ -47,6 +49,8 @@ export interface StartOptions {
   backend?: SecretBackend;
   /** Served before vaultgate's own routes (vaultgate dev's built-in issuer). */
   middleware?: Middleware[];
+  /** The text GET /metrics answers; this process's own metrics when absent (a cluster worker asks the primary). */
+  metricsText?: () => Promise<string>;
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
@@ -149,12 +153,14 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     readiness,
     maxConcurrent: config.limits.maxConcurrent,
     middleware: options.middleware ?? [],
+    metricsText: options.metricsText ?? (() => metrics.registry.metrics()),
   });
   const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
   logger.info({ url: listening.url }, 'vaultgate listening');
 
   return {
     server: listening.server,
+    metrics: metrics.registry,
     url: listening.url,
     reloadPolicy: () => policy.reload(),
     async close() {

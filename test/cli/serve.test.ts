@@ -118,6 +118,42 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
   }
 });
 
+test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead worker is replaced', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      record('logs', output);
+      resolve(code);
+    }),
+  );
+  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').map(Number);
+  const get = async () =>
+    (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
+  try {
+    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+    const statuses = await Promise.all(Array.from({ length: 20 }, get));
+    t.deepEqual([...new Set(statuses)], [200]);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    t.regex(metrics, /vaultgate_secrets_requests_total\{status="200"\} 20\b/, 'counted over both workers');
+
+    const [victim] = await workers();
+    process.kill(victim!, 'SIGKILL');
+    await waitFor('a replacement worker', async () => {
+      const now = await workers();
+      return now.length === 2 && !now.includes(victim!);
+    });
+    await waitFor('serving again', async () => (await get()) === 200);
+    t.regex(output, /worker died; starting another/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  t.is(await exited, 0);
+});
+
 test('a configuration error names the variable and the fix, and exits 2', async (t) => {
   const base = gatewayEnv(issuer, vault);
   const missing = await cli(['serve'], { ...base, VAULTGATE_OIDC_ISSUERS: '' });

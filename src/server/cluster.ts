@@ -1,0 +1,110 @@
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Logger } from '../log/logger.js';
+
+const METRICS_REQUEST = 'vaultgate:metrics';
+const METRICS_REPLY = 'vaultgate:metrics-reply';
+
+interface MetricsMessage {
+  type: string;
+  id: string;
+  text?: string;
+  error?: string;
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  logger: Logger;
+  /** How long workers get to finish their requests after SIGTERM. */
+  drainMs: number;
+}
+
+/**
+ * The primary of `vaultgate serve` with VAULTGATE_WORKERS > 1: forks the
+ * workers (which share the listening socket), replaces one that dies, answers
+ * their requests for metrics aggregated over all of them, and passes SIGHUP and
+ * SIGTERM on. Resolves with the exit code: a worker's, when one fails to start.
+ */
+export function runPrimary(options: PrimaryOptions): Promise<number> {
+  const { logger } = options;
+  const aggregator = new AggregatorRegistry();
+  const listening = new Set<number>();
+  let stopping = false;
+  let exitCode = 0;
+  const alive = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+
+  return new Promise((resolve) => {
+    const finishIfDone = () => {
+      if (alive().length === 0) resolve(exitCode);
+    };
+    cluster.on('listening', (worker) => listening.add(worker.id));
+    cluster.on('message', (worker, message: MetricsMessage) => {
+      if (message?.type !== METRICS_REQUEST) return;
+      aggregator.clusterMetrics().then(
+        (text) => worker.send({ type: METRICS_REPLY, id: message.id, text }),
+        (err: Error) => worker.send({ type: METRICS_REPLY, id: message.id, error: err.message }),
+      );
+    });
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) {
+        // A worker still starting has no SIGTERM handler yet and simply ends: that is no failure.
+        if (code !== 0 && signal !== 'SIGTERM') exitCode = 1;
+        finishIfDone();
+        return;
+      }
+      if (!listening.has(worker.id)) {
+        // It never started (bad policy, say): the others would fail the same way.
+        stopping = true;
+        exitCode = code ?? 1;
+        for (const other of alive()) other.kill('SIGTERM');
+        finishIfDone();
+        return;
+      }
+      logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+      cluster.fork();
+    });
+    process.on('SIGHUP', () => {
+      for (const worker of alive()) worker.process.kill('SIGHUP');
+    });
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      for (const worker of alive()) worker.process.kill('SIGTERM');
+      setTimeout(() => resolve(1), options.drainMs + 2000).unref();
+      finishIfDone();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    for (let i = 0; i < options.workers; i++) cluster.fork();
+    logger.info({ workers: options.workers }, 'vaultgate primary started its workers');
+  });
+}
+
+/** In a worker: offer this registry to the primary's aggregation. */
+export function shareMetrics(registry: Registry): void {
+  AggregatorRegistry.setRegistries([registry]);
+  // prom-client starts answering the primary only once an AggregatorRegistry exists in this process.
+  new AggregatorRegistry();
+}
+
+/** In a worker: the metrics of all workers, from the primary. */
+export function clusterMetricsText(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const id = randomUUID();
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      reject(new Error('the primary did not answer for metrics'));
+    }, 5000);
+    const onMessage = (message: MetricsMessage) => {
+      if (message?.type !== METRICS_REPLY || message.id !== id) return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      if (message.error !== undefined) reject(new Error(message.error));
+      else resolve(message.text ?? '');
+    };
+    process.on('message', onMessage);
+    process.send!({ type: METRICS_REQUEST, id });
+  });
+}
