@@ -58,9 +58,17 @@ function policyDir(secrets: number): string {
   return dir;
 }
 
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+/** Peak RSS of vaultgate: the process and its workers, added up. */
+async function peakRssMb(pid: number): Promise<number> {
+  const children = await run('pgrep', ['-P', String(pid)]).then(
+    ({ stdout }) => stdout.trim().split('\n').filter(Boolean).map(Number),
+    () => [],
+  );
+  let kb = 0;
+  for (const p of [pid, ...children]) {
+    kb += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+  }
+  return kb / 1024;
 }
 
 async function startVaultgate(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
@@ -141,12 +149,12 @@ async function main(): Promise<number> {
       });
       for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
       await measure('warm', secrets, { mode: 'gateway', url: warm.url });
-      rss[`warm-${secrets}`] = peakRssMb(warm.child.pid!);
+      rss[`warm-${secrets}`] = await peakRssMb(warm.child.pid!);
       await stop(warm.child);
 
       const cold = await startVaultgate({ ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_CACHE_TTL: '0' });
       await measure('cold', secrets, { mode: 'gateway', url: cold.url });
-      rss[`cold-${secrets}`] = peakRssMb(cold.child.pid!);
+      rss[`cold-${secrets}`] = await peakRssMb(cold.child.pid!);
       await stop(cold.child);
 
       if (secrets === 3) {
@@ -177,7 +185,7 @@ async function main(): Promise<number> {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`),
   ].join('\n');
-  const figures = { date: new Date().toISOString(), node: process.version, repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
+  const figures = { date: new Date().toISOString(), node: process.version, workers: process.env.VAULTGATE_WORKERS ?? 'one per core', repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const file = join(ROOT, 'bench', 'results', `${figures.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(figures, null, 2));
