@@ -20,6 +20,7 @@ const REPOSITORIES = Number(process.env.BENCH_REPOSITORIES ?? 200);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 4000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const CONCURRENCY = [1, 16, 64];
+const WORKERS = process.env.VAULTGATE_WORKERS ?? '1';
 const OPA = join(TOOLS_BIN, 'opa');
 const run = promisify(execFile);
 
@@ -75,7 +76,7 @@ async function startVaultgate(env: Record<string, string>): Promise<{ child: Chi
   const port = await getPort({ host: '127.0.0.1' });
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'vaultgate.js'), 'serve'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_LOG_LEVEL: 'warn', VAULTGATE_WORKERS: WORKERS, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, child);
@@ -185,7 +186,7 @@ async function main(): Promise<number> {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`),
   ].join('\n');
-  const figures = { date: new Date().toISOString(), node: process.version, workers: process.env.VAULTGATE_WORKERS ?? 'one per core', repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
+  const figures = { date: new Date().toISOString(), node: process.version, workers: Number(WORKERS), repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const file = join(ROOT, 'bench', 'results', `${figures.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(figures, null, 2));
