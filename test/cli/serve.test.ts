@@ -7,7 +7,7 @@ import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, SEEDED, seedVault } from '../helpers/fixture.js';
 import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
-import { BIN, buildCli, runCli } from '../helpers/cli.js';
+import { buildCli, runCli, spawnServe } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -61,15 +61,7 @@ test('npm start with the documented variables serves a runner request, and SIGTE
 test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits 0', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      record('logs', output);
-      resolve(code);
-    }),
-  );
+  const { child, exited } = spawnServe(env);
   const url = `http://127.0.0.1:${port}/secrets`;
   const get = async (claims: Record<string, unknown>) =>
     fetch(url, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims })}` } });
@@ -99,10 +91,7 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
   const dir = tempDir('sighup');
   cpSync(base.VAULTGATE_POLICY_DIR!, dir, { recursive: true });
   const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_POLICY_WATCH: 'false', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.on('exit', () => record('logs', output));
+  const { child, output } = spawnServe(env);
   const revision = async () => ((await (await fetch(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
@@ -112,7 +101,7 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
     t.is(await revision(), before, 'no watching');
     child.kill('SIGHUP');
     await waitFor('the SIGHUP reload', async () => (await revision()) !== before, 15_000);
-    t.regex(output, /SIGHUP: reloading the policy/);
+    t.regex(output(), /SIGHUP: reloading the policy/);
   } finally {
     child.kill('SIGTERM');
   }
@@ -121,15 +110,7 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
 test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead worker is replaced', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      record('logs', output);
-      resolve(code);
-    }),
-  );
+  const { child, output, exited } = spawnServe(env);
   const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').map(Number);
   const get = async () =>
     (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
@@ -147,7 +128,7 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
       return now.length === 2 && !now.includes(victim!);
     });
     await waitFor('serving again', async () => (await get()) === 200);
-    t.regex(output, /worker died; starting another/);
+    t.regex(output(), /worker died; starting another/);
   } finally {
     child.kill('SIGTERM');
   }
@@ -190,13 +171,10 @@ test('a bundle built by `vaultgate policy build` is loaded without opa, until th
 
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_OPA_PATH: '/nonexistent/opa', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.on('exit', () => record('logs', output));
+  const { child, output } = spawnServe(env);
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
-    t.regex(output, /"source":"prebuilt"/);
+    t.regex(output(), /"source":"prebuilt"/);
     const response = await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } });
     t.is(response.status, 200);
   } finally {

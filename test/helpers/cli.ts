@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './processes.js';
@@ -32,4 +32,26 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
 function logged<R extends { stdout: string; stderr: string }>(args: string[], result: R): R {
   record('logs', args[0] === 'serve' ? result.stdout + result.stderr : result.stderr);
   return result;
+}
+
+export interface ServeProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** What it printed on standard output so far (its JSON logs). */
+  output(): string;
+  /** Its exit code, once it has exited; the logs are recorded for the leak scan then. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `vaultgate serve` as its own process with PATH and `env`. */
+export function spawnServe(env: Record<string, string>): ServeProcess {
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      record('logs', output);
+      resolve(code);
+    }),
+  );
+  return { child, output: () => output, exited };
 }
