@@ -16,6 +16,8 @@ export interface IssuerKeysOptions {
   maxStaleMs?: number;
   /** Least time between two refetches caused by an unknown `kid`. */
   cooldownMs?: number;
+  /** Told about every JWKS fetch (for metrics). */
+  onFetch?: (result: 'ok' | 'error') => void;
 }
 
 export interface IssuerKeys {
@@ -35,6 +37,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     refreshMs: options.refreshMs ?? 10 * 60_000,
     maxStaleMs: options.maxStaleMs ?? 24 * 3600_000,
     cooldownMs: options.cooldownMs ?? 30_000,
+    onFetch: options.onFetch,
   };
   const trusted = new Set(options.issuers);
   const keySets = new Map<string, Promise<JWTVerifyGetKey>>();

@@ -11,6 +11,8 @@ export interface RemoteKeySetOptions {
   maxStaleMs: number;
   /** Least time between two fetches caused by an unknown `kid`. */
   cooldownMs: number;
+  /** Told about every fetch and how it ended. */
+  onFetch?: ((result: 'ok' | 'error') => void) | undefined;
 }
 
 interface Fetched {
@@ -28,8 +30,6 @@ export class RemoteKeySet {
   private current: Fetched | undefined;
   private inFlight: Promise<Fetched> | undefined;
   private lastFetch = 0;
-  /** Fetches made, for metrics and tests. */
-  fetches = 0;
 
   constructor(
     private readonly url: URL,
@@ -63,13 +63,16 @@ export class RemoteKeySet {
   private fetch(): Promise<Fetched> {
     this.inFlight ??= (async () => {
       this.lastFetch = Date.now();
-      this.fetches++;
       try {
         const body = await fetchJson(this.url, { ...this.options, code: 'ERR_JWKS_FETCH' });
         const jwks = body as JSONWebKeySet;
         if (!jwks || !Array.isArray(jwks.keys)) throw new TokenError('ERR_JWKS_INVALID', `${this.url.href} is not a JSON Web Key Set`);
         this.current = { keys: createLocalJWKSet(jwks), at: Date.now() };
+        this.options.onFetch?.('ok');
         return this.current;
+      } catch (err) {
+        this.options.onFetch?.('error');
+        throw err;
       } finally {
         this.inFlight = undefined;
       }

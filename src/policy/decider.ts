@@ -14,6 +14,8 @@ export interface DeciderOptions {
   /** One OPA-shaped decision log line per decision. */
   decisionLog: boolean;
   onShadow?: (outcome: ShadowOutcome) => void;
+  /** Told how long each live evaluation took, in seconds. */
+  onEvaluated?: (seconds: number) => void;
 }
 
 /** Asks the live policy, and beside it the shadow policy; logs decisions as OPA does. */
@@ -25,6 +27,8 @@ export class PolicyDecider {
     const policy = live.current;
     const started = process.hrtime.bigint();
     const decision = policy.decide(input);
+    const elapsedNs = Number(process.hrtime.bigint() - started);
+    this.options.onEvaluated?.(elapsedNs / 1e9);
     if (this.options.decisionLog) {
       // The shape of OPA's decision logs, so tools that read those read these.
       // Input holds the verified claims (never the token); result names references, never values.
@@ -35,7 +39,7 @@ export class PolicyDecider {
           input,
           result: { allow: decision.allow, secrets: decision.secrets },
           bundles: { vaultgate: { revision: policy.revision } },
-          metrics: { timer_rego_query_eval_ns: Number(process.hrtime.bigint() - started) },
+          metrics: { timer_rego_query_eval_ns: elapsedNs },
           timestamp: new Date().toISOString(),
           labels: { app: 'vaultgate' },
         },

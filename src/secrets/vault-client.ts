@@ -16,6 +16,8 @@ export interface VaultClientOptions {
   /** Accept any certificate from Vault; the configuration allows it only when asked twice. */
   skipVerify?: boolean;
   logger: Logger;
+  /** Told about every API call: how it ended and how long it took, in seconds. */
+  onCall?: (outcome: 'ok' | 'error' | 'unavailable', seconds: number) => void;
 }
 
 /** A Vault answer that was not a success, with Vault's status code. */
@@ -76,8 +78,9 @@ export class VaultClient {
   }
 
   /** A client as the configuration describes it (VAULT_* variables). */
-  static fromConfig(vault: Config['vault'], logger: Logger): VaultClient {
+  static fromConfig(vault: Config['vault'], logger: Logger, onCall?: VaultClientOptions['onCall']): VaultClient {
     return new VaultClient({
+      ...(onCall ? { onCall } : {}),
       addr: vault.addr,
       namespace: vault.namespace,
       auth: vault.auth,
@@ -133,11 +136,17 @@ export class VaultClient {
   }
 
   private async call(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
+    const started = performance.now();
+    const done = (outcome: 'ok' | 'error' | 'unavailable') => this.options.onCall?.(outcome, (performance.now() - started) / 1000);
     try {
       // ...but not by its raw request(), so they are passed here too.
-      return await this.vault.request({ ...this.transport, method, path: `/${path}`, timeout: timeoutMs });
+      const body = await this.vault.request({ ...this.transport, method, path: `/${path}`, timeout: timeoutMs });
+      done('ok');
+      return body;
     } catch (err) {
-      throw classify(err, path);
+      const classified = classify(err, path);
+      done(classified instanceof VaultUnavailableError ? 'unavailable' : 'error');
+      throw classified;
     }
   }
 

@@ -24,6 +24,25 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    policyEvaluation: new Histogram({
+      name: 'vaultgate_policy_evaluation_seconds',
+      help: 'Time to evaluate the live policy for one request',
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005],
+      registers: [registry],
+    }),
+    vaultRequests: new Histogram({
+      name: 'vaultgate_vault_request_duration_seconds',
+      help: 'Vault API calls by outcome (ok, error: Vault refused, unavailable: no answer)',
+      labelNames: ['outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    jwksFetches: new Counter({
+      name: 'vaultgate_jwks_fetches_total',
+      help: 'Issuer key set fetches by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     policyReloads: new Counter({
       name: 'vaultgate_policy_reloads_total',
       help: 'Policy reload attempts by result (ok, error, unchanged)',

@@ -19,7 +19,7 @@ import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
 import { createApp } from './app.js';
 import { listen } from './listen.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import type { Readiness } from './routes/health.js';
 
 export interface RunningVaultgate {
@@ -54,8 +54,8 @@ export interface StartOptions {
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
-async function vaultBackend(config: Config, logger: Logger): Promise<SecretBackend> {
-  const vault = VaultClient.fromConfig(config.vault, logger);
+async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): Promise<SecretBackend> {
+  const vault = VaultClient.fromConfig(config.vault, logger, (outcome, seconds) => metrics.vaultRequests.observe({ outcome }, seconds));
   try {
     await vault.start();
   } catch (err) {
@@ -85,9 +85,10 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     logger,
     decisionLog: config.policy.decisionLog,
     onShadow: (outcome) => metrics.shadowDiffs.inc({ outcome }),
+    onEvaluated: (seconds) => metrics.policyEvaluation.observe(seconds),
   });
 
-  const backend = options.backend ?? (await vaultBackend(config, logger));
+  const backend = options.backend ?? (await vaultBackend(config, logger, metrics));
 
   const bypassed = (operation: string, err: Error) => {
     metrics.cacheErrors.inc({ operation });
@@ -118,6 +119,7 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
       refreshMs: config.oidc.jwksRefreshSeconds * 1000,
       // An unknown kid refetches at most every 30 s, or as often as the refresh when that is shorter.
       cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
+      onFetch: (result) => metrics.jwksFetches.inc({ result }),
     }),
     issuers: config.oidc.issuers,
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,

@@ -155,6 +155,17 @@ test('health, readiness, unknown routes and methods answer as documented', async
   t.is(put.status, 405);
 });
 
+test('GET /metrics counts requests, cache lookups, policy evaluations, Vault calls and JWKS fetches', async (t) => {
+  await call(WEB);
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? 0);
+  t.true(value(/^vaultgate_secrets_requests_total\{status="200"\} (\d+)/m) >= 1);
+  t.true(value(/^vaultgate_policy_evaluation_seconds_count (\d+)/m) >= 1);
+  t.true(value(/^vaultgate_vault_request_duration_seconds_count\{outcome="ok"\} (\d+)/m) >= 1);
+  t.true(value(/^vaultgate_jwks_fetches_total\{result="ok"\} (\d+)/m) >= 1);
+  t.true(value(/^vaultgate_cache_lookups_total\{result="miss"\} (\d+)/m) >= 1);
+});
+
 test.after('no log line and no response body holds a seeded secret or a token', (t) => {
   const errorBodies = bodies.filter((b) => !b.includes('"DB_PASSWORD"') && !b.includes('_TOKEN"') && !b.includes('"LEGACY_PASSWORD"') && !b.includes('"DB_PORT"'));
   t.deepEqual(findLeaks(gateway.logs, tokens), []);

@@ -76,6 +76,8 @@ test.serial('Vault stopped gives 503 for anything not cached, and readiness says
   const report = (await ready.json()) as { status: string; checks: Record<string, string> };
   t.is(report.status, 'not_ready');
   t.not(report.checks.vault, 'ok');
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  t.regex(metrics, /^vaultgate_vault_request_duration_seconds_count\{outcome="unavailable"\} [1-9]/m);
 });
 
 test.serial('secrets already cached are still served while Vault is down, within their TTL', async (t) => {
