@@ -62,7 +62,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         return;
       }
       logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
-      cluster.fork();
+      // A short pause, so a worker that dies at once cannot spin the primary.
+      setTimeout(() => {
+        if (!stopping) cluster.fork();
+      }, 500);
     });
     process.on('SIGHUP', () => {
       for (const worker of alive()) worker.process.kill('SIGHUP');
