@@ -21,6 +21,9 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 4000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const CONCURRENCY = [1, 16, 64];
 const WORKERS = process.env.VAULTGATE_WORKERS ?? '1';
+/** BENCH_SOAK=1: instead of the scenarios, a long warm run that samples vaultgate's memory. */
+const SOAK = process.env.BENCH_SOAK === '1';
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 300);
 const OPA = join(TOOLS_BIN, 'opa');
 const run = promisify(execFile);
 
@@ -59,15 +62,15 @@ function policyDir(secrets: number): string {
   return dir;
 }
 
-/** Peak RSS of vaultgate: the process and its workers, added up. */
-async function peakRssMb(pid: number): Promise<number> {
+/** RSS of vaultgate (peak, or now): the process and its workers, added up. */
+async function rssMb(pid: number, which: 'VmHWM' | 'VmRSS' = 'VmHWM'): Promise<number> {
   const children = await run('pgrep', ['-P', String(pid)]).then(
     ({ stdout }) => stdout.trim().split('\n').filter(Boolean).map(Number),
     () => [],
   );
   let kb = 0;
   for (const p of [pid, ...children]) {
-    kb += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    kb += Number(new RegExp(`${which}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
   }
   return kb / 1024;
 }
@@ -138,6 +141,10 @@ async function main(): Promise<number> {
       }
     };
 
+    if (SOAK) {
+      const soak = await memorySoak({ ...base, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 1).toString('base64') }, tokens, tokensFile);
+      return writeFigures({ memorySoak: soak }, JSON.stringify(soak.summary, null, 2), soak.errors > 0);
+    }
     const rss: Record<string, number> = {};
     for (const secrets of [3, 1, 5, 20]) {
       const dir = policyDir(secrets);
@@ -150,12 +157,12 @@ async function main(): Promise<number> {
       });
       for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
       await measure('warm', secrets, { mode: 'gateway', url: warm.url });
-      rss[`warm-${secrets}`] = await peakRssMb(warm.child.pid!);
+      rss[`warm-${secrets}`] = await rssMb(warm.child.pid!);
       await stop(warm.child);
 
       const cold = await startVaultgate({ ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_CACHE_TTL: '0' });
       await measure('cold', secrets, { mode: 'gateway', url: cold.url });
-      rss[`cold-${secrets}`] = await peakRssMb(cold.child.pid!);
+      rss[`cold-${secrets}`] = await rssMb(cold.child.pid!);
       await stop(cold.child);
 
       if (secrets === 3) {
@@ -186,12 +193,56 @@ async function main(): Promise<number> {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`),
   ].join('\n');
-  const figures = { date: new Date().toISOString(), node: process.version, workers: Number(WORKERS), repositories: REPOSITORIES, tokens: TOKENS, secondsPerRun: SECONDS, rows, ratios, ...notes };
+  return writeFigures(
+    { secondsPerRun: SECONDS, rows, ratios, ...notes },
+    `${table}\n\nratios: ${JSON.stringify(ratios, null, 2)}\nextra: ${JSON.stringify(notes, null, 2)}`,
+    rows.some((r) => r.result.errors > 0),
+  );
+}
+
+/** Prints the report, writes the figures under bench/results/, and gives the exit code. */
+function writeFigures(figures: Record<string, unknown>, report: string, failed: boolean): number {
+  const date = new Date().toISOString();
+  const all = { date, node: process.version, workers: Number(WORKERS), repositories: REPOSITORIES, tokens: TOKENS, ...figures };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  const file = join(ROOT, 'bench', 'results', `${figures.date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(figures, null, 2));
-  process.stdout.write(`${table}\n\nratios: ${JSON.stringify(ratios, null, 2)}\nextra: ${JSON.stringify(notes, null, 2)}\nwritten: ${file}\n`);
-  return rows.some((r) => r.result.errors > 0) ? 1 : 0;
+  const file = join(ROOT, 'bench', 'results', `${date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(all, null, 2));
+  process.stdout.write(`${report}\nwritten: ${file}\n`);
+  return failed ? 1 : 0;
+}
+
+/**
+ * Memory over a long warm run: every repository's 20 references cached (in
+ * Redis, as a fleet would run), then SOAK_SECONDS of load at concurrency 16,
+ * vaultgate's RSS sampled every 10 s.
+ */
+async function memorySoak(env: Record<string, string>, tokens: string[], tokensFile: string) {
+  const gateway = await startVaultgate({ ...env, VAULTGATE_POLICY_DIR: policyDir(20), VAULTGATE_CACHE_TTL: '3600' });
+  try {
+    process.stderr.write(`bench: soak: caching ${REPOSITORIES * 20} references\n`);
+    for (let n = 0; n < REPOSITORIES; n++) await fetch(gateway.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
+    const samples: Array<{ seconds: number; rssMb: number }> = [];
+    const started = Date.now();
+    const sample = async () => samples.push({ seconds: Math.round((Date.now() - started) / 1000), rssMb: await rssMb(gateway.child.pid!, 'VmRSS') });
+    await sample();
+    const timer = setInterval(() => void sample(), 10_000);
+    const result = await load({ mode: 'gateway', url: gateway.url, tokensFile, concurrency: 16, durationMs: SOAK_SECONDS * 1000 });
+    clearInterval(timer);
+    await sample();
+    const summary = {
+      references: REPOSITORIES * 20,
+      requests: result.steps,
+      errors: result.errors,
+      stepsPerSecond: Math.round(result.stepsPerSecond),
+      rssMbAfterWarmUp: Math.round(samples[0]!.rssMb),
+      rssMbAtEnd: Math.round(samples.at(-1)!.rssMb),
+      rssMbMax: Math.round(Math.max(...samples.map((s) => s.rssMb))),
+    };
+    process.stderr.write(`bench: soak: ${JSON.stringify(summary)}\n`);
+    return { summary, samples, errors: result.errors };
+  } finally {
+    await stop(gateway.child);
+  }
 }
 
 /** In-process Wasm evaluation of the default policy against `opa run --server` answering the same decision. */
