@@ -35,15 +35,17 @@ export async function fetchJson(url: URL, options: FetchJsonOptions): Promise<un
   try {
     for await (const chunk of response.body ?? []) {
       size += chunk.byteLength;
-      if (size > options.maxBytes) {
-        await response.body?.cancel();
-        throw fail(`answer is over the ${options.maxBytes}-byte limit`);
-      }
+      // Leaving the loop cancels the rest of the body.
+      if (size > options.maxBytes) break;
       chunks.push(chunk);
     }
+  } catch {
+    throw fail(signal.aborted ? `no answer within ${options.timeoutMs} ms` : 'the answer broke off');
+  }
+  if (size > options.maxBytes) throw fail(`answer is over the ${options.maxBytes}-byte limit`);
+  try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (err) {
-    if (err instanceof TokenError) throw err;
-    throw fail(signal.aborted ? `no answer within ${options.timeoutMs} ms` : `not JSON: ${(err as Error).message}`);
+    throw fail(`not JSON: ${(err as Error).message}`);
   }
 }

@@ -40,19 +40,20 @@ export class RemoteKeySet {
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     let set = this.current;
     const now = Date.now();
-    if (!set) {
+    if (!set || now - set.at > this.options.maxStaleMs) {
+      // Nothing usable: this request has to wait for the issuer.
       set = await this.fetch();
-    } else if (now - set.at > this.options.refreshMs) {
-      set = await this.fetch().catch((err: Error) => {
-        if (Date.now() - set!.at > this.options.maxStaleMs) throw err;
-        return set!;
-      });
+    } else if (now - set.at > this.options.refreshMs && !this.inFlight && now - this.lastFetch >= this.options.cooldownMs) {
+      // Due for a refresh: fetched in the background, so no request waits on a slow or
+      // unreachable issuer while the keys it has are still within VAULTGATE_JWKS_MAX_STALE.
+      this.fetch().catch(() => undefined);
     }
     try {
       return await set.keys(header, token);
     } catch (err) {
-      // An unknown kid may be a freshly rotated key: look once, then not again before the cooldown.
-      if (err instanceof joseErrors.JWKSNoMatchingKey && Date.now() - this.lastFetch >= this.options.cooldownMs) {
+      // An unknown kid may be a freshly rotated key: join a fetch under way, or make one
+      // unless one was made within the cooldown.
+      if (err instanceof joseErrors.JWKSNoMatchingKey && (this.inFlight || Date.now() - this.lastFetch >= this.options.cooldownMs)) {
         const fresh = await this.fetch().catch(() => undefined);
         if (fresh) return fresh.keys(header, token);
       }

@@ -31,6 +31,10 @@ export class TestIssuer {
   jwksFetches = 0;
   /** While true, discovery and JWKS answer 503, as an issuer in an outage would. */
   down = false;
+  /** While true, discovery and JWKS never answer, as an unreachable issuer behind a firewall. */
+  hanging = false;
+  /** Bytes of padding added to the JWKS document, to make it too large. */
+  jwksPadding = 0;
   kid = `test-key-${++counter}`;
 
   private constructor(
@@ -43,6 +47,7 @@ export class TestIssuer {
     let issuer: TestIssuer | undefined;
     const server = createServer((req, res) => {
       const path = new URL(req.url ?? '/', issuer!.url).pathname;
+      if (issuer!.hanging) return;
       if (issuer!.down) {
         res.writeHead(503).end();
         return;
@@ -51,7 +56,7 @@ export class TestIssuer {
         path === `${ISSUER_PATH}/.well-known/openid-configuration`
           ? { issuer: issuer!.url, jwks_uri: `${issuer!.url}/jwks`, id_token_signing_alg_values_supported: ['RS256'] }
           : path === `${ISSUER_PATH}/jwks`
-            ? (issuer!.jwksFetches++, issuer!.jwks)
+            ? (issuer!.jwksFetches++, issuer!.jwksPadding ? { ...issuer!.jwks, padding: 'x'.repeat(issuer!.jwksPadding) } : issuer!.jwks)
             : undefined;
       res.writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body ?? { error: 'not found' }));
@@ -125,6 +130,7 @@ export class TestIssuer {
   }
 
   async close(): Promise<void> {
+    this.hanging = false;
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
   }

@@ -44,6 +44,36 @@ test.serial('with the JWKS endpoint down, known keys keep working up to the conf
   t.is(await status(await issuer.mint(WEB)), 200, 'recovers by itself when the issuer is back');
 });
 
+test.serial('an issuer that stops answering does not hold requests while its last keys are fresh enough', async (t) => {
+  t.is(await status(await issuer.mint(WEB)), 200);
+  issuer.hanging = true;
+  try {
+    await sleep(1500); // refresh due: the refetch hangs (5 s timeout) in the background
+    const started = Date.now();
+    t.is(await status(await issuer.mint(WEB)), 200);
+    t.true(Date.now() - started < 4000, `answered after ${Date.now() - started} ms, not after the issuer's timeout`);
+  } finally {
+    issuer.hanging = false;
+  }
+  await sleep(5500); // let the hung fetch time out before the next test
+});
+
+test.serial('a JWKS document over 64 KiB is refused, and the issuer\'s tokens with it', async (t) => {
+  const bloated = await TestIssuer.start();
+  bloated.jwksPadding = 100 * 1024;
+  const other = await startGateway(gatewayEnv(bloated, vault));
+  try {
+    const response = await other.get(await bloated.mint(WEB));
+    t.is(response.status, 401);
+    const line = other.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'));
+    t.is(line.reason, 'ERR_JWKS_FETCH');
+    t.regex(line.error, /over the 65536-byte limit/);
+  } finally {
+    await other.close();
+    await bloated.close();
+  }
+});
+
 test.serial('a rotated key verifies after one refetch; tokens of the removed key fail', async (t) => {
   await sleep(1100); // let the cooldown of the last fetch pass
   const old = await issuer.rotate();
