@@ -38,11 +38,18 @@ export type TokenVerifier = (token: string) => Promise<StepClaims>;
 
 const invalidClaim = (message: string) => new TokenError('ERR_JWT_CLAIM_VALIDATION_FAILED', message);
 
+interface ClaimLimits {
+  audiences: string[];
+  tolerance: number;
+  maxLifetime: number;
+}
+
 /**
- * The registered-claim checks of RFC 7519 that vaultgate relies on (those jose's
- * jwtVerify made before the signature moved to node:crypto), with the same codes.
+ * The registered-claim checks of RFC 7519 that vaultgate relies on (jose's
+ * jwtVerify made most of them before the signature moved to node:crypto; the
+ * codes are kept), plus vaultgate's own: no issue date in the future, a bounded lifetime.
  */
-function checkTimesAndAudience(payload: JWTPayload, audiences: string[], tolerance: number): void {
+function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxLifetime }: ClaimLimits): void {
   for (const name of ['exp', 'iat', ...REQUIRED_CLAIMS]) {
     if (!(name in payload)) throw invalidClaim(`missing required "${name}" claim`);
   }
@@ -57,6 +64,11 @@ function checkTimesAndAudience(payload: JWTPayload, audiences: string[], toleran
   const aud = payload.aud;
   const given = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
   if (!given.some((a) => typeof a === 'string' && audiences.includes(a))) throw invalidClaim('unexpected "aud" claim value');
+  const { iat, exp } = payload as { iat: number; exp: number };
+  if (iat > now + tolerance) throw new TokenError('ERR_JWT_IAT', 'token was issued in the future');
+  if (exp - iat > maxLifetime) {
+    throw new TokenError('ERR_JWT_LIFETIME', `token lives ${exp - iat} s, longer than the ${maxLifetime} s allowed`);
+  }
 }
 
 /** Builds the function that turns a compact JWT into verified step claims, or throws TokenError. */
@@ -98,16 +110,8 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
     }
     verifySignature(token, header.alg, key);
 
-    const payload = unverified;
-    checkTimesAndAudience(payload, issuer.audiences, tolerance);
-    const { iat, exp } = payload as { iat: number; exp: number };
-    if (iat > Date.now() / 1000 + tolerance) {
-      throw new TokenError('ERR_JWT_IAT', 'token was issued in the future');
-    }
-    if (exp - iat > maxLifetime) {
-      throw new TokenError('ERR_JWT_LIFETIME', `token lives ${exp - iat} s, longer than the ${maxLifetime} s allowed`);
-    }
-    const claims = claimsSchema.safeParse(payload);
+    checkRegisteredClaims(unverified, { audiences: issuer.audiences, tolerance, maxLifetime });
+    const claims = claimsSchema.safeParse(unverified);
     if (!claims.success) {
       const issue = claims.error.issues[0]!;
       throw new TokenError('ERR_JWT_CLAIM_TYPE', `claim ${String(issue.path[0])}: ${issue.message}`);

@@ -23,3 +23,10 @@ export class InvalidReferenceError extends VaultgateError {
     super('ERR_INVALID_REFERENCE', message);
   }
 }
+
+/** Vault refused vaultgate's (valid) token the path: its Vault policy lacks what the vaultgate policy grants. */
+export class SecretAccessDeniedError extends VaultgateError {
+  constructor(readonly path: string) {
+    super('ERR_SECRET_ACCESS_DENIED', `vault denies vaultgate's token ${path}`);
+  }
+}

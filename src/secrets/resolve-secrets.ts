@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { SecretCache } from '../cache/cache.js';
-import { SecretUnavailableError, VaultUnavailableError } from './errors.js';
+import { SecretAccessDeniedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
 import { parseReference, type SecretReference } from './reference.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
@@ -61,7 +61,7 @@ export class SecretResolver {
     if (paths.length === 0) return { values: {}, cacheHits: 0, cacheMisses: 0 };
 
     const deadline = Date.now() + this.options.deadlineMs;
-    const { records, hits } = await withDeadline(this.readAll(paths, step, deadline), this.options.deadlineMs);
+    const { records, hits, denied } = await withDeadline(this.readAll(paths, step, deadline), this.options.deadlineMs);
 
     const values: Record<string, string> = {};
     const missing: string[] = [];
@@ -71,7 +71,7 @@ export class SecretResolver {
       for (const [name, ref] of byPath.get(path)!) {
         if (!record) {
           missing.push(name);
-          reasons.push(`${path} not found`);
+          reasons.push(denied.has(path) ? `${path}: permission denied` : `${path} not found`);
         } else if (!Object.prototype.hasOwnProperty.call(record.data, ref.field) || record.data[ref.field] === null) {
           missing.push(name);
           reasons.push(`${path} has no field ${ref.field}`);
@@ -91,11 +91,19 @@ export class SecretResolver {
     const cached = caching ? await this.options.cache.getMany(keys) : paths.map(() => undefined);
 
     const fresh: Array<{ key: string; record: SecretRecord }> = [];
+    const denied = new Set<string>();
     const records = await Promise.all(
       paths.map(async (path, i) => {
         const hit = cached[i];
         if (hit) return hit;
-        const record = await this.readOnce(keys[i]!, path, deadline);
+        const record = await this.readOnce(keys[i]!, path, deadline).catch((err: unknown) => {
+          // Refused like a missing secret: a 502 naming the keys, with the reason in the log.
+          if (err instanceof SecretAccessDeniedError) {
+            denied.add(path);
+            return undefined;
+          }
+          throw err;
+        });
         if (record) fresh.push({ key: keys[i]!, record });
         return record;
       }),
@@ -109,7 +117,7 @@ export class SecretResolver {
         })),
       );
     }
-    return { records, hits: cached.filter((c) => c !== undefined).length };
+    return { records, denied, hits: cached.filter((c) => c !== undefined).length };
   }
 
   private readOnce(key: string, path: string, deadline: number): Promise<SecretRecord | undefined> {

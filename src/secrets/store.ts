@@ -14,6 +14,9 @@ export interface SecretStore {
    * values are cached only per step, so two steps never share one lease.
    */
   isDynamic(path: string): Promise<boolean>;
-  /** Reads a path; `undefined` when Vault has nothing there. Throws VaultUnavailableError. */
+  /**
+   * Reads a path; `undefined` when Vault has nothing there. Throws
+   * SecretAccessDeniedError when the store refuses the path, VaultUnavailableError when it cannot answer.
+   */
   read(path: string, timeoutMs: number): Promise<SecretRecord | undefined>;
 }

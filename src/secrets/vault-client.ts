@@ -110,10 +110,31 @@ export class VaultClient {
     try {
       return await this.call(method, path, timeoutMs);
     } catch (err) {
-      if (err instanceof VaultResponseError && err.status === 403 && this.options.auth.method === 'approle') {
+      if (!(err instanceof VaultResponseError) || err.status !== 403) throw err;
+      if (this.options.auth.method === 'approle') {
+        // The login may be gone: log in again once and retry.
         await this.authenticate();
-        return this.call(method, path, timeoutMs);
+        try {
+          return await this.call(method, path, timeoutMs);
+        } catch (retryErr) {
+          if (!(retryErr instanceof VaultResponseError) || retryErr.status !== 403) throw retryErr;
+        }
       }
+      // Still refused: a dead token (503, nothing a step can fix) or a path this token may not read.
+      if (!(await this.tokenIsValid())) {
+        this.authenticated = false;
+        throw new VaultUnavailableError("vaultgate's Vault token is no longer valid");
+      }
+      throw err;
+    }
+  }
+
+  private async tokenIsValid(): Promise<boolean> {
+    try {
+      await this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs);
+      return true;
+    } catch (err) {
+      if (err instanceof VaultResponseError && err.status === 403) return false;
       throw err;
     }
   }
@@ -127,10 +148,14 @@ export class VaultClient {
       };
       if (status?.sealed) return { ok: false, detail: 'sealed' };
       if (status?.initialized === false) return { ok: false, detail: 'not initialized' };
-      await this.request('GET', 'auth/token/lookup-self');
-      return { ok: true, detail: 'ok' };
+      if (this.login || !this.authenticated) await this.authenticate();
+      let valid = await this.tokenIsValid();
+      if (!valid && this.options.auth.method === 'approle') {
+        await this.authenticate();
+        valid = await this.tokenIsValid();
+      }
+      return valid ? { ok: true, detail: 'ok' } : { ok: false, detail: 'token invalid' };
     } catch (err) {
-      if (err instanceof VaultResponseError && err.status === 403) return { ok: false, detail: 'token invalid' };
       return { ok: false, detail: err instanceof Error ? err.message : 'unreachable' };
     }
   }

@@ -1,3 +1,4 @@
+import { SecretAccessDeniedError } from './errors.js';
 import type { SecretRecord, SecretStore } from './store.js';
 import { VaultResponseError, type VaultClient } from './vault-client.js';
 
@@ -37,6 +38,7 @@ export class VaultSecretStore implements SecretStore {
       body = await this.vault.request('GET', readPath, timeoutMs);
     } catch (err) {
       if (err instanceof VaultResponseError && err.status === 404) return undefined;
+      if (err instanceof VaultResponseError && err.status === 403) throw new SecretAccessDeniedError(path);
       throw err;
     }
     const data = kv2 ? (body.data?.data as Record<string, unknown> | null | undefined) : body.data;

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, PAYMENTS, SEEDED, seedVault } from '../helpers/fixture.js';
+import { gatewayEnv, PAYMENTS, SEEDED, startVaultAndIssuer } from '../helpers/fixture.js';
 import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
 import { buildCli, runCli, spawnServe } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
@@ -18,8 +18,7 @@ let issuer: TestIssuer;
 
 test.before(async () => {
   await buildCli();
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
 });
 
 test.after.always(async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, PAYMENTS, PROD_ENV, SEEDED, seedVault, WEB } from '../helpers/fixture.js';
+import { gatewayEnv, PAYMENTS, PROD_ENV, SEEDED, WEB, startVaultAndIssuer } from '../helpers/fixture.js';
 import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
 import { BIN, buildCli, runCli } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
@@ -18,8 +18,7 @@ let issuer: TestIssuer;
 
 test.before(async () => {
   await buildCli();
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
 });
 
 test.after.always(async () => {

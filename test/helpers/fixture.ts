@@ -7,7 +7,7 @@ import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
 import { record } from './run-record.js';
 import type { TestRedis } from './redis.js';
-import type { TestVault } from './vault.js';
+import { TestVault } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
 export const PAYMENTS = '{9a8b7c6d-2222-4333-8444-555566667777}';
@@ -82,6 +82,13 @@ export async function enableDynamicRedisCredentials(vault: TestVault, server: Te
     default_ttl: '30m',
     max_ttl: '1h',
   });
+}
+
+/** A Vault seeded with the test secrets, and a test issuer: what most test files start from. */
+export async function startVaultAndIssuer(): Promise<{ vault: TestVault; issuer: TestIssuer }> {
+  const [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+  return { vault, issuer };
 }
 
 /** The shipped default policy and data.json, plus the test repositories, in a directory of its own. */

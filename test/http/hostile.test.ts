@@ -2,7 +2,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, type CryptoKey } from 'jose';
 import { AUDIENCE, TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, seedVault, startGateway, UNLISTED, WEB, type Gateway } from '../helpers/fixture.js';
+import { findLeaks, gatewayEnv, PAYMENTS, startGateway, UNLISTED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -15,8 +15,7 @@ const bodies: string[] = [];
 const sentTokens: string[] = [];
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_RATE_LIMIT_PER_REPO: '0', VAULTGATE_LOG_LEVEL: 'info' }));
 });
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { generateKeyPair } from 'jose';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 // The issuer goes down and rotates its keys on the way: these tests run in order.
@@ -11,8 +11,7 @@ let gateway: Gateway;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   // Keys are refetched after 1 s and kept through an outage for 4 s.
   gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_JWKS_REFRESH: '1', VAULTGATE_JWKS_MAX_STALE: '4' }));
 });

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -13,8 +13,7 @@ let gateway: Gateway;
 let dir: string;
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   const env = gatewayEnv(issuer, vault);
   dir = env.VAULTGATE_POLICY_DIR!;
   gateway = await startGateway(env);

@@ -1,9 +1,6 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import {
-  BAD_NAME, BAD_REFERENCE, BROKEN, findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, TYPED, UNLISTED, WEB,
-  type Gateway,
-} from '../helpers/fixture.js';
+import { BAD_NAME, BAD_REFERENCE, BROKEN, findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, startGateway, TYPED, UNLISTED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -13,8 +10,7 @@ const bodies: string[] = [];
 const tokens: string[] = [];
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   gateway = await startGateway(gatewayEnv(issuer, vault));
 });
 

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, LEGACY, PAYMENTS, policyDir, SEEDED, seedVault, startGateway, TYPED, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, LEGACY, PAYMENTS, policyDir, SEEDED, startGateway, TYPED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -10,8 +10,7 @@ let issuer: TestIssuer;
 let gateway: Gateway;
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   // The candidate: WEB gains API_KEY, PAYMENTS loses API_KEY, LEGACY is no longer listed.
   const shadow = policyDir();
   const data = JSON.parse(readFileSync(join(shadow, 'data.json'), 'utf8'));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, seedVault, SEEDED, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, seedVault, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -32,8 +32,7 @@ const served = { cert: join(dir, 'served.crt'), key: join(dir, 'served.key') };
 test.before(async () => {
   copyFileSync(first.cert, served.cert);
   copyFileSync(first.key, served.key);
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_TLS_CERT: served.cert, VAULTGATE_TLS_KEY: served.key }));
 });
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Vault is frozen, then stopped, on the way: these tests run in order.
@@ -10,8 +10,7 @@ let gateway: Gateway;
 const bodies: string[] = [];
 
 test.before(async () => {
-  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
-  await seedVault(vault);
+  ({ vault, issuer } = await startVaultAndIssuer());
   gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_VAULT_TIMEOUT_MS: '1000' }));
 });
 

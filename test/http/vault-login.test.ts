@@ -1,0 +1,89 @@
+import test from 'ava';
+import { TestIssuer } from '../helpers/issuer.js';
+import { gatewayEnv, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { TestVault } from '../helpers/vault.js';
+
+// vaultgate's own Vault login over time, and reads shared between requests.
+// The cache is off (TTL 0) so every request reaches Vault.
+let vault: TestVault;
+let issuer: TestIssuer;
+const gateways: Gateway[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.before(async () => {
+  [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
+  await seedVault(vault);
+  await vault.api('PUT', 'sys/policies/acl/short', { policy: 'path "kv/data/*" { capabilities = ["read"] }' });
+});
+
+test.after.always(async () => {
+  vault?.resume();
+  await Promise.all(gateways.map((g) => g.close()));
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+async function gateway(env: Record<string, string>): Promise<Gateway> {
+  const started = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_CACHE_TTL: '0', ...env }));
+  gateways.push(started);
+  return started;
+}
+const count = (path: string) => vault.auditedPaths().filter((p) => p === path).length;
+const secrets = async (g: Gateway) => {
+  const response = await g.get(await issuer.mint(WEB));
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+};
+
+test.serial('an AppRole token that expires in seconds is renewed before it does, not logged in again', async (t) => {
+  await vault.api('POST', 'sys/auth/approle', { type: 'approle' });
+  await vault.api('POST', 'auth/approle/role/short', { token_policies: ['short'], token_ttl: '4s', token_max_ttl: '120s' });
+  const roleId = (await vault.api('GET', 'auth/approle/role/short/role-id')).data.role_id as string;
+  const secretId = (await vault.api('POST', 'auth/approle/role/short/secret-id', {})).data.secret_id as string;
+  const g = await gateway({ VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, VAULT_TOKEN: '' });
+  const logins = count('auth/approle/login');
+  t.is((await secrets(g)).status, 200);
+  await sleep(6500); // past the 4 s the token was issued for
+  t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
+  t.true(count('auth/token/renew-self') >= 1, 'renewed');
+  t.is(count('auth/approle/login'), logins, 'no second login was needed');
+});
+
+test.serial('a renewable VAULT_TOKEN is renewed too; once revoked, readiness and requests say so', async (t) => {
+  const token = (await vault.api('POST', 'auth/token/create', { ttl: '4s', policies: ['short'], renewable: true })).auth.client_token as string;
+  const g = await gateway({ VAULT_TOKEN: token });
+  const renewals = count('auth/token/renew-self');
+  await sleep(6500);
+  t.is((await secrets(g)).status, 200);
+  t.true(count('auth/token/renew-self') > renewals, 'renewed');
+
+  await vault.api('POST', 'auth/token/revoke', { token });
+  const ready = await fetch(`${g.url}/readyz`);
+  t.is(ready.status, 503);
+  t.is(((await ready.json()) as { checks: { vault: string } }).checks.vault, 'token invalid');
+  t.deepEqual(await secrets(g), { status: 503, body: { error: 'vault_unavailable' } });
+});
+
+test.serial('a path vaultgate\'s own token may not read is a 502 naming the key, not a 500', async (t) => {
+  // This token may read kv/ci/payments-api only; the policy grants WEB kv/ci/shared.
+  await vault.api('PUT', 'sys/policies/acl/narrow', { policy: 'path "kv/data/ci/payments-api" { capabilities = ["read"] }' });
+  const token = (await vault.api('POST', 'auth/token/create', { policies: ['narrow'] })).auth.client_token as string;
+  const g = await gateway({ VAULT_TOKEN: token });
+  const response = await g.get(await issuer.mint(WEB));
+  t.is(response.status, 502);
+  t.deepEqual(await response.json(), { error: 'secret_unavailable', keys: ['NPM_TOKEN'] });
+  const line = g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'));
+  t.regex(line.error, /kv\/ci\/shared: permission denied/);
+});
+
+test.serial('identical concurrent reads share one Vault call', async (t) => {
+  const g = await gateway({});
+  t.is((await secrets(g)).status, 200); // learns the mount, so only the reads remain
+  const before = count('kv/data/ci/shared');
+  vault.pause();
+  const tokens = await Promise.all(Array.from({ length: 8 }, () => issuer.mint(WEB)));
+  const pending = tokens.map((token) => g.get(token));
+  await sleep(300);
+  vault.resume();
+  const statuses = await Promise.all(pending.map(async (r) => (await r).status));
+  t.deepEqual(statuses, Array(8).fill(200));
+  t.is(count('kv/data/ci/shared') - before, 1, 'eight steps, one read');
+});
