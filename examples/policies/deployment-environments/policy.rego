@@ -19,8 +19,8 @@ repository := data.repositories[input.claims.repositoryUuid]
 
 environment := data.environments[input.claims.deploymentEnvironmentUuid]
 
-secrets := {name: sprintf("kv/%s/%s#%s", [environment, repository.name, field]) |
+secrets := {name: concat("", ["kv/", environment, "/", repository.name, "#", field]) |
 	some name, field in repository.keys
 }
 
-reasons := {name: sprintf("deployment to %s", [environment]) | some name, _ in repository.keys}
+reasons := {name: concat(" ", ["deployment to", environment]) | some name, _ in repository.keys}

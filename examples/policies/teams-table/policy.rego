@@ -24,7 +24,7 @@ secrets := {key: ref |
 	some key, ref in data.teams[name].secrets
 }
 
-reasons := {key: sprintf("team %s", [name]) |
+reasons := {key: concat(" ", ["team", name]) |
 	some name in teams
 	some key, _ in data.teams[name].secrets
 }
