@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import nodeVault from 'node-vault';
 import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { VaultUnavailableError } from './errors.js';
+import { createVaultTransport, type VaultTransport } from './vault-transport.js';
 
 export interface VaultClientOptions {
   addr: string;
@@ -48,30 +47,20 @@ export class VaultClient {
   /** False until a login (or token check) succeeds, e.g. when Vault was down at start. */
   private authenticated = false;
 
-  /** Connection settings for every call: keep-alive, Vault's CA, the timeout. */
-  private readonly transport: { timeout: number; httpAgent: HttpAgent; httpsAgent: HttpsAgent };
+  /** Keep-alive connections to Vault, with Vault's CA. */
+  private readonly transport: VaultTransport;
 
   constructor(private readonly options: VaultClientOptions) {
-    const keepAlive = { keepAlive: true, maxSockets: 64 };
-    this.transport = {
-      timeout: options.timeoutMs,
-      httpAgent: new HttpAgent(keepAlive),
-      httpsAgent: new HttpsAgent({
-        ...keepAlive,
-        ...(options.caCert ? { ca: options.caCert } : {}),
-        rejectUnauthorized: !options.skipVerify,
-      }),
-    };
+    this.transport = createVaultTransport({ caCert: options.caCert, skipVerify: options.skipVerify });
     this.vault = nodeVault({
       endpoint: options.addr,
       namespace: options.namespace,
       token: options.auth.method === 'token' ? options.auth.token : '',
       // node-vault's debug channel prints request bodies (an AppRole secret_id among them).
       debug: () => undefined,
-      // Without this node-vault would read VAULT_SKIP_VERIFY from the environment by itself.
-      rpDefaults: { strictSSL: true },
-      // Applied by node-vault's own helpers (health, approleLogin, token renewal)...
-      requestOptions: this.transport,
+      'request-promise': this.transport['request-promise'],
+      // Applied by node-vault's own helpers (health, approleLogin, token renewal).
+      requestOptions: { timeout: options.timeoutMs },
     } as Parameters<typeof nodeVault>[0]);
     this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
     this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
@@ -98,6 +87,7 @@ export class VaultClient {
 
   stop(): void {
     this.vault.stopTokenRenewal();
+    void this.transport.close();
   }
 
   /**
@@ -164,8 +154,7 @@ export class VaultClient {
     const started = performance.now();
     const done = (outcome: 'ok' | 'error' | 'unavailable') => this.options.onCall?.(outcome, (performance.now() - started) / 1000);
     try {
-      // ...but not by its raw request(), so they are passed here too.
-      const body = await this.vault.request({ ...this.transport, method, path: `/${path}`, timeout: timeoutMs });
+      const body = await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs });
       done('ok');
       return body;
     } catch (err) {

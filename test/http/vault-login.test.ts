@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
@@ -86,4 +88,18 @@ test.serial('identical concurrent reads share one Vault call', async (t) => {
   const statuses = await Promise.all(pending.map(async (r) => (await r).status));
   t.deepEqual(statuses, Array(8).fill(200));
   t.is(count('kv/data/ci/shared') - before, 1, 'eight steps, one read');
+});
+
+test.serial('a Vault standby that redirects to the active node is followed, token and all', async (t) => {
+  // What a Vault HA standby without request forwarding answers: 307 to the active node.
+  const redirected: string[] = [];
+  const standby: Server = createServer((req, res) => {
+    redirected.push(req.url!);
+    res.writeHead(307, { Location: `${vault.addr}${req.url}` }).end();
+  });
+  await new Promise<void>((r) => standby.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => standby.close(() => r())));
+  const g = await gateway({ VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}` });
+  t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
+  t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read went to the standby first');
 });
