@@ -5,6 +5,7 @@
 // only when requests fail.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
@@ -19,8 +20,11 @@ import type { LoadJob, LoadResult } from './load.js';
 const REPOSITORIES = Number(process.env.BENCH_REPOSITORIES ?? 200);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 4000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+/** Load before each measured run, not counted. */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const CONCURRENCY = [1, 16, 64];
-const WORKERS = process.env.VAULTGATE_WORKERS ?? '1';
+/** vaultgate's own default (one per core) unless VAULTGATE_WORKERS says otherwise. */
+const WORKERS = process.env.VAULTGATE_WORKERS ?? String(availableParallelism());
 /** BENCH_SOAK=1: instead of the scenarios, a long warm run that samples vaultgate's memory. */
 const SOAK = process.env.BENCH_SOAK === '1';
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 300);
@@ -79,7 +83,8 @@ async function startVaultgate(env: Record<string, string>): Promise<{ child: Chi
   const port = await getPort({ host: '127.0.0.1' });
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'vaultgate.js'), 'serve'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_LOG_LEVEL: 'warn', VAULTGATE_WORKERS: WORKERS, ...env },
+    // Logging as deployed: an audit line per request (to /dev/null here).
+    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_WORKERS: WORKERS, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, child);
@@ -135,7 +140,7 @@ async function main(): Promise<number> {
     };
     const measure = async (scenario: string, secrets: number, job: Omit<LoadJob, 'concurrency' | 'durationMs' | 'tokensFile'>) => {
       for (const concurrency of CONCURRENCY) {
-        const result = await load({ ...job, tokensFile, concurrency, durationMs: SECONDS * 1000 });
+        const result = await load({ ...job, tokensFile, concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_SECONDS * 1000 });
         rows.push({ scenario, secrets, concurrency, result });
         process.stderr.write(`bench: ${scenario} secrets=${secrets} c=${concurrency}: ${result.stepsPerSecond.toFixed(0)} steps/s p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}\n`);
       }
@@ -169,7 +174,7 @@ async function main(): Promise<number> {
         await measure('direct-vault', secrets, { mode: 'direct-vault', url: vault.addr, steps: stepsFor(secrets) });
         await measure('bare-vault-reads', secrets, { mode: 'bare-vault', url: vault.addr, steps: stepsFor(secrets), vaultToken: vault.rootToken });
         const port = await getPort({ host: '127.0.0.1' });
-        const ceiling = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+        const ceiling = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port), WORKERS], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
         await waitFor('ceiling', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 30_000, ceiling);
         await measure('framework-ceiling', secrets, { mode: 'gateway', url: `http://127.0.0.1:${port}/secrets` });
         await stop(ceiling);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
@@ -142,7 +143,8 @@ const env = z.object({
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
   VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
-  VAULTGATE_WORKERS: whole(1, 1, 64),
+  // One process per core: a single Node process verifies, decides and answers on one core only.
+  VAULTGATE_WORKERS: whole(Math.min(64, availableParallelism()), 1, 64),
   VAULTGATE_TLS_CERT: z.string().optional(),
   VAULTGATE_TLS_KEY: z.string().optional(),
   VAULT_CACERT: z.string().optional(),

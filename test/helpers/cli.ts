@@ -44,7 +44,8 @@ export interface ServeProcess {
 
 /** Starts `vaultgate serve` as its own process with PATH and `env`. */
 export function spawnServe(env: Record<string, string>): ServeProcess {
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env } });
+  // One process unless a test asks for workers: a test's requests then meet one in-memory cache.
+  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, VAULTGATE_WORKERS: '1', ...env } });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) =>

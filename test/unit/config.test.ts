@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 
@@ -31,6 +32,8 @@ test('defaults fill in what the documentation says', (t) => {
   t.is(config.cache.ttlSeconds, 60);
   t.is(config.cache.redis, undefined);
   t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
+  t.is(config.workers, Math.min(64, availableParallelism()), 'one worker per core');
+  t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '1' }).workers, 1);
 });
 
 test('lists are split on commas and trimmed', (t) => {
