@@ -66,15 +66,26 @@ function policyDir(secrets: number): string {
   return dir;
 }
 
-/** RSS of vaultgate (peak, or now): the process and its workers, added up. */
-async function rssMb(pid: number, which: 'VmHWM' | 'VmRSS' = 'VmHWM'): Promise<number> {
+/** vaultgate's processes: the server, or a cluster primary and its workers. */
+async function processesOf(pid: number): Promise<number[]> {
   const children = await run('pgrep', ['-P', String(pid)]).then(
     ({ stdout }) => stdout.trim().split('\n').filter(Boolean).map(Number),
     () => [],
   );
+  return [pid, ...children];
+}
+
+/**
+ * Memory of vaultgate, added up over its processes, in MB: peak or current RSS
+ * from /proc/<pid>/status, or current PSS from smaps_rollup. RSS counts pages
+ * shared between processes (Node's own code, ~45 MB) once per process; PSS
+ * splits them between the sharers, so its sum is what the processes hold together.
+ */
+async function memoryMb(pid: number, which: 'VmHWM' | 'VmRSS' | 'Pss' = 'VmHWM'): Promise<number> {
   let kb = 0;
-  for (const p of [pid, ...children]) {
-    kb += Number(new RegExp(`${which}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+  for (const p of await processesOf(pid)) {
+    const file = which === 'Pss' ? `/proc/${p}/smaps_rollup` : `/proc/${p}/status`;
+    kb += Number(new RegExp(`^${which}:\\s+(\\d+) kB`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? 0);
   }
   return kb / 1024;
 }
@@ -162,12 +173,12 @@ async function main(): Promise<number> {
       });
       for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
       await measure('warm', secrets, { mode: 'gateway', url: warm.url });
-      rss[`warm-${secrets}`] = await rssMb(warm.child.pid!);
+      rss[`warm-${secrets}`] = await memoryMb(warm.child.pid!);
       await stop(warm.child);
 
       const cold = await startVaultgate({ ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_CACHE_TTL: '0' });
       await measure('cold', secrets, { mode: 'gateway', url: cold.url });
-      rss[`cold-${secrets}`] = await rssMb(cold.child.pid!);
+      rss[`cold-${secrets}`] = await memoryMb(cold.child.pid!);
       await stop(cold.child);
 
       if (secrets === 3) {
@@ -226,9 +237,14 @@ async function memorySoak(env: Record<string, string>, tokens: string[], tokensF
   try {
     process.stderr.write(`bench: soak: caching ${REPOSITORIES * 20} references\n`);
     for (let n = 0; n < REPOSITORIES; n++) await fetch(gateway.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
-    const samples: Array<{ seconds: number; rssMb: number }> = [];
+    const samples: Array<{ seconds: number; rssMb: number; pssMb: number }> = [];
     const started = Date.now();
-    const sample = async () => samples.push({ seconds: Math.round((Date.now() - started) / 1000), rssMb: await rssMb(gateway.child.pid!, 'VmRSS') });
+    const sample = async () =>
+      samples.push({
+        seconds: Math.round((Date.now() - started) / 1000),
+        rssMb: await memoryMb(gateway.child.pid!, 'VmRSS'),
+        pssMb: await memoryMb(gateway.child.pid!, 'Pss'),
+      });
     await sample();
     const timer = setInterval(() => void sample(), 10_000);
     const result = await load({ mode: 'gateway', url: gateway.url, tokensFile, concurrency: 16, durationMs: SOAK_SECONDS * 1000 });
@@ -242,6 +258,9 @@ async function memorySoak(env: Record<string, string>, tokens: string[], tokensF
       rssMbAfterWarmUp: Math.round(samples[0]!.rssMb),
       rssMbAtEnd: Math.round(samples.at(-1)!.rssMb),
       rssMbMax: Math.round(Math.max(...samples.map((s) => s.rssMb))),
+      pssMbAtEnd: Math.round(samples.at(-1)!.pssMb),
+      pssMbMax: Math.round(Math.max(...samples.map((s) => s.pssMb))),
+      processes: (await processesOf(gateway.child.pid!)).length,
     };
     process.stderr.write(`bench: soak: ${JSON.stringify(summary)}\n`);
     return { summary, samples, errors: result.errors };

@@ -1,10 +1,5 @@
-import { check } from './check.js';
-import { dev, DEV_USAGE } from './dev.js';
-import { EVAL_USAGE, policyEval } from './policy-eval.js';
-import { policyBuild, policyFmt, policyLint, policyTest } from './policy-tools.js';
-import { serve } from './serve.js';
-import { token, TOKEN_USAGE } from './token.js';
-
+// Commands are imported when run, not up front: the cluster primary of `serve`
+// then loads only what it needs (no Koa, jose, Wasm or Vault client), a smaller process.
 const USAGE = `usage: vaultgate <command> [options]
 
 commands:
@@ -21,7 +16,11 @@ commands:
 Run \`vaultgate <command> --help\` for a command's options.
 `;
 
-const HELP: Record<string, string> = { dev: DEV_USAGE, token: TOKEN_USAGE, 'policy eval': EVAL_USAGE };
+const HELP: Record<string, () => Promise<string>> = {
+  dev: async () => (await import('./dev.js')).DEV_USAGE,
+  token: async () => (await import('./token.js')).TOKEN_USAGE,
+  'policy eval': async () => (await import('./policy-eval.js')).EVAL_USAGE,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, sub] = argv;
@@ -31,30 +30,30 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(HELP[command === 'policy' ? `policy ${sub}` : command] ?? USAGE);
+    process.stdout.write((await HELP[command === 'policy' ? `policy ${sub}` : command]?.()) ?? USAGE);
     return 0;
   }
   const dir = () => rest.find((a) => !a.startsWith('-')) ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
   try {
     switch (command === 'policy' ? `policy ${sub}` : command) {
       case 'serve':
-        return await serve();
+        return await (await import('./serve.js')).serve();
       case 'dev':
-        return await dev(rest);
+        return await (await import('./dev.js')).dev(rest);
       case 'token':
-        return await token(rest);
+        return await (await import('./token.js')).token(rest);
       case 'check':
-        return await check();
+        return await (await import('./check.js')).check();
       case 'policy build':
-        return await policyBuild(dir());
+        return await (await import('./policy-tools.js')).policyBuild(dir());
       case 'policy test':
-        return await policyTest(dir());
+        return await (await import('./policy-tools.js')).policyTest(dir());
       case 'policy fmt':
-        return await policyFmt(dir(), rest.includes('--check'));
+        return await (await import('./policy-tools.js')).policyFmt(dir(), rest.includes('--check'));
       case 'policy lint':
-        return await policyLint(dir());
+        return await (await import('./policy-tools.js')).policyLint(dir());
       case 'policy eval':
-        return await policyEval(rest);
+        return await (await import('./policy-eval.js')).policyEval(rest);
     }
   } catch (err) {
     // parseArgs refuses unknown or malformed options with a message of its own.

@@ -3,7 +3,6 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { PolicyBuildError } from '../policy/errors.js';
 import { clusterMetricsText, runPrimary, shareMetrics } from '../server/cluster.js';
-import { startVaultgate } from '../server/vaultgate.js';
 
 /** Time in-flight requests get to finish after SIGTERM. */
 const DRAIN_MS = 10_000;
@@ -24,6 +23,8 @@ export async function serve(): Promise<number> {
   if (config.workers > 1 && cluster.isPrimary) {
     process.exit(await runPrimary({ workers: config.workers, logger, drainMs: DRAIN_MS }));
   }
+  // Imported here, so a cluster primary never loads the server.
+  const { startVaultgate } = await import('../server/vaultgate.js');
   let running;
   try {
     running = await startVaultgate(config, logger, cluster.isWorker ? { metricsText: clusterMetricsText } : {});
