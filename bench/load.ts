@@ -58,7 +58,9 @@ async function directVaultStep(vault: string, token: string, step: { role: strin
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
-  setGlobalDispatcher(new Agent({ connections: job.concurrency * 2, pipelining: 1, keepAliveTimeout: 30_000 }));
+  // Enough connections that a step's parallel reads never queue behind each other (vaultgate has its own pool of 64).
+  const perStep = Math.max(2, ...(job.steps ?? []).map((s) => s.paths.length));
+  setGlobalDispatcher(new Agent({ connections: job.concurrency * perStep, pipelining: 1, keepAliveTimeout: 30_000 }));
   const tokens = readFileSync(job.tokensFile, 'utf8').split('\n').filter(Boolean);
   let next = 0;
   const step = (i: number) =>
