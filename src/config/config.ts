@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { usableCpus } from './cpus.js';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
 export class ConfigError extends Error {
@@ -143,8 +143,8 @@ const env = z.object({
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
   VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
-  // One process per core: a single Node process verifies, decides and answers on one core only.
-  VAULTGATE_WORKERS: whole(Math.min(64, availableParallelism()), 1, 64),
+  // One process per usable core: a single Node process verifies, decides and answers on one core only.
+  VAULTGATE_WORKERS: whole(Math.min(64, usableCpus()), 1, 64),
   VAULTGATE_TLS_CERT: z.string().optional(),
   VAULTGATE_TLS_KEY: z.string().optional(),
   VAULT_CACERT: z.string().optional(),

@@ -1,6 +1,6 @@
-import { availableParallelism } from 'node:os';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { usableCpus } from '../../src/config/cpus.js';
 
 const valid = {
   VAULTGATE_OIDC_ISSUERS: 'https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc',
@@ -32,7 +32,7 @@ test('defaults fill in what the documentation says', (t) => {
   t.is(config.cache.ttlSeconds, 60);
   t.is(config.cache.redis, undefined);
   t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
-  t.is(config.workers, Math.min(64, availableParallelism()), 'one worker per core');
+  t.is(config.workers, Math.min(64, usableCpus()), 'one worker per usable core');
   t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '1' }).workers, 1);
 });
 
