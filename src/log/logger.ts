@@ -15,6 +15,7 @@ const REDACT = [
   '*.authorization',
   '*.token',
   '*.secretId',
+  '*.secret_id',
   '*.client_token',
   'headers.authorization',
   'req.headers.authorization',
