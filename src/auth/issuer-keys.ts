@@ -23,6 +23,8 @@ export interface IssuerKeysOptions {
 export interface IssuerKeys {
   /** The key resolver for a trusted issuer; discovers it on first use. */
   forIssuer(issuer: string): Promise<JWTVerifyGetKey>;
+  /** Discovers every issuer and fetches its keys now; rejects with the first failure (requests try again). */
+  warm(): Promise<void>;
 }
 
 /**
@@ -40,7 +42,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     onFetch: options.onFetch,
   };
   const trusted = new Set(options.issuers);
-  const keySets = new Map<string, Promise<JWTVerifyGetKey>>();
+  const keySets = new Map<string, Promise<RemoteKeySet>>();
 
   function checkScheme(url: URL, what: string): void {
     if (url.protocol === 'https:') return;
@@ -48,7 +50,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     throw new TokenError('ERR_JWKS_INSECURE', `${what} ${url.href} is not https`);
   }
 
-  async function discover(issuer: string): Promise<JWTVerifyGetKey> {
+  async function discover(issuer: string): Promise<RemoteKeySet> {
     const url = new URL(`${issuer}/.well-known/openid-configuration`);
     checkScheme(url, 'discovery document');
     const document = await fetchJson(url, { ...limits, code: 'ERR_JWKS_DISCOVERY' });
@@ -61,7 +63,18 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     }
     const jwksUrl = new URL(jwksUri);
     checkScheme(jwksUrl, 'jwks_uri');
-    return new RemoteKeySet(jwksUrl, limits).getKey;
+    return new RemoteKeySet(jwksUrl, limits);
+  }
+
+  function keySetOf(issuer: string): Promise<RemoteKeySet> {
+    let keys = keySets.get(issuer);
+    if (!keys) {
+      keys = discover(issuer);
+      keySets.set(issuer, keys);
+      // A failed discovery is retried by the next request rather than remembered.
+      keys.catch(() => keySets.delete(issuer));
+    }
+    return keys;
   }
 
   return {
@@ -69,14 +82,10 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
       if (!trusted.has(issuer)) {
         return Promise.reject(new TokenError('ERR_JWT_ISSUER', 'issuer is not trusted'));
       }
-      let keys = keySets.get(issuer);
-      if (!keys) {
-        keys = discover(issuer);
-        keySets.set(issuer, keys);
-        // A failed discovery is retried by the next request rather than remembered.
-        keys.catch(() => keySets.delete(issuer));
-      }
-      return keys;
+      return keySetOf(issuer).then((set) => set.getKey);
+    },
+    async warm() {
+      await Promise.all([...trusted].map(async (issuer) => (await keySetOf(issuer)).load()));
     },
   };
 }

@@ -61,6 +61,11 @@ export class RemoteKeySet {
     }
   };
 
+  /** Fetches the set now (at start, so the first step does not wait for it). */
+  async load(): Promise<void> {
+    await this.fetch();
+  }
+
   private fetch(): Promise<Fetched> {
     this.inFlight ??= (async () => {
       this.lastFetch = Date.now();

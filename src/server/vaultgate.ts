@@ -111,16 +111,19 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     scope: `${config.vault.addr}\0${config.vault.namespace ?? ''}`,
   });
 
+  const issuerKeys = createIssuerKeys({
+    issuers: config.oidc.issuers.map((i) => i.issuer),
+    allowInsecureHttp: config.oidc.allowInsecureHttp,
+    maxStaleMs: config.oidc.jwksMaxStaleSeconds * 1000,
+    refreshMs: config.oidc.jwksRefreshSeconds * 1000,
+    // An unknown kid refetches at most every 30 s, or as often as the refresh when that is shorter.
+    cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
+    onFetch: (result) => metrics.jwksFetches.inc({ result }),
+  });
+  // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS.
+  issuerKeys.warm().catch((err: Error) => logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'));
   const verifyToken = createTokenVerifier({
-    keys: createIssuerKeys({
-      issuers: config.oidc.issuers.map((i) => i.issuer),
-      allowInsecureHttp: config.oidc.allowInsecureHttp,
-      maxStaleMs: config.oidc.jwksMaxStaleSeconds * 1000,
-      refreshMs: config.oidc.jwksRefreshSeconds * 1000,
-      // An unknown kid refetches at most every 30 s, or as often as the refresh when that is shorter.
-      cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
-      onFetch: (result) => metrics.jwksFetches.inc({ result }),
-    }),
+    keys: issuerKeys,
     issuers: config.oidc.issuers,
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,
   });

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { generateKeyPair } from 'jose';
 import { TestIssuer } from '../helpers/issuer.js';
+import { waitFor } from '../helpers/processes.js';
 import { gatewayEnv, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -82,4 +83,17 @@ test.serial('a rotated key verifies after one refetch; tokens of the removed key
   const stale = await gateway.get(await issuer.mint(WEB, { key: old.key, header: { kid: old.kid } }));
   t.is(stale.status, 401);
   t.is(reasonOf(stale), 'ERR_JWKS_NO_MATCHING_KEY');
+});
+
+test.serial('each issuer\'s keys are fetched at start, so the first step does not wait for them', async (t) => {
+  const fresh = await TestIssuer.start();
+  const other = await startGateway(gatewayEnv(fresh, vault));
+  try {
+    await waitFor('the JWKS fetch at start', async () => fresh.jwksFetches === 1, 10_000);
+    t.is((await other.get(await fresh.mint(WEB))).status, 200);
+    t.is(fresh.jwksFetches, 1, 'the first request found the keys already there');
+  } finally {
+    await other.close();
+    await fresh.close();
+  }
 });
