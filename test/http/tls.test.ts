@@ -77,12 +77,13 @@ test.serial('with VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY, vaultgate serves sec
   await t.throwsAsync(get('/healthz', second.cert), { message: /self[- ]signed|unable to verify|certificate/i });
 });
 
-test.serial('Vault over HTTPS is trusted through VAULT_CACERT, and not without it', async (t) => {
+test.serial('Vault over HTTPS is trusted through VAULT_CACERT, not without it, and unchecked only when asked twice', async (t) => {
   const tlsVault = await TestVault.start({ tls: true });
   try {
     await seedVault(tlsVault);
     const trusting = await startGateway(gatewayEnv(issuer, tlsVault, { VAULT_CACERT: tlsVault.caFile }));
     const untrusting = await startGateway(gatewayEnv(issuer, tlsVault, { VAULTGATE_VAULT_TIMEOUT_MS: '2000' }));
+    const unchecked = await startGateway(gatewayEnv(issuer, tlsVault, { VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }));
     try {
       t.regex(tlsVault.addr, /^https:/);
       const ok = await trusting.get(await issuer.mint(WEB));
@@ -91,8 +92,9 @@ test.serial('Vault over HTTPS is trusted through VAULT_CACERT, and not without i
       const refused = await untrusting.get(await issuer.mint(WEB));
       t.is(refused.status, 503, 'a Vault certificate from an unknown CA is not trusted');
       t.true(untrusting.logs.some((l) => /certificate|self[- ]signed/i.test(l)));
+      t.is((await unchecked.get(await issuer.mint(WEB))).status, 200, 'VAULT_SKIP_VERIFY with its second switch');
     } finally {
-      await Promise.all([trusting.close(), untrusting.close()]);
+      await Promise.all([trusting.close(), untrusting.close(), unchecked.close()]);
     }
   } finally {
     await tlsVault.stop();
