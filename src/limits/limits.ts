@@ -1,6 +1,7 @@
+import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { TokenError } from '../auth/errors.js';
 import type { StepClaims } from '../auth/verify-token.js';
 import { RateLimitedError } from './errors.js';
@@ -16,9 +17,19 @@ export interface LimitsOptions {
 
 const hash = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 32);
 
+/**
+ * Counters in this replica's memory: in a cluster worker, kept by the primary
+ * (rate-limiter-flexible's cluster limiter, over IPC), so that every worker
+ * counts against one budget and a step token limited to one use is not good
+ * for one use per worker.
+ */
+function inMemory(keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
+  return cluster.isWorker ? new RateLimiterCluster({ keyPrefix, points, duration, timeoutMs: 2000 }) : new RateLimiterMemory({ keyPrefix, points, duration });
+}
+
 function limiter(keyPrefix: string, points: number, duration: number, redis: Redis | undefined): RateLimiterAbstract {
-  const memory = new RateLimiterMemory({ keyPrefix, points, duration });
-  // While Redis is away the in-process counter stands in (per replica, so looser, never off).
+  const memory = inMemory(keyPrefix, points, duration);
+  // While Redis is away the in-memory counter stands in (per replica, so looser, never off).
   return redis
     ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, insuranceLimiter: memory, rejectIfRedisNotReady: true })
     : memory;

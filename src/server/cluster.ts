@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { Logger } from '../log/logger.js';
 
 const METRICS_REQUEST = 'vaultgate:metrics';
@@ -29,6 +30,8 @@ export interface PrimaryOptions {
 export function runPrimary(options: PrimaryOptions): Promise<number> {
   const { logger } = options;
   const aggregator = new AggregatorRegistry();
+  // Keeps the limit counters of workers that have no Redis to share them in (src/limits).
+  new RateLimiterClusterMaster();
   const listening = new Set<number>();
   let stopping = false;
   let exitCode = 0;

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { cpSync, writeFileSync, appendFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -132,6 +133,31 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
     child.kill('SIGTERM');
   }
   t.is(await exited, 0);
+});
+
+test('with workers and no Redis, the limits count across workers: a one-use step token works once', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_MAX_USES_PER_STEP: '1' };
+  const { child } = spawnServe(env);
+  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').filter(Boolean);
+  // A new connection for every request: the primary hands connections to the workers in turn.
+  const get = (token: string) =>
+    new Promise<number>((resolve, reject) => {
+      httpGet(`http://127.0.0.1:${port}/secrets`, { agent: false, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      }).on('error', reject);
+    });
+  try {
+    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+    const token = await issuer.mint(PAYMENTS);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await get(token));
+    t.deepEqual(statuses, [200, 401, 401, 401, 401, 401]);
+    t.is(await get(await issuer.mint(PAYMENTS)), 200, 'another step has its own use');
+  } finally {
+    child.kill('SIGTERM');
+  }
 });
 
 test('a configuration error names the variable and the fix, and exits 2', async (t) => {
