@@ -47,9 +47,12 @@ export async function sourceRevision(dir: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Compiles a policy directory to an OPA Wasm bundle (tar.gz bytes). */
-export async function compileBundle(dir: string, opaPath: string): Promise<Buffer> {
-  const revision = await sourceRevision(dir);
+/**
+ * Compiles a policy directory to an OPA Wasm bundle (tar.gz bytes).
+ * @param revision the sources' revision, when the caller has just computed it
+ */
+export async function compileBundle(dir: string, opaPath: string, revision?: string): Promise<Buffer> {
+  revision ??= await sourceRevision(dir);
   const work = await mkdtemp(join(tmpdir(), 'vaultgate-build-'));
   try {
     const capabilities = join(work, 'capabilities.json');
@@ -115,7 +118,7 @@ export async function loadBundle(dir: string, opaPath: string): Promise<LoadBund
     if (bundle.revision === revision) return { bundle, source: 'prebuilt' };
   }
   try {
-    return { bundle: await readBundle(await compileBundle(dir, opaPath)), source: 'compiled' };
+    return { bundle: await readBundle(await compileBundle(dir, opaPath, revision)), source: 'compiled' };
   } catch (err) {
     if (err instanceof PolicyBuildError && prebuilt) {
       throw new PolicyBuildError(`${prebuiltPath} is older than the policy sources and rebuilding failed`, err.message);

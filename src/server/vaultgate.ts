@@ -120,8 +120,6 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
     onFetch: (result) => metrics.jwksFetches.inc({ result }),
   });
-  // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS.
-  issuerKeys.warm().catch((err: Error) => logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'));
   const verifyToken = createTokenVerifier({
     keys: issuerKeys,
     issuers: config.oidc.issuers,
@@ -162,6 +160,9 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
   });
   const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
   logger.info({ url: listening.url }, 'vaultgate listening');
+  // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS;
+  // after listening, because `vaultgate dev` serves its own issuer on this server.
+  issuerKeys.warm().catch((err: Error) => logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'));
 
   return {
     server: listening.server,

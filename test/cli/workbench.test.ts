@@ -44,7 +44,7 @@ async function startDev(args: string[], env: Record<string, string> = {}) {
     const response = await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${jwt}` } });
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
-  return { child, stdout: () => stdout, token, state, port, get };
+  return { child, stdout: () => stdout, stderr: () => stderr, token, state, port, get };
 }
 
 const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'), child.on('exit', r)));
@@ -68,6 +68,8 @@ test('vaultgate dev: one command, a ready token, secrets by curl; edits and new 
     const first = await dev.get(dev.token);
     t.is(first.status, 200);
     t.deepEqual(first.body, { DB_PASSWORD: 'local-ci-db-password', API_KEY: 'local-ci-api-key', SIGNING_KEY: 'local-main-signing-key' });
+    t.regex(dev.stderr(), /vaultgate listening/, 'its log is on standard error');
+    t.notRegex(dev.stderr(), /issuer keys not fetched/, 'its own issuer answered the key fetch at start');
 
     const minted = await cli(['token', '--state', dev.state, '--repo', WEB, '--branch', 'feature/x']);
     t.is(minted.code, 0);

@@ -153,6 +153,7 @@ test('health, readiness, unknown routes and methods answer as documented', async
 
 test('GET /metrics counts requests, cache lookups, policy evaluations, Vault calls and JWKS fetches', async (t) => {
   await call(WEB);
+  await call(WEB); // from the cache
   const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
   const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? 0);
   t.true(value(/^vaultgate_secrets_requests_total\{status="200"\} (\d+)/m) >= 1);
@@ -160,6 +161,7 @@ test('GET /metrics counts requests, cache lookups, policy evaluations, Vault cal
   t.true(value(/^vaultgate_vault_request_duration_seconds_count\{outcome="ok"\} (\d+)/m) >= 1);
   t.true(value(/^vaultgate_jwks_fetches_total\{result="ok"\} (\d+)/m) >= 1);
   t.true(value(/^vaultgate_cache_lookups_total\{result="miss"\} (\d+)/m) >= 1);
+  t.true(value(/^vaultgate_cache_lookups_total\{result="hit"\} (\d+)/m) >= 1);
 });
 
 test.after('no log line and no response body holds a seeded secret or a token', (t) => {
