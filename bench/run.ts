@@ -5,11 +5,11 @@
 // only when requests fail.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
 import { request } from 'undici';
+import { usableCpus } from '../src/config/cpus.js';
 import { compileBundle, readBundle } from '../src/policy/bundle.js';
 import { Policy } from '../src/policy/policy.js';
 import { AUDIENCE, TestIssuer } from '../test/helpers/issuer.js';
@@ -25,11 +25,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const CONCURRENCY = [1, 16, 64];
 /** vaultgate's own default (one per core) unless VAULTGATE_WORKERS says otherwise. */
-const WORKERS = process.env.VAULTGATE_WORKERS ?? String(availableParallelism());
+const WORKERS = process.env.VAULTGATE_WORKERS ?? String(usableCpus());
 /** BENCH_SOAK=1: instead of the scenarios, a long warm run that samples vaultgate's memory. */
 const SOAK = process.env.BENCH_SOAK === '1';
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 300);
 const OPA = join(TOOLS_BIN, 'opa');
+const CACHE_KEY = Buffer.alloc(32, 1).toString('base64');
 const run = promisify(execFile);
 
 const repoUuid = (n: number) => `{00000000-0000-4000-8000-${String(n).padStart(12, '0')}}`;
@@ -159,7 +160,7 @@ async function main(): Promise<number> {
     };
 
     if (SOAK) {
-      const soak = await memorySoak({ ...base, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 1).toString('base64') }, tokens, tokensFile);
+      const soak = await memorySoak({ ...base, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY }, tokens, tokensFile);
       return writeFigures({ memorySoak: soak }, JSON.stringify(soak.summary, null, 2), soak.errors > 0);
     }
     const rss: Record<string, number> = {};
@@ -169,7 +170,7 @@ async function main(): Promise<number> {
         ...base,
         VAULTGATE_POLICY_DIR: dir,
         REDIS_URL: redis.url,
-        VAULTGATE_CACHE_KEY: Buffer.alloc(32, 1).toString('base64'),
+        VAULTGATE_CACHE_KEY: CACHE_KEY,
         VAULTGATE_CACHE_TTL: '3600',
       });
       for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
