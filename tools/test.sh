@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`). On a fresh machine it provisions
-# everything the tests need (redis-server from Debian, Vault and OPA built from
-# their Go modules, the npm packages), then runs every test against those real
-# servers: unit tests, the Rego tests, and the HTTP tests.
+# everything the tests need (redis-server and systemd-analyze from Debian;
+# Vault, OPA, Helm, compose-go and the Kubernetes manifest checker built from
+# their Go modules; the npm packages), then runs every test against those real
+# servers and tools: unit tests, the Rego tests, the HTTP tests, and the
+# deployment tests (packed install, Dockerfile, compose file, Helm chart, systemd unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: installing ${missing[*]} from Debian's packages"
   sudo=""
@@ -19,7 +22,7 @@ fi
 
 bash tools/build.sh
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -f node_modules/.package-lock.json ] || [ npm-shrinkwrap.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 

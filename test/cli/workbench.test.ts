@@ -6,7 +6,7 @@ import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, PROD_ENV, SEEDED, WEB, startVaultAndIssuer } from '../helpers/fixture.js';
 import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
-import { BIN, buildCli, runCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -17,7 +17,6 @@ let vault: TestVault;
 let issuer: TestIssuer;
 
 test.before(async () => {
-  await buildCli();
   ({ vault, issuer } = await startVaultAndIssuer());
 });
 

@@ -6,13 +6,11 @@ import { record } from './run-record.js';
 
 const exec = promisify(execFile);
 
-/** The CLI as users run it: bin/vaultgate.js over the compiled dist/ (as `npm start` and the container do). */
+/**
+ * The CLI as users run it: bin/vaultgate.js over the compiled dist/ (as `npm start` does). tools/test.sh
+ * (`npm test`) compiles dist/ once before any test runs, so no test file writes it while another reads it.
+ */
 export const BIN = join(ROOT, 'bin', 'vaultgate.js');
-
-/** Compiles src/ to dist/ once per test file, so the CLI runs the code under test. */
-export async function buildCli(): Promise<void> {
-  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
-}
 
 /**
  * Runs the CLI to its end with exactly `env`. Its standard error, and for serve
@@ -38,21 +36,39 @@ export interface ServeProcess {
   child: ChildProcessWithoutNullStreams;
   /** What it printed on standard output so far (its JSON logs). */
   output(): string;
+  /** What it printed on standard error so far (start-up failures are said there). */
+  errors(): string;
   /** Its exit code, once it has exited; the logs are recorded for the leak scan then. */
   exited: Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  /** The CLI to run: the development tree's by default, or an installed copy's. */
+  bin?: string;
+  cwd?: string;
+}
+
 /** Starts `vaultgate serve` as its own process with PATH and `env`. */
-export function spawnServe(env: Record<string, string>): ServeProcess {
+export function spawnServe(env: Record<string, string>, options: SpawnOptions = {}): ServeProcess {
   // One process unless a test asks for workers: a test's requests then meet one in-memory cache.
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { PATH: process.env.PATH!, VAULTGATE_WORKERS: '1', ...env } });
+  return spawnCli(['serve'], { VAULTGATE_WORKERS: '1', ...env }, options);
+}
+
+/** Starts a long-running CLI command (serve, dev) as its own process with PATH and `env`. */
+export function spawnCli(args: string[], env: Record<string, string>, options: SpawnOptions = {}): ServeProcess {
+  const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: process.env.PATH!, ...env },
+  });
   let output = '';
+  let errors = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (errors += d.toString()));
   const exited = new Promise<number | null>((resolve) =>
     child.on('exit', (code) => {
-      record('logs', output);
+      record('logs', output + errors);
       resolve(code);
     }),
   );
-  return { child, output: () => output, exited };
+  return { child, output: () => output, errors: () => errors, exited };
 }
