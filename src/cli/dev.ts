@@ -4,7 +4,6 @@ import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from '../auth/dev-issuer.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
-import { PolicyBuildError } from '../policy/errors.js';
 import { FileSecretStore } from '../secrets/file-store.js';
 import { startVaultgate, type SecretBackend } from '../server/vaultgate.js';
 import { opaPath, PACKAGE_ROOT } from './tools.js';
@@ -91,11 +90,9 @@ export async function dev(args: string[]): Promise<number> {
   try {
     running = await startVaultgate(config, logger, { middleware: [issuer.middleware()], ...(backend ? { backend } : {}) });
   } catch (err) {
-    if (err instanceof PolicyBuildError) {
-      process.stderr.write(`vaultgate dev: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    // startVaultgate closed what it had opened (a taken port, a policy that does not compile).
+    process.stderr.write(`vaultgate dev: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
   }
 
   const repository = await firstRepository(config.policy.dir);

@@ -1,7 +1,6 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
-import { PolicyBuildError } from '../policy/errors.js';
 import { clusterMetricsText, runPrimary, shareMetrics } from '../server/cluster.js';
 
 /** Time in-flight requests get to finish after SIGTERM. */
@@ -29,14 +28,14 @@ export async function serve(): Promise<number> {
   try {
     running = await startVaultgate(config, logger, cluster.isWorker ? { metricsText: clusterMetricsText } : {});
   } catch (err) {
-    if (err instanceof PolicyBuildError) {
-      logger.fatal({ error: err.message }, 'policy could not be loaded');
-      process.stderr.write(`vaultgate: ${err.message}\n`);
-      // A worker's IPC channel would keep it alive: leave now, the primary passes the code on.
-      if (cluster.isWorker) process.exit(1);
-      return 1;
-    }
-    throw err;
+    // Whatever stopped the start (a policy that does not compile, a taken port), startVaultgate
+    // closed what it had opened: say why and exit non-zero, so an orchestrator restarts or reports it.
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ error: message, code: (err as { code?: string }).code }, 'vaultgate could not start');
+    process.stderr.write(`vaultgate: ${message}\n`);
+    // A worker's IPC channel would keep it alive: leave now, the primary passes the code on.
+    if (cluster.isWorker) process.exit(1);
+    return 1;
   }
   if (cluster.isWorker) shareMetrics(running.metrics);
   const stop = (signal: string) => {

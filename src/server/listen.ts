@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { VaultgateError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
 /** Node's HTTP limits, set for a service that answers small requests fast. */
@@ -46,16 +47,15 @@ export async function listen(handler: RequestListener, options: ListenOptions): 
       (err: Error) => logger.error({ error: err.message }, 'tls certificate reload failed; keeping the current one'),
     );
   };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, options)));
+    server.listen(options.port, options.host, () => resolve());
+  });
   if (tls) {
     // Polling, because certificate managers replace files by renaming (and Kubernetes by symlink swaps).
     watchFile(tls.certFile, { interval: 2000 }, reload);
     watchFile(tls.keyFile, { interval: 2000 }, reload);
   }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
@@ -71,4 +71,25 @@ export async function listen(handler: RequestListener, options: ListenOptions): 
         server.closeIdleConnections();
       }),
   };
+}
+
+/** Why the socket could not be opened, in words that say what to change. */
+function listenError(err: NodeJS.ErrnoException, { host, port }: ListenOptions): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const hint =
+    err.code === 'EADDRINUSE'
+      ? 'another process is listening there; stop it or set VAULTGATE_LISTEN to a free host:port'
+      : err.code === 'EACCES'
+        ? 'this user may not open that port; use a port above 1023 or grant the capability'
+        : err.code === 'EADDRNOTAVAIL'
+          ? 'no interface of this machine has that address; check VAULTGATE_LISTEN'
+          : err.message;
+  return new ListenError(`cannot listen on ${where} (${err.code ?? 'error'}): ${hint}`, { cause: err });
+}
+
+/** The server socket could not be opened. */
+export class ListenError extends VaultgateError {
+  constructor(message: string, options: { cause: Error }) {
+    super('ERR_LISTEN', message, options);
+  }
 }

@@ -68,16 +68,39 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
 
 /** Builds every part from the configuration and starts listening. */
 export async function startVaultgate(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningVaultgate> {
+  // What is open so far, closed in reverse when a later part fails: a start-up
+  // failure (a taken port, say) must not leave watchers and sockets keeping the process alive.
+  const closers: Array<() => unknown> = [];
+  const closeOpened = async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  };
+  try {
+    const running = await startParts(config, logger, options, closers);
+    return { ...running, close: closeOpened };
+  } catch (err) {
+    await closeOpened();
+    throw err;
+  }
+}
+
+async function startParts(
+  config: Config,
+  logger: Logger,
+  options: StartOptions,
+  closers: Array<() => unknown>,
+): Promise<Omit<RunningVaultgate, 'close'>> {
   const metrics = createMetrics();
   const policy = await PolicyHolder.load({
     ...config.policy,
     logger,
     onReload: (result) => metrics.policyReloads.inc({ result }),
   });
+  closers.push(() => policy.close());
   if (config.policy.watch) policy.watch();
   const shadow = config.policy.shadowDir
     ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
     : undefined;
+  closers.push(() => shadow?.close());
   if (config.policy.watch) shadow?.watch();
   const decider = new PolicyDecider({
     live: policy,
@@ -89,6 +112,7 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
   });
 
   const backend = options.backend ?? (await vaultBackend(config, logger, metrics));
+  closers.push(() => backend.stop());
 
   const bypassed = (operation: string, err: Error) => {
     metrics.cacheErrors.inc({ operation });
@@ -102,6 +126,8 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
   } else {
     cache = new MemoryCache<SecretRecord>();
   }
+  closers.push(() => redis?.disconnect());
+  closers.push(() => cache.close());
 
   const resolver = new SecretResolver({
     store: backend.store,
@@ -159,6 +185,7 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     metricsText: options.metricsText ?? (() => metrics.registry.metrics()),
   });
   const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
+  closers.push(() => listening.close());
   logger.info({ url: listening.url }, 'vaultgate listening');
   // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS;
   // after listening, because `vaultgate dev` serves its own issuer on this server.
@@ -169,13 +196,5 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
     metrics: metrics.registry,
     url: listening.url,
     reloadPolicy: () => policy.reload(),
-    async close() {
-      policy.close();
-      shadow?.close();
-      await listening.close();
-      backend.stop();
-      await cache.close();
-      redis?.disconnect();
-    },
   };
 }

@@ -1,14 +1,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { cpSync, writeFileSync, appendFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, PAYMENTS, SEEDED, startVaultAndIssuer } from '../helpers/fixture.js';
-import { ROOT, tempDir, waitFor } from '../helpers/processes.js';
-import { buildCli, runCli, spawnServe } from '../helpers/cli.js';
+import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
+import { runCli, spawnCli, spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -18,7 +19,6 @@ let vault: TestVault;
 let issuer: TestIssuer;
 
 test.before(async () => {
-  await buildCli();
   ({ vault, issuer } = await startVaultAndIssuer());
 });
 
@@ -227,4 +227,56 @@ test('unknown commands print the usage and exit 2', async (t) => {
   const result = await cli(['frobnicate'], {});
   t.is(result.code, 2);
   t.regex(result.stderr, /usage: vaultgate/);
+});
+
+/** A loopback port some other process already listens on. */
+async function takenPort(): Promise<{ port: number; close(): Promise<void> }> {
+  const holder = createNetServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  return { port: (holder.address() as AddressInfo).port, close: () => new Promise((resolve) => holder.close(() => resolve())) };
+}
+
+/**
+ * The exit code of a process that must end by itself. Not a speed goal: a start-up
+ * failure that leaves a watcher or a socket open never exits, and this says so.
+ */
+async function exitsBy(child: ServeProcess, seconds: number): Promise<number | null> {
+  const hung = Symbol('hung');
+  const timer = new Promise<typeof hung>((resolve) => setTimeout(() => resolve(hung), seconds * 1000).unref());
+  const result = await Promise.race([child.exited, timer]);
+  if (result !== hung) return result;
+  child.child.kill('SIGKILL');
+  throw new Error(`still running ${seconds} s after a failed start:\n${child.errors()}`);
+}
+
+for (const workers of ['1', '2']) {
+  test(`serve on a taken port (${workers} worker${workers === '1' ? '' : 's'}) says so and exits non-zero instead of hanging`, async (t) => {
+    const taken = await takenPort();
+    try {
+      const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${taken.port}`, VAULTGATE_WORKERS: workers };
+      const serve = spawnServe(env);
+      const code = await exitsBy(serve, 20);
+      t.not(code, 0);
+      t.regex(serve.errors(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\): .*VAULTGATE_LISTEN`));
+      t.regex(serve.output(), /"msg":"vaultgate could not start"/);
+    } finally {
+      await taken.close();
+    }
+  });
+}
+
+test('dev on a taken port says so and exits non-zero instead of hanging', async (t) => {
+  const taken = await takenPort();
+  try {
+    const policy = tempDir('dev-taken');
+    cpSync(join(ROOT, 'policies'), policy, { recursive: true });
+    const dev = spawnCli(['dev', '--port', String(taken.port), '--state', tempDir('dev-taken-state'), '--policy', policy], {
+      VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
+    });
+    const code = await exitsBy(dev, 20);
+    t.not(code, 0);
+    t.regex(dev.errors(), new RegExp(`vaultgate dev: cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\)`));
+  } finally {
+    await taken.close();
+  }
 });
