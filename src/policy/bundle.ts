@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { Parser } from 'tar';
 import { PolicyBuildError } from './errors.js';
 import { runOpa, wasmCapabilities } from './opa-cli.js';
@@ -21,12 +21,25 @@ export interface PolicyBundle {
 const isSource = (name: string) =>
   (name.endsWith('.rego') && !name.endsWith('_test.rego')) || /^data\.(json|ya?ml)$/.test(name);
 
-async function sourceFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && isSource(e.name))
-    .map((e) => join(e.parentPath, e.name))
-    .sort();
+/**
+ * The policy files and data below `dir`, following symbolic links and skipping
+ * hidden names. A Kubernetes ConfigMap volume is exactly that shape: each file a
+ * link through `..data` into a hidden, timestamped directory that an update
+ * swaps. Read as a plain tree, the data would land under that directory's name.
+ */
+async function sourceFiles(dir: string, seen = new Set<string>()): Promise<string[]> {
+  const real = await realpath(dir);
+  if (seen.has(real)) return [];
+  seen.add(real);
+  const found: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isDirectory()) found.push(...(await sourceFiles(path, seen)));
+    else if (info?.isFile() && isSource(name)) found.push(path);
+  }
+  return found.sort();
 }
 
 /**
@@ -58,16 +71,26 @@ export async function compileBundle(dir: string, opaPath: string, revision?: str
     const capabilities = join(work, 'capabilities.json');
     const output = join(work, BUNDLE_FILE);
     await writeFile(capabilities, await wasmCapabilities(opaPath));
+    // OPA compiles a copy of exactly the files the revision hashes: OPA's loader
+    // neither follows linked files nor skips hidden directories (a ConfigMap volume has both).
+    const sources = join(work, 'policy');
+    for (const file of await sourceFiles(dir)) {
+      const target = join(sources, relative(dir, file));
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(file, target);
+    }
     await runOpa(opaPath, [
-      'build', '--bundle', dir,
+      'build', '--bundle', sources,
       '--target', 'wasm',
       '--entrypoint', ENTRYPOINT,
       '--capabilities', capabilities,
       '--revision', revision,
-      '--ignore', '*_test.rego',
-      '--ignore', BUNDLE_FILE,
       '--output', output,
-    ]);
+    ]).catch((err: unknown) => {
+      // OPA names the files it compiled: name the user's instead.
+      if (err instanceof PolicyBuildError) throw new PolicyBuildError(err.message.split('\n')[0]!, err.detail?.replaceAll(sources, dir));
+      throw err;
+    });
     return await readFile(output);
   } finally {
     await rm(work, { recursive: true, force: true });

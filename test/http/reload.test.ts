@@ -1,9 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
-import { waitFor } from '../helpers/processes.js';
+import { tempDir, waitFor } from '../helpers/processes.js';
 import { TestVault } from '../helpers/vault.js';
 
 // The policy directory is edited on the way: these tests run in order.
@@ -59,4 +59,47 @@ test.serial('fixing the policy clears the error', async (t) => {
   writeFileSync(join(dir, 'vaultgate.rego'), readFileSync(join(import.meta.dirname, '..', '..', 'policies', 'vaultgate.rego')));
   await waitFor('the good reload', async () => (await status()).lastError === undefined, 15_000);
   t.deepEqual(await secrets(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
+});
+
+/**
+ * A policy directory laid out as kubelet lays out a ConfigMap volume: every
+ * file a link through `..data` into a hidden, timestamped directory. An update
+ * writes a new directory and swaps `..data` to it by a rename (kubelet's
+ * atomic writer), then removes the old one.
+ */
+function configMapVolume(files: Record<string, string | Buffer>) {
+  const volume = tempDir('configmap');
+  let generation = 0;
+  const publish = (content: Record<string, string | Buffer>) => {
+    const previous = generation > 0 ? `..2026_11_29_00_00_0${generation}.000` : undefined;
+    const current = `..2026_11_29_00_00_0${++generation}.000`;
+    mkdirSync(join(volume, current));
+    for (const [name, text] of Object.entries(content)) writeFileSync(join(volume, current, name), text);
+    symlinkSync(current, join(volume, '..data_tmp'));
+    renameSync(join(volume, '..data_tmp'), join(volume, '..data'));
+    for (const name of Object.keys(content)) if (!existsSync(join(volume, name))) symlinkSync(join('..data', name), join(volume, name));
+    if (previous) rmSync(join(volume, previous), { recursive: true });
+  };
+  publish(files);
+  return { volume, publish };
+}
+
+test.serial('a policy mounted from a ConfigMap loads its data, and a ConfigMap update (a symlink swap) is followed', async (t) => {
+  const shipped = gatewayEnv(issuer, vault).VAULTGATE_POLICY_DIR!;
+  const rego = readFileSync(join(shipped, 'vaultgate.rego'));
+  const data = JSON.parse(readFileSync(join(shipped, 'data.json'), 'utf8'));
+  const { volume, publish } = configMapVolume({ 'vaultgate.rego': rego, 'data.json': JSON.stringify(data) });
+  const mounted = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_POLICY_DIR: volume }));
+  try {
+    const get = async () => (await (await mounted.get(await issuer.mint(WEB))).json()) as Record<string, string>;
+    t.deepEqual(await get(), { NPM_TOKEN: SEEDED.npmToken }, 'data.json is the policy data, not data under the hidden directory name');
+    const before = (await (await fetch(`${mounted.url}/policy`)).json()) as Status;
+
+    data.repositories[WEB].secrets.API_KEY = 'kv/ci/payments-api#api_key';
+    publish({ 'vaultgate.rego': rego, 'data.json': JSON.stringify(data) });
+    await waitFor('the reload', async () => ((await (await fetch(`${mounted.url}/policy`)).json()) as Status).revision !== before.revision, 15_000);
+    t.deepEqual(await get(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
+  } finally {
+    await mounted.close();
+  }
 });
