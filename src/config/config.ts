@@ -16,9 +16,16 @@ const ASYMMETRIC_ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
 ] as const;
 
+/** Where Kubernetes projects a pod's service-account token (kubelet rotates the file). */
+export const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+const VAULT_AUTH_METHODS = ['token', 'approle', 'jwt', 'kubernetes'] as const;
+
 export type VaultAuth =
   | { method: 'token'; token: string }
-  | { method: 'approle'; roleId: string; secretId: string; mount: string };
+  | { method: 'approle'; roleId: string; secretId: string; mount: string }
+  /** Both send {role, jwt} to auth/<mount>/login, the JWT read from `jwtFile` at every login. */
+  | { method: 'jwt' | 'kubernetes'; role: string; jwtFile: string; mount: string };
 
 /** What vaultgate accepts from one issuer. */
 export interface IssuerSettings {
@@ -161,7 +168,11 @@ const env = z.object({
   VAULT_TOKEN: z.string().optional(),
   VAULT_ROLE_ID: z.string().optional(),
   VAULT_SECRET_ID: z.string().optional(),
-  VAULT_APPROLE_MOUNT: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a mount path such as approle').default('approle'),
+  VAULT_AUTH_METHOD: z.enum(VAULT_AUTH_METHODS, { message: `must be one of ${VAULT_AUTH_METHODS.join(', ')}` }).optional(),
+  VAULT_AUTH_MOUNT: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a mount path such as kubernetes or auth-team/k8s').optional(),
+  VAULT_AUTH_ROLE: z.string().optional(),
+  VAULT_AUTH_JWT_FILE: z.string().optional(),
+  VAULT_APPROLE_MOUNT: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a mount path such as approle').optional(),
   VAULT_NAMESPACE: z.string().optional(),
   VAULTGATE_VAULT_TIMEOUT_MS: whole(5000, 100, 120_000, ' of milliseconds'),
   REDIS_URL: z.string().optional(),
@@ -169,6 +180,60 @@ const env = z.object({
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
   VAULTGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+type Env = z.infer<typeof env>;
+
+/**
+ * vaultgate's own Vault login: VAULT_AUTH_METHOD, or else inferred from what is
+ * set (VAULT_TOKEN, or AppRole's two ids). Variables of another method are
+ * refused rather than ignored, so a half-migrated deployment says so.
+ */
+function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
+  const method = e.VAULT_AUTH_METHOD ?? (e.VAULT_TOKEN ? 'token' : e.VAULT_ROLE_ID || e.VAULT_SECRET_ID ? 'approle' : undefined);
+  if (!method) {
+    problems.push(
+      'VAULT_TOKEN: vaultgate needs a Vault login; set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or VAULT_AUTH_METHOD=kubernetes (or jwt) with VAULT_AUTH_ROLE',
+    );
+    return undefined;
+  }
+  const uses: Record<(typeof VAULT_AUTH_METHODS)[number], string[]> = {
+    token: ['VAULT_TOKEN'],
+    approle: ['VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'VAULT_APPROLE_MOUNT', 'VAULT_AUTH_MOUNT'],
+    jwt: ['VAULT_AUTH_ROLE', 'VAULT_AUTH_JWT_FILE', 'VAULT_AUTH_MOUNT'],
+    kubernetes: ['VAULT_AUTH_ROLE', 'VAULT_AUTH_JWT_FILE', 'VAULT_AUTH_MOUNT'],
+  };
+  const before = problems.length;
+  if (!e.VAULT_AUTH_METHOD && e.VAULT_TOKEN && (e.VAULT_ROLE_ID || e.VAULT_SECRET_ID)) {
+    problems.push('VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID, not both');
+    return undefined;
+  }
+  const foreign = [...new Set(Object.values(uses).flat())].filter((name) => e[name as keyof Env] !== undefined && !uses[method].includes(name));
+  for (const name of foreign) problems.push(`${name}: not used with VAULT_AUTH_METHOD=${method}; remove it, or choose the method it belongs to`);
+  // Vault mounts each auth method at its own name unless told otherwise.
+  const mount = e.VAULT_AUTH_MOUNT ?? (method === 'approle' ? e.VAULT_APPROLE_MOUNT : undefined) ?? method;
+  if (method === 'approle' && e.VAULT_AUTH_MOUNT && e.VAULT_APPROLE_MOUNT && e.VAULT_AUTH_MOUNT !== e.VAULT_APPROLE_MOUNT) {
+    problems.push('VAULT_APPROLE_MOUNT: differs from VAULT_AUTH_MOUNT; set only VAULT_AUTH_MOUNT');
+  }
+  switch (method) {
+    case 'token':
+      if (!e.VAULT_TOKEN) problems.push('VAULT_TOKEN: required with VAULT_AUTH_METHOD=token');
+      return problems.length > before ? undefined : { method, token: e.VAULT_TOKEN! };
+    case 'approle':
+      if (!e.VAULT_ROLE_ID || !e.VAULT_SECRET_ID) {
+        problems.push(`${e.VAULT_ROLE_ID ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID`);
+      }
+      return problems.length > before ? undefined : { method, roleId: e.VAULT_ROLE_ID!, secretId: e.VAULT_SECRET_ID!, mount };
+    case 'jwt':
+    case 'kubernetes':
+      if (!e.VAULT_AUTH_ROLE) problems.push(`VAULT_AUTH_ROLE: required with VAULT_AUTH_METHOD=${method}; set it to the Vault role bound to vaultgate's service account`);
+      return problems.length > before
+        ? undefined
+        : { method, role: e.VAULT_AUTH_ROLE!, jwtFile: e.VAULT_AUTH_JWT_FILE ?? SERVICE_ACCOUNT_TOKEN_FILE, mount };
+  }
+}
+
+/** Every environment variable vaultgate reads (deployment files are checked against this list). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(env.shape);
 
 /**
  * Reads vaultgate's configuration from environment variables. Every problem is
@@ -223,18 +288,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     problems.push('VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault\'s CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it');
   }
 
-  let auth: VaultAuth | undefined;
-  if (e.VAULT_TOKEN && (e.VAULT_ROLE_ID || e.VAULT_SECRET_ID)) {
-    problems.push('VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID, not both');
-  } else if (e.VAULT_TOKEN) {
-    auth = { method: 'token', token: e.VAULT_TOKEN };
-  } else if (e.VAULT_ROLE_ID && e.VAULT_SECRET_ID) {
-    auth = { method: 'approle', roleId: e.VAULT_ROLE_ID, secretId: e.VAULT_SECRET_ID, mount: e.VAULT_APPROLE_MOUNT };
-  } else if (e.VAULT_ROLE_ID || e.VAULT_SECRET_ID) {
-    problems.push(`${e.VAULT_ROLE_ID ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID`);
-  } else {
-    problems.push('VAULT_TOKEN: vaultgate needs a Vault login; set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole');
-  }
+  const auth = vaultAuth(e, problems);
 
   let redis: Config['cache']['redis'];
   if (e.REDIS_URL) {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
 import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -39,7 +40,7 @@ type RawVault = ReturnType<typeof nodeVault>;
 
 /**
  * node-vault with vaultgate's own login kept alive: the token is renewed
- * before it expires, and an AppRole login is repeated when it is gone.
+ * before it expires, and a login (AppRole, JWT, Kubernetes) is repeated when it is gone.
  */
 export class VaultClient {
   private readonly vault: RawVault;
@@ -80,7 +81,7 @@ export class VaultClient {
     });
   }
 
-  /** Logs in (AppRole) or checks the given token, then keeps it renewed. */
+  /** Logs in (AppRole, JWT, Kubernetes) or checks the given token, then keeps it renewed. */
   async start(): Promise<void> {
     await this.authenticate();
   }
@@ -91,7 +92,7 @@ export class VaultClient {
   }
 
   /**
-   * One Vault API call. A 403 with AppRole means the login may be gone: log in
+   * One Vault API call. A 403 after a login (AppRole, JWT) means the login may be gone: log in
    * again once and retry. Network failures, timeouts, sealed or overloaded
    * Vault become VaultUnavailableError; other answers VaultResponseError.
    */
@@ -101,7 +102,7 @@ export class VaultClient {
       return await this.call(method, path, timeoutMs);
     } catch (err) {
       if (!(err instanceof VaultResponseError) || err.status !== 403) throw err;
-      if (this.options.auth.method === 'approle') {
+      if (this.options.auth.method !== 'token') {
         // The login may be gone: log in again once and retry.
         await this.authenticate();
         try {
@@ -140,7 +141,7 @@ export class VaultClient {
       if (status?.initialized === false) return { ok: false, detail: 'not initialized' };
       if (this.login || !this.authenticated) await this.authenticate();
       let valid = await this.tokenIsValid();
-      if (!valid && this.options.auth.method === 'approle') {
+      if (!valid && this.options.auth.method !== 'token') {
         await this.authenticate();
         valid = await this.tokenIsValid();
       }
@@ -180,21 +181,16 @@ export class VaultClient {
   private async doAuthenticate(): Promise<void> {
     const auth = this.options.auth;
     this.vault.stopTokenRenewal();
-    if (auth.method === 'approle') {
+    if (auth.method !== 'token') {
       let response: { auth?: { lease_duration?: number; renewable?: boolean } };
       try {
-        response = await this.vault.approleLogin({
-          mount_point: auth.mount,
-          role_id: auth.roleId,
-          secret_id: auth.secretId,
-          requestOptions: { timeout: this.options.timeoutMs },
-        });
+        response = await this.logIn(auth);
       } catch (err) {
-        const e = classify(err, `auth/${auth.mount}/login`);
-        this.options.logger.error({ error: e.message }, 'vault approle login failed');
-        throw new VaultUnavailableError(`vault login failed: ${e.message}`);
+        const e = err instanceof VaultUnavailableError ? err : classify(err, `auth/${auth.mount}/login`);
+        this.options.logger.error({ error: e.message, method: auth.method }, 'vault login failed');
+        throw new VaultUnavailableError(`vault ${auth.method} login failed: ${e.message}`);
       }
-      this.options.logger.info({ ttl: response.auth?.lease_duration }, 'vault approle login succeeded');
+      this.options.logger.info({ ttl: response.auth?.lease_duration, method: auth.method }, 'vault login succeeded');
       if (response.auth?.renewable && (response.auth.lease_duration ?? 0) > 0) {
         await this.vault.startTokenRenewal({ ttl: response.auth.lease_duration, renewFraction: 2 / 3 });
       }
@@ -214,10 +210,27 @@ export class VaultClient {
     }
   }
 
+  /** A login with vaultgate's own credentials; node-vault keeps the token it answers with. */
+  private async logIn(auth: Exclude<VaultAuth, { method: 'token' }>): Promise<{ auth?: { lease_duration?: number; renewable?: boolean } }> {
+    const requestOptions = { timeout: this.options.timeoutMs };
+    if (auth.method === 'approle') {
+      return this.vault.approleLogin({ mount_point: auth.mount, role_id: auth.roleId, secret_id: auth.secretId, requestOptions });
+    }
+    let jwt: string;
+    try {
+      // Read at every login, never kept: kubelet rotates a projected service-account token.
+      jwt = (await readFile(auth.jwtFile, 'utf8')).trim();
+    } catch (err) {
+      throw new VaultUnavailableError(`cannot read VAULT_AUTH_JWT_FILE ${auth.jwtFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    // The kubernetes and jwt auth methods take the same {role, jwt} login at their own mounts.
+    return this.vault.jwtLogin({ mount_point: auth.mount, role: auth.role, jwt, requestOptions });
+  }
+
   private onRenewFailure(err: Error): void {
     const method = this.options.auth.method;
     this.options.logger.warn({ error: err.message, method }, 'vault token renewal stopped');
-    if (method === 'approle') {
+    if (method !== 'token') {
       this.authenticate().catch(() => {
         // Logged by doAuthenticate; the next request tries again.
       });

@@ -77,6 +77,37 @@ test('AppRole login needs both ids and takes the mount', (t) => {
   t.regex(problems({ ...valid, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' })[0]!, /^VAULT_TOKEN: set either/);
 });
 
+test('Kubernetes and JWT logins take a role, the token file and the mount, each defaulting to what Kubernetes and Vault use', (t) => {
+  const { VAULT_TOKEN: _, ...rest } = valid;
+  t.deepEqual(loadConfig({ ...rest, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }).vault.auth, {
+    method: 'kubernetes',
+    role: 'vaultgate',
+    jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    mount: 'kubernetes',
+  });
+  t.deepEqual(
+    loadConfig({ ...rest, VAULT_AUTH_METHOD: 'jwt', VAULT_AUTH_ROLE: 'r', VAULT_AUTH_JWT_FILE: '/run/token', VAULT_AUTH_MOUNT: 'k8s/prod' }).vault.auth,
+    { method: 'jwt', role: 'r', jwtFile: '/run/token', mount: 'k8s/prod' },
+  );
+  t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'kubernetes' }), [
+    "VAULT_AUTH_ROLE: required with VAULT_AUTH_METHOD=kubernetes; set it to the Vault role bound to vaultgate's service account",
+  ]);
+  t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'ldap' }), ['VAULT_AUTH_METHOD: must be one of token, approle, jwt, kubernetes']);
+});
+
+test('variables of another login method are refused, not ignored', (t) => {
+  t.deepEqual(problems({ ...valid, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }), [
+    'VAULT_TOKEN: not used with VAULT_AUTH_METHOD=kubernetes; remove it, or choose the method it belongs to',
+  ]);
+  t.deepEqual(problems({ ...valid, VAULT_AUTH_ROLE: 'vaultgate' }), [
+    'VAULT_AUTH_ROLE: not used with VAULT_AUTH_METHOD=token; remove it, or choose the method it belongs to',
+  ]);
+  const { VAULT_TOKEN: _, ...rest } = valid;
+  t.deepEqual(loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).vault.auth, {
+    method: 'approle', roleId: 'r', secretId: 's', mount: 'team/approle',
+  });
+});
+
 test('every problem is reported at once, each naming its variable', (t) => {
   const found = problems({ VAULTGATE_LISTEN: 'nope', VAULTGATE_CACHE_TTL: '-1' });
   for (const name of ['VAULTGATE_LISTEN', 'VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR', 'VAULTGATE_CACHE_TTL']) {
