@@ -18,7 +18,8 @@ POLICY
 
 vault auth enable approle 2>/dev/null || true
 vault write auth/approle/role/vaultgate token_policies=vaultgate token_ttl=1h token_max_ttl=24h
-# Fixed demo credentials so vaultgate's compose service can log in; never do this outside a demo.
-vault write auth/approle/role/vaultgate/role-id role_id="$VAULTGATE_ROLE_ID"
-vault write auth/approle/role/vaultgate/custom-secret-id secret_id="$VAULTGATE_SECRET_ID" >/dev/null
+# Fixed demo credentials (DEMO_ROLE_ID, DEMO_SECRET_ID: the compose file's
+# x-demo-approle) so vaultgate's compose service can log in; never do this outside a demo.
+vault write auth/approle/role/vaultgate/role-id role_id="$DEMO_ROLE_ID"
+vault write auth/approle/role/vaultgate/custom-secret-id secret_id="$DEMO_SECRET_ID" >/dev/null
 echo "vault seeded"

@@ -12,7 +12,7 @@ import { TestVault } from '../helpers/vault.js';
 let vault: TestVault;
 let issuer: TestIssuer;
 let gateway: Gateway;
-const DEMO = { VAULTGATE_ROLE_ID: 'vaultgate-demo-role', VAULTGATE_SECRET_ID: 'vaultgate-demo-secret-0123456789' };
+const DEMO = { DEMO_ROLE_ID: 'vaultgate-demo-role', DEMO_SECRET_ID: 'vaultgate-demo-secret-0123456789' };
 
 test.before(async () => {
   [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
@@ -21,8 +21,8 @@ test.before(async () => {
   });
   const env = gatewayEnv(issuer, vault, {
     VAULTGATE_POLICY_DIR: join(ROOT, 'policies'),
-    VAULT_ROLE_ID: DEMO.VAULTGATE_ROLE_ID,
-    VAULT_SECRET_ID: DEMO.VAULTGATE_SECRET_ID,
+    VAULT_ROLE_ID: DEMO.DEMO_ROLE_ID,
+    VAULT_SECRET_ID: DEMO.DEMO_SECRET_ID,
   });
   delete (env as Record<string, string | undefined>).VAULT_TOKEN;
   gateway = await startGateway(env);
@@ -51,7 +51,7 @@ test('the demo seed holds every secret the shipped policy grants', async (t) => 
 test('the demo AppRole reads only KV: anything else is refused by Vault, not by luck', async (t) => {
   const denied = await fetch(`${vault.addr}/v1/auth/approle/login`, {
     method: 'POST',
-    body: JSON.stringify({ role_id: DEMO.VAULTGATE_ROLE_ID, secret_id: DEMO.VAULTGATE_SECRET_ID }),
+    body: JSON.stringify({ role_id: DEMO.DEMO_ROLE_ID, secret_id: DEMO.DEMO_SECRET_ID }),
   });
   const token = ((await denied.json()) as { auth: { client_token: string } }).auth.client_token;
   const sys = await fetch(`${vault.addr}/v1/sys/policies/acl/vaultgate`, { headers: { 'X-Vault-Token': token } });
