@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeF
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { Parser } from 'tar';
-import { PolicyBuildError } from './errors.js';
+import { OpaMissingError, PolicyBuildError } from './errors.js';
 import { runOpa, wasmCapabilities } from './opa-cli.js';
 
 /** The decision vaultgate asks every policy for. */
@@ -21,26 +21,35 @@ export interface PolicyBundle {
 const isSource = (name: string) =>
   (name.endsWith('.rego') && !name.endsWith('_test.rego')) || /^data\.(json|ya?ml)$/.test(name);
 
+/** What a policy directory is made of: its source files, and every directory they were read from. */
+interface PolicyTree {
+  files: string[];
+  directories: string[];
+}
+
 /**
  * The policy files and data below `dir`, following symbolic links and skipping
  * hidden names. A Kubernetes ConfigMap volume is exactly that shape: each file a
  * link through `..data` into a hidden, timestamped directory that an update
  * swaps. Read as a plain tree, the data would land under that directory's name.
  */
-async function sourceFiles(dir: string, seen = new Set<string>()): Promise<string[]> {
+export async function policyTree(dir: string, tree: PolicyTree = { files: [], directories: [] }, seen = new Set<string>()): Promise<PolicyTree> {
   const real = await realpath(dir);
-  if (seen.has(real)) return [];
+  if (seen.has(real)) return tree;
   seen.add(real);
-  const found: string[] = [];
+  tree.directories.push(dir);
   for (const name of await readdir(dir)) {
     if (name.startsWith('.')) continue;
     const path = join(dir, name);
     const info = await stat(path).catch(() => undefined);
-    if (info?.isDirectory()) found.push(...(await sourceFiles(path, seen)));
-    else if (info?.isFile() && isSource(name)) found.push(path);
+    if (info?.isDirectory()) await policyTree(path, tree, seen);
+    else if (info?.isFile() && isSource(name)) tree.files.push(path);
   }
-  return found.sort();
+  tree.files.sort();
+  return tree;
 }
+
+const sourceFiles = async (dir: string) => (await policyTree(dir)).files;
 
 /**
  * A digest of everything that goes into the bundle (policy files and data,
@@ -121,32 +130,33 @@ export async function readBundle(archive: Buffer): Promise<PolicyBundle> {
 
 export interface LoadBundleResult {
   bundle: PolicyBundle;
-  /** `prebuilt` when the directory's bundle was current, `compiled` when OPA built it now. */
+  /**
+   * `compiled` when OPA built it from the sources now; `prebuilt` when there is no OPA
+   * and the directory's bundle.tar.gz declares the sources' revision, which nothing
+   * here can check the Wasm against (a signed bundle can).
+   */
   source: 'prebuilt' | 'compiled';
 }
 
 /**
- * The policy directory's bundle: the prebuilt one when its revision matches
- * the sources, otherwise a fresh compile with the OPA CLI.
+ * The policy directory as a bundle: compiled from its sources whenever the OPA
+ * CLI is there, so what runs is what reviewers read; without OPA, the prebuilt
+ * bundle from `vaultgate policy build` while its declared revision matches.
  */
 export async function loadBundle(dir: string, opaPath: string): Promise<LoadBundleResult> {
   const revision = await sourceRevision(dir);
-  const prebuiltPath = join(dir, BUNDLE_FILE);
-  const prebuilt = await stat(prebuiltPath).then(
-    () => readFile(prebuiltPath),
-    () => undefined,
-  );
-  if (prebuilt) {
-    const bundle = await readBundle(prebuilt);
-    if (bundle.revision === revision) return { bundle, source: 'prebuilt' };
-  }
   try {
     return { bundle: await readBundle(await compileBundle(dir, opaPath, revision)), source: 'compiled' };
   } catch (err) {
-    if (err instanceof PolicyBuildError && prebuilt) {
+    if (!(err instanceof OpaMissingError)) throw err;
+    const prebuiltPath = join(dir, BUNDLE_FILE);
+    const prebuilt = await readFile(prebuiltPath).catch(() => undefined);
+    if (!prebuilt) throw err;
+    const bundle = await readBundle(prebuilt);
+    if (bundle.revision !== revision) {
       throw new PolicyBuildError(`${prebuiltPath} is older than the policy sources and rebuilding failed`, err.message);
     }
-    throw err;
+    return { bundle, source: 'prebuilt' };
   }
 }
 

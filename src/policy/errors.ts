@@ -10,6 +10,11 @@ export class PolicyBuildError extends VaultgateError {
   }
 }
 
+/** The OPA CLI is not where the configuration says: nothing can be compiled. */
+export class OpaMissingError extends PolicyBuildError {
+  override readonly code = 'ERR_OPA_MISSING';
+}
+
 /** The policy answered something that is not a valid decision; the request fails with 500. */
 export class PolicyOutputError extends VaultgateError {
   constructor(message: string) {

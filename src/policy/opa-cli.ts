@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { PolicyBuildError } from './errors.js';
+import { OpaMissingError, PolicyBuildError } from './errors.js';
 
 const run = promisify(execFile);
 
@@ -19,7 +19,7 @@ export async function runOpa(opaPath: string, args: string[]): Promise<string> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
     if (e.code === 'ENOENT') {
-      throw new PolicyBuildError(`the OPA CLI was not found at "${opaPath}": ${OPA_MISSING_HELP}`);
+      throw new OpaMissingError(`the OPA CLI was not found at "${opaPath}": ${OPA_MISSING_HELP}`);
     }
     const detail = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim() || e.message;
     throw new PolicyBuildError(`opa ${args[0]} failed`, detail);

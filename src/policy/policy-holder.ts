@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { loadBundle } from './bundle.js';
+import { loadBundle, policyTree, type LoadBundleResult } from './bundle.js';
 import { Policy } from './policy.js';
 
 export interface PolicyHolderOptions {
@@ -13,6 +13,8 @@ export interface PolicyHolderOptions {
 
 export interface PolicyStatus {
   revision: string;
+  /** Compiled from the sources now, or a prebuilt bundle taken on its declared revision (no OPA). */
+  source: LoadBundleResult['source'];
   loadedAt: string;
   lastError: { message: string; at: string } | undefined;
 }
@@ -26,11 +28,14 @@ export class PolicyHolder {
   private lastError: PolicyStatus['lastError'];
   private reloading: Promise<void> | undefined;
   private again = false;
-  private watcher: FSWatcher | undefined;
+  /** One watcher per directory the policy is read from (fs.watch is not recursive on every platform). */
+  private readonly watchers = new Map<string, FSWatcher>();
+  private watching = false;
   private debounce: NodeJS.Timeout | undefined;
 
   private constructor(
     private running: Policy,
+    private source: LoadBundleResult['source'],
     private readonly options: PolicyHolderOptions,
   ) {}
 
@@ -38,7 +43,7 @@ export class PolicyHolder {
     const { bundle, source } = await loadBundle(options.dir, options.opaPath);
     const policy = await Policy.load(bundle);
     options.logger.info({ dir: options.dir, revision: policy.revision, source }, 'policy loaded');
-    return new PolicyHolder(policy, options);
+    return new PolicyHolder(policy, source, options);
   }
 
   get current(): Policy {
@@ -46,7 +51,7 @@ export class PolicyHolder {
   }
 
   status(): PolicyStatus {
-    return { revision: this.running.revision, loadedAt: this.running.loadedAt.toISOString(), lastError: this.lastError };
+    return { revision: this.running.revision, source: this.source, loadedAt: this.running.loadedAt.toISOString(), lastError: this.lastError };
   }
 
   /** Recompiles and swaps; concurrent calls collapse into one more run after the current one. */
@@ -65,24 +70,55 @@ export class PolicyHolder {
     return this.reloading;
   }
 
-  /** Reloads shortly after the policy directory changes (editors write in several steps). */
-  watch(): void {
-    this.watcher = watch(this.options.dir, () => {
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.reload(), 200);
-    });
-    this.watcher.on('error', (err) => this.options.logger.error({ error: err.message }, 'policy directory watch failed'));
+  /** Reloads shortly after anything in the policy directory, or a directory below it, changes (editors write in several steps). */
+  watch(): Promise<void> {
+    this.watching = true;
+    return this.watchTree();
   }
 
   close(): void {
+    this.watching = false;
     clearTimeout(this.debounce);
-    this.watcher?.close();
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+  }
+
+  /** Watches every directory the sources are read from, as they are now: called again after each reload. */
+  private async watchTree(): Promise<void> {
+    let directories: string[];
+    try {
+      directories = (await policyTree(this.options.dir)).directories;
+    } catch (err) {
+      this.options.logger.error({ error: (err as Error).message }, 'policy directory watch failed');
+      return;
+    }
+    if (!this.watching) return;
+    for (const [dir, watcher] of this.watchers) {
+      if (directories.includes(dir)) continue;
+      watcher.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of directories) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, () => {
+          clearTimeout(this.debounce);
+          this.debounce = setTimeout(() => void this.reload(), 200);
+        });
+        watcher.on('error', (err) => this.options.logger.error({ error: err.message, dir }, 'policy directory watch failed'));
+        this.watchers.set(dir, watcher);
+      } catch (err) {
+        this.options.logger.error({ error: (err as Error).message, dir }, 'policy directory watch failed');
+      }
+    }
   }
 
   private async reloadOnce(): Promise<void> {
     const { logger, onReload } = this.options;
     try {
-      const { bundle } = await loadBundle(this.options.dir, this.options.opaPath);
+      // First, so a directory added by this change is watched even when the change does not compile.
+      if (this.watching) await this.watchTree();
+      const { bundle, source } = await loadBundle(this.options.dir, this.options.opaPath);
       if (bundle.revision === this.running.revision) {
         // The directory is back to what runs (a broken edit undone): nothing is wrong any more.
         this.lastError = undefined;
@@ -91,6 +127,7 @@ export class PolicyHolder {
       }
       const next = await Policy.load(bundle);
       this.running = next;
+      this.source = source;
       this.lastError = undefined;
       logger.info({ revision: next.revision }, 'policy reloaded');
       onReload?.('ok');

@@ -96,12 +96,12 @@ async function startParts(
     onReload: (result) => metrics.policyReloads.inc({ result }),
   });
   closers.push(() => policy.close());
-  if (config.policy.watch) policy.watch();
+  if (config.policy.watch) await policy.watch();
   const shadow = config.policy.shadowDir
     ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
     : undefined;
   closers.push(() => shadow?.close());
-  if (config.policy.watch) shadow?.watch();
+  if (config.policy.watch) await shadow?.watch();
   const decider = new PolicyDecider({
     live: policy,
     shadow,

@@ -1,10 +1,15 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import test from 'ava';
+import { sourceRevision } from '../../src/policy/bundle.js';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
+import { gatewayEnv, SEEDED, startGateway, UNLISTED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
 import { TestVault } from '../helpers/vault.js';
+
+const exec = promisify(execFile);
 
 // The policy directory is edited on the way: these tests run in order.
 let vault: TestVault;
@@ -101,5 +106,40 @@ test.serial('a policy mounted from a ConfigMap loads its data, and a ConfigMap u
     t.deepEqual(await get(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
   } finally {
     await mounted.close();
+  }
+});
+
+test.serial('an edit in a subdirectory of the policy directory is followed too', async (t) => {
+  const shipped = gatewayEnv(issuer, vault).VAULTGATE_POLICY_DIR!;
+  const nested = tempDir('nested-policy');
+  mkdirSync(join(nested, 'rules'));
+  writeFileSync(join(nested, 'data.json'), readFileSync(join(shipped, 'data.json')));
+  writeFileSync(join(nested, 'rules', 'vaultgate.rego'), readFileSync(join(shipped, 'vaultgate.rego')));
+  const g = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_POLICY_DIR: nested }));
+  try {
+    t.is((await g.get(await issuer.mint(WEB))).status, 200);
+    const before = ((await (await fetch(`${g.url}/policy`)).json()) as Status).revision;
+    // A revocation, written where only a watch of the subdirectory sees it.
+    writeFileSync(join(nested, 'rules', 'vaultgate.rego'), 'package vaultgate\n\ndecision := {"allow": false, "secrets": {}}\n');
+    await waitFor('the reload', async () => ((await (await fetch(`${g.url}/policy`)).json()) as Status).revision !== before, 15_000);
+    t.is((await g.get(await issuer.mint(WEB))).status, 403);
+  } finally {
+    await g.close();
+  }
+});
+
+test.serial('with OPA at hand, a prebuilt bundle claiming the sources\' revision is not trusted: the sources are compiled', async (t) => {
+  const dir = gatewayEnv(issuer, vault).VAULTGATE_POLICY_DIR!;
+  // Other Rego, compiled and labelled with the revision of dir's sources, left where a prebuilt bundle goes.
+  const forged = tempDir('forged-policy');
+  writeFileSync(join(forged, 'p.rego'), 'package vaultgate\n\ndecision := {"allow": true, "secrets": {"NPM_TOKEN": "kv/ci/shared#npm_token"}}\n');
+  const opa = gatewayEnv(issuer, vault).VAULTGATE_OPA_PATH!;
+  await exec(opa, ['build', '--bundle', forged, '-t', 'wasm', '-e', 'vaultgate/decision', '--revision', await sourceRevision(dir), '-o', join(dir, 'bundle.tar.gz')]);
+  const g = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_POLICY_DIR: dir }));
+  try {
+    t.is((await g.get(await issuer.mint(UNLISTED))).status, 403, 'the reviewed sources decide, and they list no such repository');
+    t.like(await (await fetch(`${g.url}/policy`)).json(), { source: 'compiled' });
+  } finally {
+    await g.close();
   }
 });
