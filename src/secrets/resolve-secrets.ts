@@ -63,7 +63,8 @@ export class SecretResolver {
     const deadline = Date.now() + this.options.deadlineMs;
     const { records, hits, denied } = await withDeadline(this.readAll(paths, step, deadline), this.options.deadlineMs);
 
-    const values: Record<string, string> = {};
+    // No prototype: a key named like an Object.prototype member stays an ordinary key.
+    const values: Record<string, string> = Object.create(null);
     const missing: string[] = [];
     const reasons: string[] = [];
     paths.forEach((path, i) => {
