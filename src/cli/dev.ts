@@ -78,7 +78,7 @@ export async function dev(args: string[]): Promise<number> {
     }
     backend = {
       name: 'secrets-file',
-      store: new FileSecretStore(secretsFile),
+      store: new FileSecretStore(secretsFile, config.vault.allowedMounts),
       health: () => access(secretsFile).then(() => ({ ok: true, detail: 'ok' }), (err: Error) => ({ ok: false, detail: err.message })),
       stop: () => undefined,
     };

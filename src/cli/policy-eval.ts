@@ -4,6 +4,7 @@ import { decodeJwt } from 'jose';
 import { loadBundle } from '../policy/bundle.js';
 import { PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
 import { Policy } from '../policy/policy.js';
+import { allowedMountsFromEnv, referenceProblem } from './reference-warnings.js';
 import { opaPath } from './tools.js';
 
 export const EVAL_USAGE = `usage: vaultgate policy eval (--token JWT | --claims FILE.json) [--policy DIR] [--json]
@@ -11,6 +12,8 @@ export const EVAL_USAGE = `usage: vaultgate policy eval (--token JWT | --claims 
 Prints the decision the policy makes for these claims: allowed or not, each
 granted variable with its Vault reference, and why (the policy's "reasons").
 A token's signature is not checked: this answers "what would the policy do".
+References serve would refuse (auth/, sys/, identity/, cubbyhole/, or outside
+VAULTGATE_ALLOWED_MOUNTS) are warned about on standard error.
 `;
 
 /** `vaultgate policy eval`: explain a decision without running the server. */
@@ -44,6 +47,12 @@ export async function policyEval(args: string[]): Promise<number> {
       claims,
       request: { method: 'GET', path: '/secrets', remoteAddr: '127.0.0.1', time: new Date().toISOString() },
     });
+    const warn = (message: string) => process.stderr.write(`vaultgate policy eval: warning: ${message}\n`);
+    const allowed = allowedMountsFromEnv(warn);
+    for (const name of Object.keys(decision.secrets).sort()) {
+      const problem = referenceProblem(decision.secrets[name]!, allowed);
+      if (problem) warn(`${name}: ${problem}`);
+    }
     if (values.json) {
       process.stdout.write(`${JSON.stringify(decision, null, 2)}\n`);
       return 0;

@@ -1,12 +1,25 @@
-import { writeBundle } from '../policy/bundle.js';
+import { readFile } from 'node:fs/promises';
+import { readBundle, writeBundle } from '../policy/bundle.js';
 import { PolicyBuildError } from '../policy/errors.js';
+import { allowedMountsFromEnv, referenceProblem, referencesIn } from './reference-warnings.js';
 import { findTool, opaPath, runInherited } from './tools.js';
 
-/** `vaultgate policy build [DIR]`: compile the policy directory into its prebuilt bundle. */
+/**
+ * `vaultgate policy build [DIR]`: compile the policy directory into its prebuilt
+ * bundle, and warn (standard error, exit code unchanged) about references in its
+ * data that serve would refuse.
+ */
 export async function policyBuild(dir: string): Promise<number> {
   try {
     const file = await writeBundle(dir, opaPath());
     process.stdout.write(`wrote ${file}\n`);
+    const warn = (message: string) => process.stderr.write(`vaultgate policy build: warning: ${message}\n`);
+    const allowed = allowedMountsFromEnv(warn);
+    const { data } = await readBundle(await readFile(file));
+    for (const { at, ref } of referencesIn(data)) {
+      const problem = referenceProblem(ref, allowed);
+      if (problem) warn(`${at}: ${problem}`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof PolicyBuildError) {

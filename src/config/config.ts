@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { MountAllowList } from '../secrets/mounts.js';
+import { forbiddenPrefix } from '../secrets/reference.js';
 import { usableCpus } from './cpus.js';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
@@ -20,6 +22,19 @@ const ASYMMETRIC_ALGORITHMS = [
 export const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 const VAULT_AUTH_METHODS = ['token', 'approle', 'jwt', 'kubernetes'] as const;
+
+/**
+ * Engine types references may name while VAULTGATE_ALLOWED_MOUNTS is unset.
+ * KV holds the secrets; the others mint a short-lived credential on a read of
+ * `creds/<role>` (or the like), which is what a step should get, and their
+ * other reads never return stored root credentials. Left out: transit (a read
+ * of export/ returns exportable keys), pki, ssh, kubernetes and totp (their
+ * credentials are writes, or reads that are not secrets a step needs), and any
+ * plugin of unknown behaviour. `openldap` is the ldap engine's older type name.
+ */
+export const DEFAULT_MOUNT_TYPES: readonly string[] = [
+  'kv', 'database', 'aws', 'azure', 'gcp', 'consul', 'rabbitmq', 'nomad', 'ldap', 'openldap',
+];
 
 export type VaultAuth =
   | { method: 'token'; token: string }
@@ -75,6 +90,8 @@ export interface Config {
     timeoutMs: number;
     caCertFile: string | undefined;
     skipVerify: boolean;
+    /** Which mounts references may name. */
+    allowedMounts: MountAllowList;
   };
   cache: {
     ttlSeconds: number;
@@ -105,6 +122,33 @@ const whole = (fallback: number, min: number, max: number, unit = '') =>
       }
       return n;
     });
+
+const MOUNT_PATH = /^[\w.-]+(\/[\w.-]+)*$/;
+
+/**
+ * VAULTGATE_ALLOWED_MOUNTS: mount paths as `vault secrets list` shows them,
+ * comma-separated; unset, any mount of DEFAULT_MOUNT_TYPES. Exported for the
+ * policy CLI, which warns about references the server would refuse.
+ */
+export const ALLOWED_MOUNTS = z
+  .string()
+  .optional()
+  .transform((v, ctx): MountAllowList => {
+    if (v === undefined) return { types: DEFAULT_MOUNT_TYPES };
+    const mounts = list(v).map((m) => m.replace(/\/+$/, ''));
+    if (mounts.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'names no mount; list mount paths such as kv,database, or unset it to allow the KV and credential engines in Vault\'s mount table' });
+    }
+    for (const mount of mounts) {
+      const forbidden = forbiddenPrefix(mount);
+      if (!MOUNT_PATH.test(mount) || mount.split('/').some((s) => s === '.' || s === '..')) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(mount)} is not a mount path such as kv or team/kv` });
+      } else if (forbidden) {
+        ctx.addIssue({ code: 'custom', message: `${mount} is under ${forbidden}/, which vaultgate never reads (Vault's configuration and vaultgate's own token); remove it` });
+      }
+    }
+    return { mounts };
+  });
 
 /** Splits `value` and `issuer=value` entries: the first apply to every issuer without entries of its own. */
 function perIssuer(entries: string[]): { all: string[]; byIssuer: Map<string, string[]> } {
@@ -174,6 +218,7 @@ const env = z.object({
   VAULT_AUTH_JWT_FILE: z.string().optional(),
   VAULT_APPROLE_MOUNT: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a mount path such as approle').optional(),
   VAULT_NAMESPACE: z.string().optional(),
+  VAULTGATE_ALLOWED_MOUNTS: ALLOWED_MOUNTS,
   VAULTGATE_VAULT_TIMEOUT_MS: whole(5000, 100, 120_000, ' of milliseconds'),
   REDIS_URL: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
@@ -340,6 +385,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.VAULTGATE_VAULT_TIMEOUT_MS,
       caCertFile: e.VAULT_CACERT,
       skipVerify: e.VAULT_SKIP_VERIFY,
+      allowedMounts: e.VAULTGATE_ALLOWED_MOUNTS,
     },
     cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, redis },
     logLevel: e.VAULTGATE_LOG_LEVEL,

@@ -22,7 +22,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Checks a raw policy result against the decision contract. */
 export function toDecision(result: unknown): Decision {
   // No result at all means no rule matched: OPA's default deny.
-  if (result === undefined) return { allow: false, secrets: {} };
+  if (result === undefined) return { allow: false, secrets: Object.create(null) };
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {
     throw new PolicyOutputError('decision is not an object');
   }
@@ -31,10 +31,15 @@ export function toDecision(result: unknown): Decision {
   if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets)) {
     throw new PolicyOutputError('decision.secrets is not an object');
   }
-  const checked: Record<string, string> = {};
+  // No prototype: `constructor` or `toString` are ordinary keys, never inherited members.
+  const checked: Record<string, string> = Object.create(null);
   for (const [name, ref] of Object.entries(secrets)) {
     if (!ENV_NAME.test(name)) {
       throw new PolicyOutputError(`decision.secrets key ${JSON.stringify(name)} is not an environment variable name`);
+    }
+    // Set on a plain object it changes the prototype and the key vanishes; refused rather than trusted to every reader.
+    if (name === '__proto__') {
+      throw new PolicyOutputError('decision.secrets key __proto__ is refused');
     }
     if (name.toUpperCase().startsWith('BITBUCKET_')) {
       throw new PolicyOutputError(`decision.secrets key ${name} uses the reserved BITBUCKET_ prefix`);
@@ -44,11 +49,12 @@ export function toDecision(result: unknown): Decision {
     }
     checked[name] = ref;
   }
-  const explained =
-    reasons && typeof reasons === 'object' && !Array.isArray(reasons)
-      ? Object.fromEntries(Object.entries(reasons).filter(([, why]) => typeof why === 'string') as Array<[string, string]>)
-      : undefined;
-  return { allow, secrets: allow ? checked : {}, ...(explained ? { reasons: explained } : {}) };
+  let explained: Record<string, string> | undefined;
+  if (reasons && typeof reasons === 'object' && !Array.isArray(reasons)) {
+    explained = Object.create(null) as Record<string, string>;
+    for (const [name, why] of Object.entries(reasons)) if (typeof why === 'string') explained[name] = why;
+  }
+  return { allow, secrets: allow ? checked : Object.create(null), ...(explained ? { reasons: explained } : {}) };
 }
 
 /** A compiled policy, ready to decide. One Wasm instance, evaluated synchronously. */

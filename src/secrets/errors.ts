@@ -30,3 +30,16 @@ export class SecretAccessDeniedError extends VaultgateError {
     super('ERR_SECRET_ACCESS_DENIED', `vault denies vaultgate's token ${path}`);
   }
 }
+
+/**
+ * The store will not read this path at all: its mount is not found, not allowed
+ * (VAULTGATE_ALLOWED_MOUNTS, or an engine type outside the default list), or Vault's own.
+ */
+export class SecretRefusedError extends VaultgateError {
+  constructor(
+    readonly path: string,
+    readonly why: string,
+  ) {
+    super('ERR_SECRET_REFUSED', `vaultgate does not read ${path}: ${why}`);
+  }
+}

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { SecretRefusedError } from './errors.js';
+import { listedMountOf, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
 /**
@@ -13,10 +15,17 @@ import type { SecretRecord, SecretStore } from './store.js';
  * production: values sit in the clear on disk.
  */
 export class FileSecretStore implements SecretStore {
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly allowed?: MountAllowList,
+  ) {}
 
-  async isDynamic(): Promise<boolean> {
-    return false;
+  /** The file has no mount table: only a VAULTGATE_ALLOWED_MOUNTS list is checked, so a policy tried here is refused as in Vault. */
+  async admit(path: string): Promise<{ dynamic: boolean }> {
+    if (this.allowed && 'mounts' in this.allowed && !listedMountOf(path, this.allowed.mounts)) {
+      throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
+    }
+    return { dynamic: false };
   }
 
   async read(path: string): Promise<SecretRecord | undefined> {

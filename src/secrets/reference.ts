@@ -10,6 +10,20 @@ export interface SecretReference {
 // relative steps, and characters that would start a query or an escape in the URL.
 const BAD_SEGMENT = /^\.{1,2}$|[?%#\\\u0000-\u001f\u007f]/;
 
+/**
+ * Vault's own trees, never secrets a step should get: `auth/` and `identity/`
+ * hand out or describe vaultgate's own token (any token may look itself up and
+ * mint identity tokens for its entity), `sys/` is Vault's configuration, and
+ * `cubbyhole/` is private to vaultgate's token. Refused whatever the mount table says.
+ */
+export const FORBIDDEN_PREFIXES: readonly string[] = ['auth', 'sys', 'identity', 'cubbyhole'];
+
+/** The forbidden prefix `path` starts in, if any (compared without case: the mistake matters, not the spelling). */
+export function forbiddenPrefix(path: string): string | undefined {
+  const first = path.split('/', 1)[0]!.toLowerCase();
+  return FORBIDDEN_PREFIXES.find((p) => p === first);
+}
+
 /** Parses `mount/path#field`, e.g. `kv/ci/app#password`. */
 export function parseReference(ref: string): SecretReference {
   const hash = ref.lastIndexOf('#');
@@ -21,6 +35,10 @@ export function parseReference(ref: string): SecretReference {
   const segments = path.split('/');
   if (segments.length < 2 || segments.some((s) => s === '' || BAD_SEGMENT.test(s))) {
     throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid Vault path`);
+  }
+  const forbidden = forbiddenPrefix(path);
+  if (forbidden) {
+    throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} names ${forbidden}/, which vaultgate never reads`);
   }
   if (/[\u0000-\u001f\u007f]/.test(field)) {
     throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid field name`);

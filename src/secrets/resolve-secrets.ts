@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { SecretCache } from '../cache/cache.js';
-import { SecretAccessDeniedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
+import { SecretAccessDeniedError, SecretRefusedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
 import { parseReference, type SecretReference } from './reference.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
@@ -61,9 +61,13 @@ export class SecretResolver {
     if (paths.length === 0) return { values: {}, cacheHits: 0, cacheMisses: 0 };
 
     const deadline = Date.now() + this.options.deadlineMs;
-    const { records, hits, denied } = await withDeadline(this.readAll(paths, step, deadline), this.options.deadlineMs);
+    const { records, hits, denied } = await withDeadline(
+      this.admitAll(paths, byPath).then((dynamic) => this.readAll(paths, dynamic, step, deadline)),
+      this.options.deadlineMs,
+    );
 
-    const values: Record<string, string> = {};
+    // No prototype: a key named like an Object.prototype member stays an ordinary key.
+    const values: Record<string, string> = Object.create(null);
     const missing: string[] = [];
     const reasons: string[] = [];
     paths.forEach((path, i) => {
@@ -84,8 +88,34 @@ export class SecretResolver {
     return { values, cacheHits: hits, cacheMisses: paths.length - hits };
   }
 
-  private async readAll(paths: string[], step: string, deadline: number) {
-    const dynamic = await Promise.all(paths.map((p) => this.options.store.isDynamic(p)));
+  /**
+   * Asks the store about every path before the cache or Vault is touched: a
+   * refused path fails the request at once, so nothing is read (no lease minted)
+   * for a request that cannot succeed, and a value cached before the mount was
+   * refused is not served.
+   */
+  private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>): Promise<boolean[]> {
+    const refused = new Map<string, string>();
+    const admitted = await Promise.all(
+      paths.map((path) =>
+        this.options.store.admit(path).then(
+          ({ dynamic }) => dynamic,
+          (err: unknown) => {
+            if (!(err instanceof SecretRefusedError)) throw err;
+            refused.set(path, err.message);
+            return false;
+          },
+        ),
+      ),
+    );
+    if (refused.size > 0) {
+      const keys = [...refused.keys()].flatMap((path) => byPath.get(path)!.map(([name]) => name));
+      throw new SecretUnavailableError(keys.sort(), [...refused.values()]);
+    }
+    return admitted;
+  }
+
+  private async readAll(paths: string[], dynamic: boolean[], step: string, deadline: number) {
     const keys = paths.map((p, i) => this.keyPrefix + digest(dynamic[i] ? `step\0${step}\0${p}` : `path\0${p}`));
     const caching = this.options.ttlSeconds > 0;
     const cached = caching ? await this.options.cache.getMany(keys) : paths.map(() => undefined);

@@ -10,13 +10,16 @@ export interface SecretRecord {
 /** Where secrets come from. The Vault implementation is the real one; the interface keeps the resolver testable through it. */
 export interface SecretStore {
   /**
-   * Whether each read of `path` mints a new credential (a non-KV engine). Such
-   * values are cached only per step, so two steps never share one lease.
+   * Asked for every path before the cache or any read: throws
+   * SecretRefusedError when the store will not serve `path` at all. `dynamic`:
+   * each read mints a new credential (a non-KV engine); such values are cached
+   * only per step, so two steps never share one lease.
    */
-  isDynamic(path: string): Promise<boolean>;
+  admit(path: string): Promise<{ dynamic: boolean }>;
   /**
    * Reads a path; `undefined` when Vault has nothing there. Throws
-   * SecretAccessDeniedError when the store refuses the path, VaultUnavailableError when it cannot answer.
+   * SecretAccessDeniedError when Vault refuses vaultgate the path, SecretRefusedError
+   * as admit does, VaultUnavailableError when it cannot answer.
    */
   read(path: string, timeoutMs: number): Promise<SecretRecord | undefined>;
 }

@@ -1,4 +1,5 @@
-import { SecretAccessDeniedError } from './errors.js';
+import { SecretAccessDeniedError, SecretRefusedError } from './errors.js';
+import { listedMountOf, mountRefusal, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
 import { VaultResponseError, type VaultClient } from './vault-client.js';
 
@@ -12,27 +13,40 @@ interface Mount {
 
 /** Mounts change rarely (a KV v1 → v2 upgrade, a new engine); look again after this long. */
 const MOUNT_TTL_MS = 5 * 60_000;
+/**
+ * A path with no mount is remembered this long, so a bad grant costs one
+ * mount-table call per path and interval, not one per request; short, so a mount
+ * created for it is seen soon. At most NEGATIVE_MAX paths, the oldest dropped first.
+ */
+const NEGATIVE_TTL_MS = 30_000;
+const NEGATIVE_MAX = 1024;
 
 /**
  * Reads secrets from Vault, each path the way its engine wants: KV v2 through
- * `<mount>/data/<path>`, KV v1 and every other engine as written. The engine of
- * a path is found as the Vault CLI finds it, through sys/internal/ui/mounts.
+ * `<mount>/data/<path>`, KV v1 and other engines as written. The engine of a
+ * path is found as the Vault CLI finds it, through sys/internal/ui/mounts; a
+ * path whose mount is not found, or not allowed, is never read.
  */
 export class VaultSecretStore implements SecretStore {
   private readonly mounts: Mount[] = [];
   private readonly lookups = new Map<string, Promise<Mount | undefined>>();
+  /** Path → when its failed lookup expires. */
+  private readonly noMount = new Map<string, number>();
 
-  constructor(private readonly vault: VaultClient) {}
+  constructor(
+    private readonly vault: VaultClient,
+    private readonly allowed: MountAllowList,
+  ) {}
 
-  async isDynamic(path: string): Promise<boolean> {
-    const mount = await this.mountOf(path);
-    return mount?.type !== 'kv';
+  async admit(path: string): Promise<{ dynamic: boolean }> {
+    const mount = await this.allowedMountOf(path);
+    return { dynamic: mount.type !== 'kv' };
   }
 
   async read(path: string, timeoutMs: number): Promise<SecretRecord | undefined> {
-    const mount = await this.mountOf(path);
-    const kv2 = mount?.kvVersion === 2;
-    const readPath = kv2 ? `${mount!.path}data/${path.slice(mount!.path.length)}` : path;
+    const mount = await this.allowedMountOf(path);
+    const kv2 = mount.kvVersion === 2;
+    const readPath = kv2 ? `${mount.path}data/${path.slice(mount.path.length)}` : path;
     let body: { data?: Record<string, unknown> | null; lease_id?: string; lease_duration?: number };
     try {
       body = await this.vault.request('GET', readPath, timeoutMs);
@@ -50,10 +64,29 @@ export class VaultSecretStore implements SecretStore {
     };
   }
 
+  private async allowedMountOf(path: string): Promise<Mount> {
+    // Outside every listed mount: refused without asking Vault.
+    if ('mounts' in this.allowed && !listedMountOf(path, this.allowed.mounts)) {
+      throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
+    }
+    const mount = await this.mountOf(path);
+    if (!mount) {
+      throw new SecretRefusedError(path, "no mount found for it (not mounted, or vaultgate's token may not see the mount)");
+    }
+    const refusal = mountRefusal(mount, this.allowed);
+    if (refusal) throw new SecretRefusedError(path, refusal);
+    return mount;
+  }
+
   private mountOf(path: string): Promise<Mount | undefined> {
     const now = Date.now();
     const known = this.mounts.find((m) => `${path}/`.startsWith(m.path) && now - m.seenAt < MOUNT_TTL_MS);
     if (known) return Promise.resolve(known);
+    const missingUntil = this.noMount.get(path);
+    if (missingUntil !== undefined) {
+      if (missingUntil > now) return Promise.resolve(undefined);
+      this.noMount.delete(path);
+    }
     let lookup = this.lookups.get(path);
     if (!lookup) {
       lookup = this.lookUpMount(path).finally(() => this.lookups.delete(path));
@@ -67,16 +100,20 @@ export class VaultSecretStore implements SecretStore {
     try {
       body = await this.vault.request('GET', `sys/internal/ui/mounts/${path}`);
     } catch (err) {
-      // As the Vault CLI does: without preflight access, read the path as written.
+      // Not mounted, or vaultgate's token may see nothing in the mount. The
+      // Vault CLI then reads the path as written; vaultgate does not, since
+      // such a path could be anything (auth/token/lookup-self is vaultgate's own token).
       if (err instanceof VaultResponseError && (err.status === 403 || err.status === 404 || err.status === 400)) {
-        return undefined;
+        return this.rememberMissing(path);
       }
       throw err;
     }
     const data = body.data;
-    if (!data?.path || !data.type) return undefined;
+    const mountPath = data?.path?.endsWith('/') ? data.path : `${data?.path}/`;
+    // An answer that does not hold the path (for auth/token/… Vault says `token/`) names no mount of it.
+    if (!data?.path || !data.type || !`${path}/`.startsWith(mountPath)) return this.rememberMissing(path);
     const mount: Mount = {
-      path: data.path.endsWith('/') ? data.path : `${data.path}/`,
+      path: mountPath,
       type: data.type,
       kvVersion: data.type === 'kv' ? (data.options?.version === '2' ? 2 : 1) : undefined,
       seenAt: Date.now(),
@@ -87,5 +124,11 @@ export class VaultSecretStore implements SecretStore {
     // Longest first, so a nested mount (team/kv/) wins over its parent (team/).
     this.mounts.sort((a, b) => b.path.length - a.path.length);
     return mount;
+  }
+
+  private rememberMissing(path: string): undefined {
+    if (this.noMount.size >= NEGATIVE_MAX) this.noMount.delete(this.noMount.keys().next().value!);
+    this.noMount.set(path, Date.now() + NEGATIVE_TTL_MS);
+    return undefined;
   }
 }

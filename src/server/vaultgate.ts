@@ -63,7 +63,7 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
     // running, report not ready, and log in again on the next request.
     logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
-  return { name: 'vault', store: new VaultSecretStore(vault), health: () => vault.health(), stop: () => vault.stop() };
+  return { name: 'vault', store: new VaultSecretStore(vault, config.vault.allowedMounts), health: () => vault.health(), stop: () => vault.stop() };
 }
 
 /** Builds every part from the configuration and starts listening. */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { ConfigError, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
 import { usableCpus } from '../../src/config/cpus.js';
 
 const valid = {
@@ -141,4 +141,20 @@ test('empty variables count as unset', (t) => {
 
 test('IPv6 listen addresses are accepted', (t) => {
   t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '[::1]:9000' }).listen, { host: '::1', port: 9000 });
+});
+
+test('VAULTGATE_ALLOWED_MOUNTS: unset, the default engine types; set, exactly the listed mount paths', (t) => {
+  t.deepEqual(loadConfig(valid).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
+  t.true(DEFAULT_MOUNT_TYPES.includes('kv') && DEFAULT_MOUNT_TYPES.includes('database'));
+  for (const never of ['transit', 'system', 'identity', 'cubbyhole', 'token']) t.false(DEFAULT_MOUNT_TYPES.includes(never), never);
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).vault.allowedMounts, { mounts: ['kv', 'team/kv', 'database'] });
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES }, 'empty counts as unset');
+});
+
+test('VAULTGATE_ALLOWED_MOUNTS refuses Vault\'s own trees, odd paths and an empty list, naming the variable', (t) => {
+  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv,sys' }).join('\n'), /^VAULTGATE_ALLOWED_MOUNTS: sys is under sys\/, which vaultgate never reads.*remove it$/m);
+  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'auth/token' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: auth\/token is under auth\//);
+  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'Identity' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: Identity is under identity\//);
+  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv/../x' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: "kv\/\.\.\/x" is not a mount path/);
+  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' , ' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: names no mount; list mount paths such as kv,database, or unset it/);
 });

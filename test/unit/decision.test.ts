@@ -1,6 +1,7 @@
 import test from 'ava';
 import { PolicyOutputError } from '../../src/policy/errors.js';
 import { toDecision } from '../../src/policy/policy.js';
+import { diffDecisions } from '../../src/policy/shadow.js';
 
 test('an undefined decision is a deny', (t) => {
   t.deepEqual(toDecision(undefined), { allow: false, secrets: {} });
@@ -28,6 +29,8 @@ const broken: Record<string, unknown> = {
   'a reserved BITBUCKET_ key': { allow: true, secrets: { BITBUCKET_BRANCH: 'kv/a#b' } },
   'a reserved key in lower case': { allow: true, secrets: { bitbucket_token: 'kv/a#b' } },
   'a reference that is not a string': { allow: true, secrets: { A: { path: 'kv/a' } } },
+  // As JSON.parse makes it (an own key); assigned to a plain object it would vanish.
+  'a key named __proto__': JSON.parse('{"allow": true, "secrets": {"__proto__": "kv/a#b", "A": "kv/c#d"}}'),
 };
 
 for (const [name, result] of Object.entries(broken)) {
@@ -35,3 +38,20 @@ for (const [name, result] of Object.entries(broken)) {
     t.throws(() => toDecision(result), { instanceOf: PolicyOutputError });
   });
 }
+
+test('keys named like Object.prototype members are ordinary keys, never inherited ones', (t) => {
+  const decision = toDecision(JSON.parse('{"allow": true, "secrets": {"constructor": "kv/a#b", "toString": "kv/c#d"}, "reasons": {"constructor": "why"}}'));
+  t.deepEqual(Object.entries(decision.secrets).sort(), [['constructor', 'kv/a#b'], ['toString', 'kv/c#d']]);
+  t.is(Object.getPrototypeOf(decision.secrets), null);
+  t.false('toString' in decision.reasons!, 'no reason given for toString');
+  t.false('hasOwnProperty' in toDecision({ allow: true, secrets: {} }).secrets);
+});
+
+test('the shadow comparison sees a key named constructor added or removed', (t) => {
+  const live = toDecision({ allow: true, secrets: { A: 'kv/a#b' } });
+  const shadow = toDecision({ allow: true, secrets: { A: 'kv/a#b', constructor: 'kv/c#d' } });
+  t.deepEqual(diffDecisions(live, shadow), { allowFlipped: false, added: ['constructor'], removed: [], changed: [] });
+  t.deepEqual(diffDecisions(shadow, live), { allowFlipped: false, added: [], removed: ['constructor'], changed: [] });
+  // Decisions built by hand, as plain objects, compare the same way.
+  t.deepEqual(diffDecisions({ allow: true, secrets: {} }, { allow: true, secrets: { toString: 'kv/a#b' } })?.added, ['toString']);
+});

@@ -15,6 +15,17 @@ for (const bad of ['kv/ci/app', 'kv/ci/app#', '#field', 'kv#field', '/kv/app#f',
   });
 }
 
+for (const forbidden of ['auth/token/lookup-self#id', 'identity/oidc/token/ci#token', 'sys/policies/acl/vaultgate#policy', 'cubbyhole/x#y', 'SYS/mounts#kv', 'Auth/token/lookup-self#id']) {
+  test(`${JSON.stringify(forbidden)} names Vault's own tree and is refused`, (t) => {
+    t.throws(() => parseReference(forbidden), { instanceOf: InvalidReferenceError, message: /which vaultgate never reads/ });
+  });
+}
+
+test('only the first segment is Vault\'s own: a secret path may contain sys or auth further down', (t) => {
+  t.deepEqual(parseReference('kv/sys/auth#token'), { path: 'kv/sys/auth', field: 'token' });
+  t.deepEqual(parseReference('system/app#x'), { path: 'system/app', field: 'x' });
+});
+
 test('Vault values become environment text', (t) => {
   t.is(toEnvValue('s'), 's');
   t.is(toEnvValue(''), '');
