@@ -4,10 +4,12 @@ import nodeVault from 'node-vault';
 import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { VaultUnavailableError } from './errors.js';
-import { createVaultTransport, type VaultTransport } from './vault-transport.js';
+import { createVaultTransport, VaultRedirectRefusedError, type VaultTransport } from './vault-transport.js';
 
 export interface VaultClientOptions {
   addr: string;
+  /** Origins of Vault's other HA nodes, where a standby's redirect may lead (VAULT_HA_ADDRS). */
+  haOrigins?: readonly string[] | undefined;
   namespace?: string | undefined;
   auth: VaultAuth;
   timeoutMs: number;
@@ -52,7 +54,12 @@ export class VaultClient {
   private readonly transport: VaultTransport;
 
   constructor(private readonly options: VaultClientOptions) {
-    this.transport = createVaultTransport({ caCert: options.caCert, skipVerify: options.skipVerify });
+    this.transport = createVaultTransport({
+      caCert: options.caCert,
+      skipVerify: options.skipVerify,
+      redirectOrigins: [new URL(options.addr).origin, ...(options.haOrigins ?? [])],
+      onRedirectRefused: (target, from) => options.logger.warn({ target, from }, 'vault redirect refused'),
+    });
     this.vault = nodeVault({
       endpoint: options.addr,
       namespace: options.namespace,
@@ -72,6 +79,7 @@ export class VaultClient {
     return new VaultClient({
       ...(onCall ? { onCall } : {}),
       addr: vault.addr,
+      haOrigins: vault.haOrigins,
       namespace: vault.namespace,
       auth: vault.auth,
       timeoutMs: vault.timeoutMs,
@@ -249,6 +257,7 @@ function classify(err: unknown, path: string): Error {
     const first = response?.body?.errors?.[0];
     return new VaultResponseError(status, `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`);
   }
+  if (err instanceof VaultRedirectRefusedError) return new VaultUnavailableError(`${err.message}, for ${path}`);
   const { code, message } = err as { code?: string; message?: string };
   return new VaultUnavailableError(`vault unreachable for ${path}: ${[code, message].filter(Boolean).join(': ')}`);
 }

@@ -99,7 +99,8 @@ test.serial('a Vault standby that redirects to the active node is followed, toke
   });
   await new Promise<void>((r) => standby.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => standby.close(() => r())));
-  const g = await gateway({ VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}` });
+  // The active node is another origin: it must be listed as one of Vault's own addresses.
+  const g = await gateway({ VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}`, VAULT_HA_ADDRS: vault.addr });
   t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
   t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read went to the standby first');
 });

@@ -142,3 +142,11 @@ test('empty variables count as unset', (t) => {
 test('IPv6 listen addresses are accepted', (t) => {
   t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '[::1]:9000' }).listen, { host: '::1', port: 9000 });
 });
+
+test('VAULT_HA_ADDRS lists the origins a standby may redirect to, in VAULT_ADDR\'s scheme only', (t) => {
+  t.deepEqual(loadConfig(valid).vault.haOrigins, []);
+  const ha = loadConfig({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/, https://vault-2.internal:8200' });
+  t.deepEqual(ha.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
+  t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!, /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/);
+  t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'vault-1' })[0]!, /^VAULT_HA_ADDRS: vault-1 is not a https:\/\/ URL/);
+});
