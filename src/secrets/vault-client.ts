@@ -40,6 +40,15 @@ export interface VaultHealth {
 
 type RawVault = ReturnType<typeof nodeVault>;
 
+/** Longest renewal delay: setTimeout fires at once past 2^31-1 ms (~24.8 days). */
+const MAX_RENEW_DELAY_MS = 24 * 3600_000;
+
+interface LoginAuth {
+  client_token?: string;
+  lease_duration?: number;
+  renewable?: boolean;
+}
+
 /**
  * node-vault with vaultgate's own login kept alive: the token is renewed
  * before it expires, and a login (AppRole, JWT, Kubernetes) is repeated when it is gone.
@@ -52,6 +61,7 @@ export class VaultClient {
 
   /** Keep-alive connections to Vault, with Vault's CA. */
   private readonly transport: VaultTransport;
+  private renewTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: VaultClientOptions) {
     this.transport = createVaultTransport({
@@ -67,11 +77,9 @@ export class VaultClient {
       // node-vault's debug channel prints request bodies (an AppRole secret_id among them).
       debug: () => undefined,
       'request-promise': this.transport['request-promise'],
-      // Applied by node-vault's own helpers (health, approleLogin, token renewal).
+      // Applied by node-vault's own helpers (health and the logins).
       requestOptions: { timeout: options.timeoutMs },
     } as Parameters<typeof nodeVault>[0]);
-    this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
-    this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
   }
 
   /** A client as the configuration describes it (VAULT_* variables). */
@@ -95,7 +103,7 @@ export class VaultClient {
   }
 
   stop(): void {
-    this.vault.stopTokenRenewal();
+    clearTimeout(this.renewTimer);
     void this.transport.close();
   }
 
@@ -126,6 +134,10 @@ export class VaultClient {
       }
       throw err;
     }
+  }
+
+  private token(): string {
+    return (this.vault.token as string | undefined) ?? '';
   }
 
   private async tokenIsValid(): Promise<boolean> {
@@ -188,9 +200,9 @@ export class VaultClient {
 
   private async doAuthenticate(): Promise<void> {
     const auth = this.options.auth;
-    this.vault.stopTokenRenewal();
+    clearTimeout(this.renewTimer);
     if (auth.method !== 'token') {
-      let response: { auth?: { lease_duration?: number; renewable?: boolean } };
+      let response: { auth?: LoginAuth };
       try {
         response = await this.logIn(auth);
       } catch (err) {
@@ -198,10 +210,9 @@ export class VaultClient {
         this.options.logger.error({ error: e.message, method: auth.method }, 'vault login failed');
         throw new VaultUnavailableError(`vault ${auth.method} login failed: ${e.message}`);
       }
-      this.options.logger.info({ ttl: response.auth?.lease_duration, method: auth.method }, 'vault login succeeded');
-      if (response.auth?.renewable && (response.auth.lease_duration ?? 0) > 0) {
-        await this.vault.startTokenRenewal({ ttl: response.auth.lease_duration, renewFraction: 2 / 3 });
-      }
+      const ttl = response.auth?.lease_duration ?? 0;
+      this.options.logger.info({ ttl, method: auth.method }, 'vault login succeeded');
+      if (response.auth?.renewable && ttl > 0) this.scheduleRenewal(ttl);
       return;
     }
     // A given token: check it now, and renew it when it is renewable.
@@ -213,9 +224,40 @@ export class VaultClient {
       throw new VaultUnavailableError(`vault token check failed: ${reason}`);
     }
     const ttl = lookup.data?.ttl ?? 0;
-    if (lookup.data?.renewable && ttl > 0) {
-      await this.vault.startTokenRenewal({ ttl, renewFraction: 2 / 3 });
+    if (lookup.data?.renewable && ttl > 0) this.scheduleRenewal(ttl);
+  }
+
+  /** Renews at 2/3 of the TTL, and at least daily: a longer delay would overflow the timer, which then fires at once. */
+  private scheduleRenewal(ttlSeconds: number): void {
+    clearTimeout(this.renewTimer);
+    const delayMs = Math.min(Math.max(1, Math.floor((ttlSeconds * 2) / 3)) * 1000, MAX_RENEW_DELAY_MS);
+    this.renewTimer = setTimeout(() => void this.renew(), delayMs);
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const token = this.token();
+    let renewed: LoginAuth | undefined;
+    try {
+      renewed = ((await this.call('POST', 'auth/token/renew-self', this.options.timeoutMs)) as { auth?: LoginAuth }).auth;
+    } catch (err) {
+      if (this.token() !== token) return; // a login replaced it meanwhile
+      this.renewalStopped((err as Error).message);
+      return;
     }
+    if (this.token() !== token) return;
+    const ttl = renewed?.lease_duration ?? 0;
+    if (renewed?.renewable && ttl > 0) this.scheduleRenewal(ttl);
+    else this.renewalStopped('token is no longer renewable');
+  }
+
+  private renewalStopped(reason: string): void {
+    const method = this.options.auth.method;
+    this.options.logger.warn({ error: reason, method }, 'vault token renewal stopped');
+    if (method === 'token') return;
+    this.authenticate().catch(() => {
+      // Logged by doAuthenticate; the next request tries again.
+    });
   }
 
   /** A login with vaultgate's own credentials; node-vault keeps the token it answers with. */
@@ -233,16 +275,6 @@ export class VaultClient {
     }
     // The kubernetes and jwt auth methods take the same {role, jwt} login at their own mounts.
     return this.vault.jwtLogin({ mount_point: auth.mount, role: auth.role, jwt, requestOptions });
-  }
-
-  private onRenewFailure(err: Error): void {
-    const method = this.options.auth.method;
-    this.options.logger.warn({ error: err.message, method }, 'vault token renewal stopped');
-    if (method !== 'token') {
-      this.authenticate().catch(() => {
-        // Logged by doAuthenticate; the next request tries again.
-      });
-    }
   }
 }
 

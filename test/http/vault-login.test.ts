@@ -18,6 +18,11 @@ test.before(async () => {
   await vault.api('PUT', 'sys/policies/acl/short', { policy: 'path "kv/data/*" { capabilities = ["read"] }' });
 });
 
+// A gateway renews, and logs in again, on its own: each test's gateways stop with it, so none counts in the next test.
+test.afterEach.always(async () => {
+  await Promise.all(gateways.splice(0).map((g) => g.close()));
+});
+
 test.after.always(async () => {
   vault?.resume();
   await Promise.all(gateways.map((g) => g.close()));
@@ -103,4 +108,17 @@ test.serial('a Vault standby that redirects to the active node is followed, toke
   const g = await gateway({ VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}`, VAULT_HA_ADDRS: vault.addr });
   t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
   t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read went to the standby first');
+});
+
+test.serial('a token whose TTL overflows a timer is renewed once in a while, not in a loop', async (t) => {
+  // 2/3 of 1000 h is past setTimeout's 2^31-1 ms, which Node replaces with 1 ms.
+  await vault.api('POST', 'sys/auth/token/tune', { max_lease_ttl: '2000h' });
+  const token = (await vault.api('POST', 'auth/token/create', { ttl: '1000h', policies: ['short'], renewable: true })).auth;
+  t.true(token.lease_duration > (2 ** 31 / 1000) * 1.5, `ttl ${token.lease_duration} s is long enough to overflow`);
+  const renewals = count('auth/token/renew-self');
+  const g = await gateway({ VAULT_TOKEN: token.client_token as string });
+  t.is((await secrets(g)).status, 200);
+  // Counting something that must not happen takes a window of time.
+  await sleep(1500);
+  t.true(count('auth/token/renew-self') - renewals <= 1, `${count('auth/token/renew-self') - renewals} renewals in 1.5 s`);
 });
