@@ -62,6 +62,12 @@ export class VaultClient {
   /** Keep-alive connections to Vault, with Vault's CA. */
   private readonly transport: VaultTransport;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** The TTL a login grants; a renewal giving less means the token nears its maximum TTL. */
+  private loginTtl = 0;
+  /** A still-valid token a new login is replacing: revoked once that login succeeds. */
+  private replaced: string | undefined;
+  /** One lookup-self at a time per token, shared by the requests a 403 sent to ask. */
+  private check: { token: string; valid: Promise<boolean> } | undefined;
 
   constructor(private readonly options: VaultClientOptions) {
     this.transport = createVaultTransport({
@@ -108,31 +114,30 @@ export class VaultClient {
   }
 
   /**
-   * One Vault API call. A 403 after a login (AppRole, JWT) means the login may be gone: log in
-   * again once and retry. Network failures, timeouts, sealed or overloaded
+   * One Vault API call. A 403 is most often a path this token may not read; only
+   * when lookup-self says the token itself is gone does a login (AppRole, JWT)
+   * happen, once, before a retry. Network failures, timeouts, sealed or overloaded
    * Vault become VaultUnavailableError; other answers VaultResponseError.
    */
   async request(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<any> {
     if (this.login || !this.authenticated) await this.authenticate();
+    const token = this.token();
     try {
       return await this.call(method, path, timeoutMs);
     } catch (err) {
       if (!(err instanceof VaultResponseError) || err.status !== 403) throw err;
-      if (this.options.auth.method !== 'token') {
-        // The login may be gone: log in again once and retry.
-        await this.authenticate();
-        try {
-          return await this.call(method, path, timeoutMs);
-        } catch (retryErr) {
-          if (!(retryErr instanceof VaultResponseError) || retryErr.status !== 403) throw retryErr;
+      // The token is still good: the path is refused to it, and no login would change that.
+      if (this.token() === token && (await this.tokenIsValid(token))) throw err;
+      // The token is gone, unless a concurrent request's login has already replaced it.
+      if (this.token() === token) {
+        if (this.options.auth.method === 'token') {
+          this.authenticated = false;
+          throw new VaultUnavailableError("vaultgate's Vault token is no longer valid");
         }
+        await this.authenticate();
       }
-      // Still refused: a dead token (503, nothing a step can fix) or a path this token may not read.
-      if (!(await this.tokenIsValid())) {
-        this.authenticated = false;
-        throw new VaultUnavailableError("vaultgate's Vault token is no longer valid");
-      }
-      throw err;
+      // With a fresh token, a 403 is the path's.
+      return await this.call(method, path, timeoutMs);
     }
   }
 
@@ -140,14 +145,23 @@ export class VaultClient {
     return (this.vault.token as string | undefined) ?? '';
   }
 
-  private async tokenIsValid(): Promise<boolean> {
-    try {
-      await this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs);
-      return true;
-    } catch (err) {
-      if (err instanceof VaultResponseError && err.status === 403) return false;
-      throw err;
-    }
+  /** lookup-self with the current token: false only when Vault refuses the token itself. */
+  private tokenIsValid(token = this.token()): Promise<boolean> {
+    if (this.check?.token === token) return this.check.valid;
+    const valid = this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof VaultResponseError && err.status === 403) return false;
+        throw err;
+      },
+    );
+    const check = { token, valid };
+    this.check = check;
+    const clear = () => {
+      if (this.check === check) this.check = undefined;
+    };
+    valid.then(clear, clear);
+    return valid;
   }
 
   /** Readiness: Vault unsealed and answering, and vaultgate's token still valid. */
@@ -212,7 +226,11 @@ export class VaultClient {
       }
       const ttl = response.auth?.lease_duration ?? 0;
       this.options.logger.info({ ttl, method: auth.method }, 'vault login succeeded');
+      this.loginTtl = ttl;
       if (response.auth?.renewable && ttl > 0) this.scheduleRenewal(ttl);
+      const replaced = this.replaced;
+      this.replaced = undefined;
+      if (replaced && replaced !== this.token()) void this.revoke(replaced);
       return;
     }
     // A given token: check it now, and renew it when it is renewable.
@@ -242,22 +260,48 @@ export class VaultClient {
       renewed = ((await this.call('POST', 'auth/token/renew-self', this.options.timeoutMs)) as { auth?: LoginAuth }).auth;
     } catch (err) {
       if (this.token() !== token) return; // a login replaced it meanwhile
-      this.renewalStopped((err as Error).message);
+      const gone = err instanceof VaultResponseError && err.status === 403;
+      this.renewalStopped((err as Error).message, gone ? undefined : token);
       return;
     }
     if (this.token() !== token) return;
     const ttl = renewed?.lease_duration ?? 0;
-    if (renewed?.renewable && ttl > 0) this.scheduleRenewal(ttl);
-    else this.renewalStopped('token is no longer renewable');
+    if (!renewed?.renewable || ttl <= 0) {
+      this.renewalStopped('token is no longer renewable', token);
+    } else if (this.options.auth.method !== 'token' && ttl < this.loginTtl) {
+      // Capped by its maximum TTL: log in now rather than let requests meet an expired token.
+      this.renewalStopped(`token reaches its maximum TTL in ${ttl} s`, token);
+    } else {
+      this.scheduleRenewal(ttl);
+    }
   }
 
-  private renewalStopped(reason: string): void {
+  /** `stillValid`: the token being given up, when Vault has not refused it yet. */
+  private renewalStopped(reason: string, stillValid: string | undefined): void {
     const method = this.options.auth.method;
     this.options.logger.warn({ error: reason, method }, 'vault token renewal stopped');
     if (method === 'token') return;
+    // Revoked after the next login succeeds, rather than left alive for the rest of its TTL.
+    if (stillValid) this.replaced = stillValid;
     this.authenticate().catch(() => {
       // Logged by doAuthenticate; the next request tries again.
     });
+  }
+
+  /** Best effort: a failure leaves the token to expire by itself. */
+  private async revoke(token: string): Promise<void> {
+    const method = this.options.auth.method;
+    try {
+      await this.vault.request({
+        method: 'POST',
+        path: '/auth/token/revoke-self',
+        headers: { 'X-Vault-Token': token },
+        timeout: this.options.timeoutMs,
+      } as Parameters<RawVault['request']>[0]);
+      this.options.logger.info({ method }, 'replaced vault token revoked');
+    } catch (err) {
+      this.options.logger.warn({ error: classify(err, 'auth/token/revoke-self').message, method }, 'replaced vault token not revoked');
+    }
   }
 
   /** A login with vaultgate's own credentials; node-vault keeps the token it answers with. */
