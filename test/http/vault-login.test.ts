@@ -167,3 +167,15 @@ test.serial('a token whose TTL overflows a timer is renewed once in a while, not
   await sleep(1500);
   t.true(count('auth/token/renew-self') - renewals <= 1, `${count('auth/token/renew-self') - renewals} renewals in 1.5 s`);
 });
+
+test.serial('an AppRole login refused: readiness names the failed login, requests 503', async (t) => {
+  const env = await appRole('refused', ['kv/data/*']);
+  const wrong = '00000000-1111-4222-8333-444444444444';
+  const g = await gateway({ ...env, VAULT_SECRET_ID: wrong });
+  const ready = await fetch(`${g.url}/readyz`);
+  t.is(ready.status, 503);
+  const text = await ready.text();
+  t.regex((JSON.parse(text) as { checks: { vault: string } }).checks.vault, /^vault approle login failed: vault answered 400 for auth\/approle\/login: invalid role or secret ID$/);
+  t.false(text.includes(wrong) || text.includes(env.VAULT_SECRET_ID!));
+  t.deepEqual(await secrets(g), { status: 503, body: { error: 'vault_unavailable' } });
+});
