@@ -85,6 +85,8 @@ export interface Config {
   };
   vault: {
     addr: string;
+    /** Origins of Vault's HA nodes (VAULT_HA_ADDRS): a standby's redirect may go there, besides VAULT_ADDR's. */
+    haOrigins: string[];
     namespace: string | undefined;
     auth: VaultAuth;
     timeoutMs: number;
@@ -209,6 +211,7 @@ const env = z.object({
   VAULT_ADDR: z
     .string({ message: 'required: set it to the Vault address, e.g. https://vault.internal:8200' })
     .pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. https://vault.internal:8200' })),
+  VAULT_HA_ADDRS: z.string().default('').transform(list),
   VAULT_TOKEN: z.string().optional(),
   VAULT_ROLE_ID: z.string().optional(),
   VAULT_SECRET_ID: z.string().optional(),
@@ -333,6 +336,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     problems.push('VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault\'s CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it');
   }
 
+  const vaultScheme = new URL(e.VAULT_ADDR).protocol;
+  const haOrigins: string[] = [];
+  for (const addr of e.VAULT_HA_ADDRS) {
+    let url: URL | undefined;
+    try {
+      url = new URL(addr);
+    } catch {
+      // reported below
+    }
+    if (!url || url.protocol !== vaultScheme) {
+      problems.push(`VAULT_HA_ADDRS: ${addr} is not a ${vaultScheme}// URL; list each Vault node as VAULT_ADDR is written, e.g. ${vaultScheme}//vault-1.internal:8200`);
+    } else {
+      haOrigins.push(url.origin);
+    }
+  }
+
   const auth = vaultAuth(e, problems);
 
   let redis: Config['cache']['redis'];
@@ -380,6 +399,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     vault: {
       addr: e.VAULT_ADDR.replace(/\/+$/, ''),
+      haOrigins,
       namespace: e.VAULT_NAMESPACE,
       auth,
       timeoutMs: e.VAULTGATE_VAULT_TIMEOUT_MS,

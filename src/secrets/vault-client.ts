@@ -4,10 +4,12 @@ import nodeVault from 'node-vault';
 import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { VaultUnavailableError } from './errors.js';
-import { createVaultTransport, type VaultTransport } from './vault-transport.js';
+import { createVaultTransport, VaultRedirectRefusedError, type VaultTransport } from './vault-transport.js';
 
 export interface VaultClientOptions {
   addr: string;
+  /** Origins of Vault's other HA nodes, where a standby's redirect may lead (VAULT_HA_ADDRS). */
+  haOrigins?: readonly string[] | undefined;
   namespace?: string | undefined;
   auth: VaultAuth;
   timeoutMs: number;
@@ -38,6 +40,15 @@ export interface VaultHealth {
 
 type RawVault = ReturnType<typeof nodeVault>;
 
+/** Longest renewal delay: setTimeout fires at once past 2^31-1 ms (~24.8 days). */
+const MAX_RENEW_DELAY_MS = 24 * 3600_000;
+
+interface LoginAuth {
+  client_token?: string;
+  lease_duration?: number;
+  renewable?: boolean;
+}
+
 /**
  * node-vault with vaultgate's own login kept alive: the token is renewed
  * before it expires, and a login (AppRole, JWT, Kubernetes) is repeated when it is gone.
@@ -50,9 +61,21 @@ export class VaultClient {
 
   /** Keep-alive connections to Vault, with Vault's CA. */
   private readonly transport: VaultTransport;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /** The TTL a login grants; a renewal giving less means the token nears its maximum TTL. */
+  private loginTtl = 0;
+  /** A still-valid token a new login is replacing: revoked once that login succeeds. */
+  private replaced: string | undefined;
+  /** One lookup-self at a time per token, shared by the requests a 403 sent to ask. */
+  private check: { token: string; valid: Promise<boolean> } | undefined;
 
   constructor(private readonly options: VaultClientOptions) {
-    this.transport = createVaultTransport({ caCert: options.caCert, skipVerify: options.skipVerify });
+    this.transport = createVaultTransport({
+      caCert: options.caCert,
+      skipVerify: options.skipVerify,
+      redirectOrigins: [new URL(options.addr).origin, ...(options.haOrigins ?? [])],
+      onRedirectRefused: (target, from) => options.logger.warn({ target, from }, 'vault redirect refused'),
+    });
     this.vault = nodeVault({
       endpoint: options.addr,
       namespace: options.namespace,
@@ -60,11 +83,9 @@ export class VaultClient {
       // node-vault's debug channel prints request bodies (an AppRole secret_id among them).
       debug: () => undefined,
       'request-promise': this.transport['request-promise'],
-      // Applied by node-vault's own helpers (health, approleLogin, token renewal).
+      // Applied by node-vault's own helpers (health and the logins).
       requestOptions: { timeout: options.timeoutMs },
     } as Parameters<typeof nodeVault>[0]);
-    this.vault.on('token:error:renew', (err: Error) => this.onRenewFailure(err));
-    this.vault.on('token:expired', () => this.onRenewFailure(new Error('token reached its maximum TTL')));
   }
 
   /** A client as the configuration describes it (VAULT_* variables). */
@@ -72,6 +93,7 @@ export class VaultClient {
     return new VaultClient({
       ...(onCall ? { onCall } : {}),
       addr: vault.addr,
+      haOrigins: vault.haOrigins,
       namespace: vault.namespace,
       auth: vault.auth,
       timeoutMs: vault.timeoutMs,
@@ -87,47 +109,59 @@ export class VaultClient {
   }
 
   stop(): void {
-    this.vault.stopTokenRenewal();
+    clearTimeout(this.renewTimer);
     void this.transport.close();
   }
 
   /**
-   * One Vault API call. A 403 after a login (AppRole, JWT) means the login may be gone: log in
-   * again once and retry. Network failures, timeouts, sealed or overloaded
+   * One Vault API call. A 403 is most often a path this token may not read; only
+   * when lookup-self says the token itself is gone does a login (AppRole, JWT)
+   * happen, once, before a retry. Network failures, timeouts, sealed or overloaded
    * Vault become VaultUnavailableError; other answers VaultResponseError.
    */
   async request(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<any> {
     if (this.login || !this.authenticated) await this.authenticate();
+    const token = this.token();
     try {
       return await this.call(method, path, timeoutMs);
     } catch (err) {
       if (!(err instanceof VaultResponseError) || err.status !== 403) throw err;
-      if (this.options.auth.method !== 'token') {
-        // The login may be gone: log in again once and retry.
-        await this.authenticate();
-        try {
-          return await this.call(method, path, timeoutMs);
-        } catch (retryErr) {
-          if (!(retryErr instanceof VaultResponseError) || retryErr.status !== 403) throw retryErr;
+      // The token is still good: the path is refused to it, and no login would change that.
+      if (this.token() === token && (await this.tokenIsValid(token))) throw err;
+      // The token is gone, unless a concurrent request's login has already replaced it.
+      if (this.token() === token) {
+        if (this.options.auth.method === 'token') {
+          this.authenticated = false;
+          throw new VaultUnavailableError("vaultgate's Vault token is no longer valid");
         }
+        await this.authenticate();
       }
-      // Still refused: a dead token (503, nothing a step can fix) or a path this token may not read.
-      if (!(await this.tokenIsValid())) {
-        this.authenticated = false;
-        throw new VaultUnavailableError("vaultgate's Vault token is no longer valid");
-      }
-      throw err;
+      // With a fresh token, a 403 is the path's.
+      return await this.call(method, path, timeoutMs);
     }
   }
 
-  private async tokenIsValid(): Promise<boolean> {
-    try {
-      await this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs);
-      return true;
-    } catch (err) {
-      if (err instanceof VaultResponseError && err.status === 403) return false;
-      throw err;
-    }
+  private token(): string {
+    return (this.vault.token as string | undefined) ?? '';
+  }
+
+  /** lookup-self with the current token: false only when Vault refuses the token itself. */
+  private tokenIsValid(token = this.token()): Promise<boolean> {
+    if (this.check?.token === token) return this.check.valid;
+    const valid = this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof VaultResponseError && err.status === 403) return false;
+        throw err;
+      },
+    );
+    const check = { token, valid };
+    this.check = check;
+    const clear = () => {
+      if (this.check === check) this.check = undefined;
+    };
+    valid.then(clear, clear);
+    return valid;
   }
 
   /** Readiness: Vault unsealed and answering, and vaultgate's token still valid. */
@@ -180,9 +214,9 @@ export class VaultClient {
 
   private async doAuthenticate(): Promise<void> {
     const auth = this.options.auth;
-    this.vault.stopTokenRenewal();
+    clearTimeout(this.renewTimer);
     if (auth.method !== 'token') {
-      let response: { auth?: { lease_duration?: number; renewable?: boolean } };
+      let response: { auth?: LoginAuth };
       try {
         response = await this.logIn(auth);
       } catch (err) {
@@ -190,10 +224,13 @@ export class VaultClient {
         this.options.logger.error({ error: e.message, method: auth.method }, 'vault login failed');
         throw new VaultUnavailableError(`vault ${auth.method} login failed: ${e.message}`);
       }
-      this.options.logger.info({ ttl: response.auth?.lease_duration, method: auth.method }, 'vault login succeeded');
-      if (response.auth?.renewable && (response.auth.lease_duration ?? 0) > 0) {
-        await this.vault.startTokenRenewal({ ttl: response.auth.lease_duration, renewFraction: 2 / 3 });
-      }
+      const ttl = response.auth?.lease_duration ?? 0;
+      this.options.logger.info({ ttl, method: auth.method }, 'vault login succeeded');
+      this.loginTtl = ttl;
+      if (response.auth?.renewable && ttl > 0) this.scheduleRenewal(ttl);
+      const replaced = this.replaced;
+      this.replaced = undefined;
+      if (replaced && replaced !== this.token()) void this.revoke(replaced);
       return;
     }
     // A given token: check it now, and renew it when it is renewable.
@@ -205,8 +242,65 @@ export class VaultClient {
       throw new VaultUnavailableError(`vault token check failed: ${reason}`);
     }
     const ttl = lookup.data?.ttl ?? 0;
-    if (lookup.data?.renewable && ttl > 0) {
-      await this.vault.startTokenRenewal({ ttl, renewFraction: 2 / 3 });
+    if (lookup.data?.renewable && ttl > 0) this.scheduleRenewal(ttl);
+  }
+
+  /** Renews at 2/3 of the TTL, and at least daily: a longer delay would overflow the timer, which then fires at once. */
+  private scheduleRenewal(ttlSeconds: number): void {
+    clearTimeout(this.renewTimer);
+    const delayMs = Math.min(Math.max(1, Math.floor((ttlSeconds * 2) / 3)) * 1000, MAX_RENEW_DELAY_MS);
+    this.renewTimer = setTimeout(() => void this.renew(), delayMs);
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const token = this.token();
+    let renewed: LoginAuth | undefined;
+    try {
+      renewed = ((await this.call('POST', 'auth/token/renew-self', this.options.timeoutMs)) as { auth?: LoginAuth }).auth;
+    } catch (err) {
+      if (this.token() !== token) return; // a login replaced it meanwhile
+      const gone = err instanceof VaultResponseError && err.status === 403;
+      this.renewalStopped((err as Error).message, gone ? undefined : token);
+      return;
+    }
+    if (this.token() !== token) return;
+    const ttl = renewed?.lease_duration ?? 0;
+    if (!renewed?.renewable || ttl <= 0) {
+      this.renewalStopped('token is no longer renewable', token);
+    } else if (this.options.auth.method !== 'token' && ttl < this.loginTtl) {
+      // Capped by its maximum TTL: log in now rather than let requests meet an expired token.
+      this.renewalStopped(`token reaches its maximum TTL in ${ttl} s`, token);
+    } else {
+      this.scheduleRenewal(ttl);
+    }
+  }
+
+  /** `stillValid`: the token being given up, when Vault has not refused it yet. */
+  private renewalStopped(reason: string, stillValid: string | undefined): void {
+    const method = this.options.auth.method;
+    this.options.logger.warn({ error: reason, method }, 'vault token renewal stopped');
+    if (method === 'token') return;
+    // Revoked after the next login succeeds, rather than left alive for the rest of its TTL.
+    if (stillValid) this.replaced = stillValid;
+    this.authenticate().catch(() => {
+      // Logged by doAuthenticate; the next request tries again.
+    });
+  }
+
+  /** Best effort: a failure leaves the token to expire by itself. */
+  private async revoke(token: string): Promise<void> {
+    const method = this.options.auth.method;
+    try {
+      await this.vault.request({
+        method: 'POST',
+        path: '/auth/token/revoke-self',
+        headers: { 'X-Vault-Token': token },
+        timeout: this.options.timeoutMs,
+      } as Parameters<RawVault['request']>[0]);
+      this.options.logger.info({ method }, 'replaced vault token revoked');
+    } catch (err) {
+      this.options.logger.warn({ error: classify(err, 'auth/token/revoke-self').message, method }, 'replaced vault token not revoked');
     }
   }
 
@@ -226,16 +320,6 @@ export class VaultClient {
     // The kubernetes and jwt auth methods take the same {role, jwt} login at their own mounts.
     return this.vault.jwtLogin({ mount_point: auth.mount, role: auth.role, jwt, requestOptions });
   }
-
-  private onRenewFailure(err: Error): void {
-    const method = this.options.auth.method;
-    this.options.logger.warn({ error: err.message, method }, 'vault token renewal stopped');
-    if (method !== 'token') {
-      this.authenticate().catch(() => {
-        // Logged by doAuthenticate; the next request tries again.
-      });
-    }
-  }
 }
 
 function classify(err: unknown, path: string): Error {
@@ -249,6 +333,7 @@ function classify(err: unknown, path: string): Error {
     const first = response?.body?.errors?.[0];
     return new VaultResponseError(status, `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`);
   }
+  if (err instanceof VaultRedirectRefusedError) return new VaultUnavailableError(`${err.message}, for ${path}`);
   const { code, message } = err as { code?: string; message?: string };
   return new VaultUnavailableError(`vault unreachable for ${path}: ${[code, message].filter(Boolean).join(': ')}`);
 }

@@ -1,4 +1,4 @@
-import { Agent, interceptors, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 export interface VaultTransportOptions {
   /** PEM of the CA that signed Vault's certificate (VAULT_CACERT). */
@@ -7,6 +7,10 @@ export interface VaultTransportOptions {
   skipVerify?: boolean | undefined;
   /** Keep-alive connections per Vault origin. */
   connections?: number;
+  /** Origins a redirect may lead to (VAULT_ADDR's, VAULT_HA_ADDRS'); none: redirects are refused. */
+  redirectOrigins?: readonly string[] | undefined;
+  /** Told the origin of each redirect target refused. */
+  onRedirectRefused?: ((target: string, from: string) => void) | undefined;
 }
 
 /** What node-vault hands its request function (the request-promise option names it was written for). */
@@ -33,8 +37,22 @@ export interface VaultTransport {
   close(): Promise<void>;
 }
 
-/** Vault HA standbys that do not forward answer 307 to the active node; the CLI follows, and so does this. */
-const MAX_REDIRECTS = 3;
+/**
+ * Vault HA standbys that do not forward answer 307 (or 308) to the active node. The
+ * request carries vaultgate's token, or its login's secret, so it is repeated
+ * once, and only to one of Vault's own origins: a redirect anywhere else, or a
+ * second one, is refused as Vault being unavailable.
+ */
+const FOLLOWED = new Set([307, 308]);
+
+/** A redirect not followed; Vault counts as unavailable. */
+export class VaultRedirectRefusedError extends Error {
+  readonly code = 'VAULT_REDIRECT_REFUSED';
+  constructor(readonly target: string) {
+    super(`vault redirected to ${target}, not followed (not VAULT_ADDR or VAULT_HA_ADDRS, or a second redirect)`);
+    this.name = 'VaultRedirectRefusedError';
+  }
+}
 
 /**
  * The HTTP under node-vault, on undici. node-vault's own transport (axios with
@@ -53,20 +71,45 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
       rejectUnauthorized: !options.skipVerify,
     },
   });
-  const dispatcher: Dispatcher = agent.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
+  const redirectOrigins = new Set(options.redirectOrigins ?? []);
 
   const send = async (request: NodeVaultRequest): Promise<NodeVaultResponse> => {
     const url = new URL(request.uri);
     const hasBody = request.json !== undefined && typeof request.json === 'object';
-    const response = await dispatcher.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
-      method: request.method as Dispatcher.HttpMethod,
-      headers: { ...request.headers, ...(hasBody ? { 'content-type': 'application/json' } : {}) },
-      ...(hasBody ? { body: JSON.stringify(request.json) } : {}),
-      // undici's own timers, not an AbortSignal per call (a timer object each, visible in the profile).
-      ...(request.timeout ? { headersTimeout: request.timeout, bodyTimeout: request.timeout } : {}),
-    });
+    const to = (target: URL) =>
+      agent.request({
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: { ...request.headers, ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+        ...(hasBody ? { body: JSON.stringify(request.json) } : {}),
+        // undici's own timers, not an AbortSignal per call (a timer object each, visible in the profile).
+        ...(request.timeout ? { headersTimeout: request.timeout, bodyTimeout: request.timeout } : {}),
+      });
+    let current = url;
+    let response = await to(url);
+    for (let hops = 0; isRedirect(response.statusCode); hops++) {
+      const location = response.headers.location;
+      await response.body.dump();
+      let target: URL | undefined;
+      try {
+        if (typeof location === 'string') target = new URL(location, current);
+      } catch {
+        // refused below
+      }
+      const allowed =
+        target !== undefined &&
+        FOLLOWED.has(response.statusCode) &&
+        target.protocol === url.protocol && // never from https down to http
+        redirectOrigins.has(target.origin);
+      if (!allowed || hops >= 1) {
+        const origin = target?.origin ?? 'no valid Location';
+        options.onRedirectRefused?.(origin, current.origin);
+        throw new VaultRedirectRefusedError(origin);
+      }
+      current = target!;
+      response = await to(current);
+    }
     const text = await response.body.text();
     let body: unknown = text;
     if (text.length > 0) {
@@ -84,3 +127,5 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
     close: () => agent.close(),
   };
 }
+
+const isRedirect = (status: number) => status >= 300 && status < 400 && status !== 304;
