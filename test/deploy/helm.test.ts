@@ -284,6 +284,7 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   t.truthy(allOn.cache.redis, 'Redis with the sealed cache');
   t.truthy(allOn.tls, 'HTTPS');
   t.deepEqual(allOn.vault.allowedMounts, { mounts: ['kv', 'database'] }, 'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS');
+  t.deepEqual(allOn.vault.haOrigins, ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'], 'vault.haAddrs reaches VAULT_HA_ADDRS');
   // Unconfigured defaults: the pods stop at once, naming what is missing (as NOTES.txt warns).
   const error = t.throws(() => loadConfig(resolved(defaultsObjects)), { instanceOf: ConfigError });
   for (const variable of ['VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR']) t.regex(error?.message ?? '', new RegExp(variable));
