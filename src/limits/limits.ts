@@ -7,15 +7,27 @@ import type { StepClaims } from '../auth/verify-token.js';
 import { RateLimitedError } from './errors.js';
 
 export interface LimitsOptions {
-  /** Uses of one step's token until it expires; 0: no limit. */
+  /** Uses of one step's token while it is accepted; 0: no limit. */
   maxUsesPerStep: number;
   /** Requests per minute per repository; 0: no limit. */
   ratePerRepositoryPerMinute: number;
+  /** Seconds past `exp` the verifier still accepts a token. */
+  tokenGraceSeconds: number;
   /** Shared counters between replicas; in-process counters without it (and while it is away). */
   redis?: Redis | undefined;
+  /** A use could not be given back (the counter store failed). */
+  onError?: (err: Error) => void;
+}
+
+/** What admit() let through. */
+export interface Admission {
+  /** The step got no secrets: its use is not counted. Never throws; once only. */
+  giveBack(): Promise<void>;
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 32);
+
+const NOTHING_TO_GIVE_BACK: Admission = { giveBack: async () => undefined };
 
 /**
  * Counters in this replica's memory: in a cluster worker, kept by the primary
@@ -40,7 +52,7 @@ export class Limits {
   private readonly stepUses: RateLimiterAbstract | undefined;
   private readonly repositoryRate: RateLimiterAbstract | undefined;
 
-  constructor(options: LimitsOptions) {
+  constructor(private readonly options: LimitsOptions) {
     if (options.maxUsesPerStep > 0) {
       this.stepUses = limiter('vaultgate:v1:step-uses', options.maxUsesPerStep, 3600, options.redis);
     }
@@ -49,25 +61,51 @@ export class Limits {
     }
   }
 
-  /** Throws RateLimitedError (429) or TokenError (401, a step's token used too often). */
-  async check(claims: StepClaims): Promise<void> {
-    if (this.repositoryRate) {
-      try {
-        await this.repositoryRate.consume(hash(`${claims.iss}\0${claims.repositoryUuid}`));
-      } catch (res) {
-        if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
-        throw res;
-      }
+  /**
+   * Spends the repository's rate (429 when over) and takes one of
+   * the step's uses (401 when none is left). The use is taken now, not after
+   * the secrets are served, so concurrent requests cannot share one use; the
+   * caller gives it back when the step gets no secrets.
+   */
+  async admit(claims: StepClaims): Promise<Admission> {
+    await spend(this.repositoryRate, hash(`${claims.iss}\0${claims.repositoryUuid}`));
+    const step = hash(`${claims.iss}\0${claims.stepUuid}`);
+    const uses = this.stepUses;
+    if (!uses) return NOTHING_TO_GIVE_BACK;
+
+    // The count lives as long as the verifier accepts the token: until exp plus the tolerance.
+    const acceptedUntil = Math.ceil((claims.exp ?? 0) + this.options.tokenGraceSeconds);
+    const options = { customDuration: Math.max(1, Math.ceil(acceptedUntil - Date.now() / 1000)) };
+    const giveBack = () =>
+      uses.reward(step, 1, options).then(
+        () => undefined,
+        (err: Error) => this.options.onError?.(err),
+      );
+    try {
+      await uses.consume(step, 1, options);
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res;
+      // A refused consume counted too: undone, so only uses served (or in flight) stay counted.
+      await giveBack();
+      throw new TokenError('ERR_TOKEN_REPLAY', 'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows');
     }
-    if (this.stepUses) {
-      // The count lives exactly as long as the token can be used.
-      const lifetime = Math.max(1, Math.ceil((claims.exp ?? 0) - Date.now() / 1000));
-      try {
-        await this.stepUses.consume(hash(`${claims.iss}\0${claims.stepUuid}`), 1, { customDuration: lifetime });
-      } catch (res) {
-        if (res instanceof RateLimiterRes) throw new TokenError('ERR_TOKEN_REPLAY', 'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows');
-        throw res;
-      }
-    }
+    let given = false;
+    return {
+      giveBack: async () => {
+        if (given) return;
+        given = true;
+        await giveBack();
+      },
+    };
+  }
+}
+
+async function spend(budget: RateLimiterAbstract | undefined, key: string): Promise<void> {
+  if (!budget) return;
+  try {
+    await budget.consume(key);
+  } catch (res) {
+    if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+    throw res;
   }
 }

@@ -1,7 +1,9 @@
 import { connect } from 'node:net';
 import test from 'ava';
+import { decodeJwt } from 'jose';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, LEGACY, PAYMENTS, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, LEGACY, PAYMENTS, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -11,27 +13,41 @@ let redis: TestRedis;
 let gateway: Gateway;
 let replica: Gateway;
 let alone: Gateway;
+let oneUse: Gateway;
 
 test.before(async () => {
   [vault, issuer, redis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start()]);
   await seedVault(vault);
   const limits = { VAULTGATE_MAX_USES_PER_STEP: '2', VAULTGATE_RATE_LIMIT_PER_REPO: '5' };
-  const shared = gatewayEnv(issuer, vault, { ...limits, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 3).toString('base64') });
-  [gateway, replica, alone] = await Promise.all([
+  const inRedis = { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 3).toString('base64') };
+  const shared = gatewayEnv(issuer, vault, { ...limits, ...inRedis });
+  [gateway, replica, alone, oneUse] = await Promise.all([
     startGateway(shared),
     startGateway(shared),
     startGateway(gatewayEnv(issuer, vault, { ...limits, VAULTGATE_MAX_CONCURRENT: '1', VAULTGATE_VAULT_TIMEOUT_MS: '1500' })),
+    // One use per step, every request read from Vault (no cache), no rate limit.
+    startGateway(
+      gatewayEnv(issuer, vault, {
+        ...inRedis,
+        VAULTGATE_MAX_USES_PER_STEP: '1',
+        VAULTGATE_CACHE_TTL: '0',
+        VAULTGATE_VAULT_TIMEOUT_MS: '1000',
+        VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+      }),
+    ),
   ]);
 });
 
 test.after.always(async () => {
   vault?.resume();
-  await Promise.all([gateway?.close(), replica?.close(), alone?.close()]);
+  await Promise.all([gateway?.close(), replica?.close(), alone?.close(), oneUse?.close()]);
   await Promise.all([vault?.stop(), issuer?.close(), redis?.stop()]);
 });
 
 const reasonOf = (g: Gateway, response: Response) =>
   g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason;
+
+const stepUseKeys = async () => (await redis.command('KEYS', 'vaultgate:v1:step-uses:*')) as string[];
 
 test.serial('a step token may be used VAULTGATE_MAX_USES_PER_STEP times across replicas, then 401', async (t) => {
   const token = await issuer.mint(WEB);
@@ -48,6 +64,51 @@ test.serial('the use limit holds without Redis too', async (t) => {
   t.is((await alone.get(token)).status, 200);
   t.is((await alone.get(token)).status, 200);
   t.is((await alone.get(token)).status, 401);
+});
+
+test.serial('a used token presented past exp, within the tolerance, stays used: its count lives as long as it is accepted', async (t) => {
+  const token = await issuer.mint(WEB, { expiresIn: -5 });
+  const exp = decodeJwt(token).exp!;
+  const before = new Set(await stepUseKeys());
+  t.is((await oneUse.get(token)).status, 200, 'accepted 5 s past exp (30 s tolerance)');
+  const [key, ...others] = (await stepUseKeys()).filter((k) => !before.has(k));
+  t.deepEqual(others, []);
+  const ttl = Number(await redis.command('PTTL', key!));
+  const acceptedFor = (exp + 30) * 1000 - Date.now();
+  t.true(ttl >= acceptedFor - 1000, `the count lives ${ttl} ms more, the token is accepted ${acceptedFor} ms more`);
+  // A count living only until exp (at least 1 s) would be gone once Redis has expired a key set now for 1 s.
+  await redis.command('SET', 'test:one-second', '1', 'PX', '1000');
+  await waitFor('Redis to expire a key of 1 s', async () => Number(await redis.command('EXISTS', 'test:one-second')) === 0);
+  const again = await oneUse.get(token);
+  t.is(again.status, 401, 'not counted afresh');
+  t.is(reasonOf(oneUse, again), 'ERR_TOKEN_REPLAY');
+});
+
+test.serial('a request that fails because Vault is down does not spend a use: the retry gets the secrets', async (t) => {
+  const token = await issuer.mint(WEB);
+  vault.pause();
+  let failed: Response;
+  try {
+    failed = await oneUse.get(token);
+  } finally {
+    vault.resume();
+  }
+  t.is(failed.status, 503);
+  t.deepEqual(await failed.json(), { error: 'vault_unavailable' });
+  t.is(failed.headers.get('retry-after'), '5');
+  const retry = await oneUse.get(token);
+  t.is(retry.status, 200, 'the retry Retry-After asked for');
+  t.deepEqual(await retry.json(), { NPM_TOKEN: SEEDED.npmToken });
+  const third = await oneUse.get(token);
+  t.is(third.status, 401, 'served once: used');
+  t.is(reasonOf(oneUse, third), 'ERR_TOKEN_REPLAY');
+});
+
+test.serial('concurrent requests with a one-use token: exactly one gets the secrets', async (t) => {
+  const token = await issuer.mint(WEB);
+  const responses = await Promise.all(Array.from({ length: 4 }, () => oneUse.get(token)));
+  t.deepEqual(responses.map((r) => r.status).sort(), [200, 401, 401, 401]);
+  t.is((await oneUse.get(token)).status, 401);
 });
 
 test.serial('a repository over its rate gets 429 with Retry-After; other repositories do not', async (t) => {
