@@ -9,8 +9,10 @@ import { RateLimitedError } from './errors.js';
 export interface LimitsOptions {
   /** Uses of one step's token while it is accepted; 0: no limit. */
   maxUsesPerStep: number;
-  /** Requests per minute per repository; 0: no limit. */
-  ratePerRepositoryPerMinute: number;
+  /** Requests per minute per repository and branch (deployment steps: and environment); 0: no limit. */
+  ratePerBranchPerMinute: number;
+  /** Requests per minute per step token; 0: no limit. */
+  ratePerStepPerMinute: number;
   /** Seconds past `exp` the verifier still accepts a token. */
   tokenGraceSeconds: number;
   /** Shared counters between replicas; in-process counters without it (and while it is away). */
@@ -47,29 +49,44 @@ function limiter(keyPrefix: string, points: number, duration: number, redis: Red
     : memory;
 }
 
+/**
+ * The budget a step spends: its repository's branch, and for a deployment step
+ * that branch's deployments to its environment. Branch names are signed claims,
+ * so no other branch can spend `main`'s.
+ */
+function branchKey(claims: StepClaims): string {
+  return hash(JSON.stringify([claims.iss, claims.repositoryUuid, claims.branchName ?? null, claims.deploymentEnvironmentUuid ?? null]));
+}
+
 /** The abuse limits applied to verified claims before the policy runs. */
 export class Limits {
   private readonly stepUses: RateLimiterAbstract | undefined;
-  private readonly repositoryRate: RateLimiterAbstract | undefined;
+  private readonly stepRate: RateLimiterAbstract | undefined;
+  private readonly branchRate: RateLimiterAbstract | undefined;
 
   constructor(private readonly options: LimitsOptions) {
     if (options.maxUsesPerStep > 0) {
       this.stepUses = limiter('vaultgate:v1:step-uses', options.maxUsesPerStep, 3600, options.redis);
     }
-    if (options.ratePerRepositoryPerMinute > 0) {
-      this.repositoryRate = limiter('vaultgate:v1:repo-rate', options.ratePerRepositoryPerMinute, 60, options.redis);
+    if (options.ratePerStepPerMinute > 0) {
+      this.stepRate = limiter('vaultgate:v1:step-rate', options.ratePerStepPerMinute, 60, options.redis);
+    }
+    if (options.ratePerBranchPerMinute > 0) {
+      this.branchRate = limiter('vaultgate:v1:branch-rate', options.ratePerBranchPerMinute, 60, options.redis);
     }
   }
 
   /**
-   * Spends the repository's rate (429 when over) and takes one of
+   * Spends the step's and its branch's rate (429 when over) and takes one of
    * the step's uses (401 when none is left). The use is taken now, not after
    * the secrets are served, so concurrent requests cannot share one use; the
    * caller gives it back when the step gets no secrets.
    */
   async admit(claims: StepClaims): Promise<Admission> {
-    await spend(this.repositoryRate, hash(`${claims.iss}\0${claims.repositoryUuid}`));
     const step = hash(`${claims.iss}\0${claims.stepUuid}`);
+    // The step's own rate first: a runaway step is stopped before it spends its branch's budget.
+    await spend(this.stepRate, step, 'step');
+    await spend(this.branchRate, branchKey(claims), 'branch');
     const uses = this.stepUses;
     if (!uses) return NOTHING_TO_GIVE_BACK;
 
@@ -100,12 +117,12 @@ export class Limits {
   }
 }
 
-async function spend(budget: RateLimiterAbstract | undefined, key: string): Promise<void> {
+async function spend(budget: RateLimiterAbstract | undefined, key: string, name: 'step' | 'branch'): Promise<void> {
   if (!budget) return;
   try {
     await budget.consume(key);
   } catch (res) {
-    if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+    if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)), name);
     throw res;
   }
 }

@@ -1,11 +1,16 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import test from 'ava';
 import { decodeJwt } from 'jose';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, LEGACY, PAYMENTS, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import { gatewayEnv, LEGACY, PAYMENTS, policyDir, PROD_ENV, SEEDED, seedVault, startGateway, UNLISTED, WEB, type Gateway } from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
+
+// A repository of this file alone, so its branch budgets start untouched by the other tests.
+const FLOOD = '{f10f10f1-0000-4000-8000-0000000000f1}';
 
 let vault: TestVault;
 let issuer: TestIssuer;
@@ -15,24 +20,40 @@ let replica: Gateway;
 let alone: Gateway;
 let oneUse: Gateway;
 
+/** The test policy, plus FLOOD: repository, `main` and production grants of its own. */
+function floodPolicyDir(): string {
+  const dir = policyDir();
+  const file = join(dir, 'data.json');
+  const data = JSON.parse(readFileSync(file, 'utf8'));
+  data.repositories[FLOOD] = {
+    name: 'acme/flood',
+    secrets: { DB_PASSWORD: 'kv/ci/payments-api#db_password' },
+    branches: { main: { SIGNING_KEY: 'kv/ci/payments-api-main#signing_key' } },
+    deployments: { [PROD_ENV]: { DEPLOY_TOKEN: 'kv/prod/payments-api#deploy_token' } },
+  };
+  writeFileSync(file, JSON.stringify(data));
+  return dir;
+}
+
 test.before(async () => {
   [vault, issuer, redis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start()]);
   await seedVault(vault);
-  const limits = { VAULTGATE_MAX_USES_PER_STEP: '2', VAULTGATE_RATE_LIMIT_PER_REPO: '5' };
+  const limits = { VAULTGATE_MAX_USES_PER_STEP: '2', VAULTGATE_RATE_LIMIT_PER_BRANCH: '5', VAULTGATE_RATE_LIMIT_PER_STEP: '3' };
   const inRedis = { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 3).toString('base64') };
-  const shared = gatewayEnv(issuer, vault, { ...limits, ...inRedis });
+  const shared = () => gatewayEnv(issuer, vault, { ...limits, ...inRedis, VAULTGATE_POLICY_DIR: floodPolicyDir() });
   [gateway, replica, alone, oneUse] = await Promise.all([
-    startGateway(shared),
-    startGateway(shared),
+    startGateway(shared()),
+    startGateway(shared()),
     startGateway(gatewayEnv(issuer, vault, { ...limits, VAULTGATE_MAX_CONCURRENT: '1', VAULTGATE_VAULT_TIMEOUT_MS: '1500' })),
-    // One use per step, every request read from Vault (no cache), no rate limit.
+    // One use per step, every request read from Vault (no cache), no rate budgets.
     startGateway(
       gatewayEnv(issuer, vault, {
         ...inRedis,
         VAULTGATE_MAX_USES_PER_STEP: '1',
         VAULTGATE_CACHE_TTL: '0',
         VAULTGATE_VAULT_TIMEOUT_MS: '1000',
-        VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+        VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
+        VAULTGATE_RATE_LIMIT_PER_STEP: '0',
       }),
     ),
   ]);
@@ -44,8 +65,9 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close(), redis?.stop()]);
 });
 
-const reasonOf = (g: Gateway, response: Response) =>
-  g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason;
+const auditOf = (g: Gateway, response: Response) =>
+  g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'));
+const reasonOf = (g: Gateway, response: Response) => auditOf(g, response)?.reason;
 
 const stepUseKeys = async () => (await redis.command('KEYS', 'vaultgate:v1:step-uses:*')) as string[];
 
@@ -111,7 +133,7 @@ test.serial('concurrent requests with a one-use token: exactly one gets the secr
   t.is((await oneUse.get(token)).status, 401);
 });
 
-test.serial('a repository over its rate gets 429 with Retry-After; other repositories do not', async (t) => {
+test.serial('a branch over its rate gets 429 with Retry-After; other repositories do not', async (t) => {
   const statuses: number[] = [];
   let limited: Response | undefined;
   for (let i = 0; i < 7; i++) {
@@ -124,6 +146,47 @@ test.serial('a repository over its rate gets 429 with Retry-After; other reposit
   const retryAfter = Number(limited!.headers.get('retry-after'));
   t.true(retryAfter >= 1 && retryAfter <= 60);
   t.is((await gateway.get(await issuer.mint(LEGACY))).status, 200);
+});
+
+test.serial('a feature branch that spends its budget starves neither main nor a deployment of the same repository', async (t) => {
+  const feature = { branchName: 'feature/flood' };
+  const statuses: number[] = [];
+  let limited: Response | undefined;
+  for (let i = 0; i < 6; i++) {
+    const response = await (i % 2 ? replica : gateway).get(await issuer.mint(FLOOD, { claims: feature }));
+    statuses.push(response.status);
+    if (response.status === 429) limited ??= response;
+  }
+  t.deepEqual(statuses, [200, 200, 200, 200, 200, 429], 'the branch has five a minute, across both replicas');
+  t.regex(auditOf(replica, limited!)?.error, /^branch rate limit reached/);
+
+  const main = await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'main' } }));
+  t.is(main.status, 200);
+  t.is(((await main.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
+  const deployment = await replica.get(await issuer.mint(FLOOD, { claims: { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV } }));
+  t.is(deployment.status, 200);
+  t.is(((await deployment.json()) as Record<string, string>).DEPLOY_TOKEN, SEEDED.prodDeployToken);
+  t.is((await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'feature/other' } }))).status, 200, 'another branch has its own budget');
+  t.is((await gateway.get(await issuer.mint(FLOOD, { claims: feature }))).status, 429, 'the flooding branch stays limited');
+});
+
+test.serial('a step over its own rate gets 429 before it spends its branch budget, even when granted nothing', async (t) => {
+  const branch = { branchName: 'feature/loop' };
+  const runaway = await issuer.mint(UNLISTED, { claims: branch });
+  const statuses: number[] = [];
+  let limited: Response | undefined;
+  for (let i = 0; i < 6; i++) {
+    const response = await (i % 2 ? replica : gateway).get(runaway);
+    statuses.push(response.status);
+    if (response.status === 429) limited ??= response;
+  }
+  t.deepEqual(statuses, [403, 403, 403, 429, 429, 429], 'three a minute for one step, across both replicas');
+  t.true(Number(limited!.headers.get('retry-after')) >= 1);
+  t.regex(auditOf(replica, limited!)?.error, /^step rate limit reached/);
+  const sibling = await issuer.mint(UNLISTED, { claims: branch });
+  const siblingStatuses: number[] = [];
+  for (let i = 0; i < 3; i++) siblingStatuses.push((await gateway.get(sibling)).status);
+  t.deepEqual(siblingStatuses, [403, 403, 429], 'the branch had two of its five left');
 });
 
 test.serial('past VAULTGATE_MAX_CONCURRENT requests in flight, more are refused with 503 at once', async (t) => {
