@@ -44,7 +44,8 @@ test.before(async () => {
   [gateway, replica, alone, oneUse] = await Promise.all([
     startGateway(shared()),
     startGateway(shared()),
-    startGateway(gatewayEnv(issuer, vault, { ...limits, VAULTGATE_MAX_CONCURRENT: '1', VAULTGATE_VAULT_TIMEOUT_MS: '1500' })),
+    // The decision log line tells a test that a request holds its concurrency slot.
+    startGateway(gatewayEnv(issuer, vault, { ...limits, VAULTGATE_MAX_CONCURRENT: '1', VAULTGATE_VAULT_TIMEOUT_MS: '1500', VAULTGATE_DECISION_LOG: 'true' })),
     // One use per step, every request read from Vault (no cache), no rate budgets.
     startGateway(
       gatewayEnv(issuer, vault, {
@@ -192,8 +193,16 @@ test.serial('a step over its own rate gets 429 before it spends its branch budge
 test.serial('past VAULTGATE_MAX_CONCURRENT requests in flight, more are refused with 503 at once', async (t) => {
   vault.pause();
   try {
-    const slow = alone.get(await issuer.mint(PAYMENTS, { claims: { branchName: 'release/7' } }));
-    await new Promise((r) => setTimeout(r, 300));
+    const slowToken = await issuer.mint(PAYMENTS, { claims: { branchName: 'release/7' } });
+    const slowStep = decodeJwt(slowToken).stepUuid;
+    const slow = alone.get(slowToken);
+    // Its decision is logged after it took the one slot and before it waits on Vault.
+    await waitFor('the slow request to hold the slot', async () =>
+      alone.logs.some((l) => {
+        const line = JSON.parse(l);
+        return line.msg === 'decision log' && line.input?.claims?.stepUuid === slowStep;
+      }),
+    );
     const refused = await alone.get(await issuer.mint(PAYMENTS));
     t.is(refused.status, 503);
     t.deepEqual(await refused.json(), { error: 'overloaded' });
