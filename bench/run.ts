@@ -149,7 +149,9 @@ async function main(): Promise<number> {
       VAULTGATE_OPA_PATH: OPA,
       VAULT_ADDR: vault.addr,
       VAULT_TOKEN: vault.rootToken,
-      VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+      // Every token is sent many times a minute.
+      VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
+      VAULTGATE_RATE_LIMIT_PER_STEP: '0',
     };
     const measure = async (scenario: string, secrets: number, job: Omit<LoadJob, 'concurrency' | 'durationMs' | 'tokensFile'>) => {
       for (const concurrency of CONCURRENCY) {

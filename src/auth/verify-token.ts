@@ -31,6 +31,9 @@ export interface VerifyOptions {
   maxLifetimeSeconds?: number;
 }
 
+/** Seconds of clock skew allowed by default; the step-use count must outlive `exp` by as much. */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
 /** Longer `kid` values are refused before any key lookup. */
 export const MAX_KID_LENGTH = 256;
 
@@ -73,7 +76,7 @@ function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxL
 
 /** Builds the function that turns a compact JWT into verified step claims, or throws TokenError. */
 export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
-  const tolerance = options.clockToleranceSeconds ?? 30;
+  const tolerance = options.clockToleranceSeconds ?? CLOCK_TOLERANCE_SECONDS;
   const maxLifetime = options.maxLifetimeSeconds ?? 7200;
   const settings = new Map(options.issuers.map((i) => [i.issuer, i]));
   return async (token) => {

@@ -54,7 +54,10 @@ export async function dev(args: string[]): Promise<number> {
       VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
       VAULTGATE_POLICY_DIR: values.policy,
       VAULTGATE_OPA_PATH: opaPath(),
-      VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+      // One pasted token, asked again and again: no rate budgets.
+      VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
+      VAULTGATE_RATE_LIMIT_PER_REPO: '',
+      VAULTGATE_RATE_LIMIT_PER_STEP: '0',
       REDIS_URL: '',
       VAULTGATE_CACHE_KEY: '',
       // The file is read on every request, so edits show at once: no cache.

@@ -66,10 +66,12 @@ export interface Config {
     jwksRefreshSeconds: number;
   };
   limits: {
-    /** Uses of one step's token until it expires; 0: no limit. */
+    /** Uses of one step's token while it is accepted; 0: no limit. */
     maxUsesPerStep: number;
-    /** Requests per minute per repository; 0: no limit. */
-    ratePerRepositoryPerMinute: number;
+    /** Requests per minute per repository and branch (deployment steps: and environment); 0: no limit. */
+    ratePerBranchPerMinute: number;
+    /** Requests per minute per step token; 0: no limit. */
+    ratePerStepPerMinute: number;
     /** Requests handled at once; more get 503. */
     maxConcurrent: number;
   };
@@ -112,18 +114,27 @@ const bool = z
   .enum(['true', 'false', '1', '0', ''], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1');
 
+function wholeNumber(v: string, ctx: z.RefinementCtx, min: number, max: number, unit: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
+    ctx.addIssue({ code: 'custom', message: `must be a whole number${unit} from ${min} to ${max}` });
+    return z.NEVER;
+  }
+  return n;
+}
+
 const whole = (fallback: number, min: number, max: number, unit = '') =>
   z
     .string()
     .default(String(fallback))
-    .transform((v, ctx) => {
-      const n = Number(v);
-      if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be a whole number${unit} from ${min} to ${max}` });
-        return z.NEVER;
-      }
-      return n;
-    });
+    .transform((v, ctx) => wholeNumber(v, ctx, min, max, unit));
+
+/** A whole number without a default: unset stays undefined. */
+const optionalWhole = (min: number, max: number, unit = '') =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => (v === undefined ? undefined : wholeNumber(v, ctx, min, max, unit)));
 
 const MOUNT_PATH = /^[\w.-]+(\/[\w.-]+)*$/;
 
@@ -194,7 +205,10 @@ const env = z.object({
   VAULTGATE_JWKS_MAX_STALE: whole(86400, 0, 30 * 86400, ' of seconds'),
   VAULTGATE_JWKS_REFRESH: whole(600, 1, 86400, ' of seconds'),
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
-  VAULTGATE_RATE_LIMIT_PER_REPO: whole(600, 0, 1_000_000, ' of requests per minute'),
+  VAULTGATE_RATE_LIMIT_PER_BRANCH: optionalWhole(0, 1_000_000, ' of requests per minute'),
+  // The older name, from when the budget was the whole repository's.
+  VAULTGATE_RATE_LIMIT_PER_REPO: optionalWhole(0, 1_000_000, ' of requests per minute'),
+  VAULTGATE_RATE_LIMIT_PER_STEP: whole(60, 0, 1_000_000, ' of requests per minute'),
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
   // One process per usable core: a single Node process verifies, decides and answers on one core only.
   VAULTGATE_WORKERS: whole(Math.min(64, usableCpus()), 1, 64),
@@ -354,6 +368,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   const auth = vaultAuth(e, problems);
 
+  const perRepo = e.VAULTGATE_RATE_LIMIT_PER_REPO;
+  if (perRepo !== undefined && e.VAULTGATE_RATE_LIMIT_PER_BRANCH !== undefined && perRepo !== e.VAULTGATE_RATE_LIMIT_PER_BRANCH) {
+    problems.push('VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH, set to another value; set only VAULTGATE_RATE_LIMIT_PER_BRANCH');
+  }
+
   let redis: Config['cache']['redis'];
   if (e.REDIS_URL) {
     if (!/^rediss?:\/\//.test(e.REDIS_URL)) {
@@ -387,7 +406,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     limits: {
       maxUsesPerStep: e.VAULTGATE_MAX_USES_PER_STEP,
-      ratePerRepositoryPerMinute: e.VAULTGATE_RATE_LIMIT_PER_REPO,
+      ratePerBranchPerMinute: e.VAULTGATE_RATE_LIMIT_PER_BRANCH ?? perRepo ?? 600,
+      ratePerStepPerMinute: e.VAULTGATE_RATE_LIMIT_PER_STEP,
       maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
     },
     policy: {

@@ -7,15 +7,29 @@ import type { StepClaims } from '../auth/verify-token.js';
 import { RateLimitedError } from './errors.js';
 
 export interface LimitsOptions {
-  /** Uses of one step's token until it expires; 0: no limit. */
+  /** Uses of one step's token while it is accepted; 0: no limit. */
   maxUsesPerStep: number;
-  /** Requests per minute per repository; 0: no limit. */
-  ratePerRepositoryPerMinute: number;
+  /** Requests per minute per repository and branch (deployment steps: and environment); 0: no limit. */
+  ratePerBranchPerMinute: number;
+  /** Requests per minute per step token; 0: no limit. */
+  ratePerStepPerMinute: number;
+  /** Seconds past `exp` the verifier still accepts a token. */
+  tokenGraceSeconds: number;
   /** Shared counters between replicas; in-process counters without it (and while it is away). */
   redis?: Redis | undefined;
+  /** A use could not be given back (the counter store failed). */
+  onError?: (err: Error) => void;
+}
+
+/** What admit() let through. */
+export interface Admission {
+  /** The step got no secrets: its use is not counted. Never throws; once only. */
+  giveBack(): Promise<void>;
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 32);
+
+const NOTHING_TO_GIVE_BACK: Admission = { giveBack: async () => undefined };
 
 /**
  * Counters in this replica's memory: in a cluster worker, kept by the primary
@@ -35,39 +49,80 @@ function limiter(keyPrefix: string, points: number, duration: number, redis: Red
     : memory;
 }
 
+/**
+ * The budget a step spends: its repository's branch, and for a deployment step
+ * that branch's deployments to its environment. Branch names are signed claims,
+ * so no other branch can spend `main`'s.
+ */
+function branchKey(claims: StepClaims): string {
+  return hash(JSON.stringify([claims.iss, claims.repositoryUuid, claims.branchName ?? null, claims.deploymentEnvironmentUuid ?? null]));
+}
+
 /** The abuse limits applied to verified claims before the policy runs. */
 export class Limits {
   private readonly stepUses: RateLimiterAbstract | undefined;
-  private readonly repositoryRate: RateLimiterAbstract | undefined;
+  private readonly stepRate: RateLimiterAbstract | undefined;
+  private readonly branchRate: RateLimiterAbstract | undefined;
 
-  constructor(options: LimitsOptions) {
+  constructor(private readonly options: LimitsOptions) {
     if (options.maxUsesPerStep > 0) {
       this.stepUses = limiter('vaultgate:v1:step-uses', options.maxUsesPerStep, 3600, options.redis);
     }
-    if (options.ratePerRepositoryPerMinute > 0) {
-      this.repositoryRate = limiter('vaultgate:v1:repo-rate', options.ratePerRepositoryPerMinute, 60, options.redis);
+    if (options.ratePerStepPerMinute > 0) {
+      this.stepRate = limiter('vaultgate:v1:step-rate', options.ratePerStepPerMinute, 60, options.redis);
+    }
+    if (options.ratePerBranchPerMinute > 0) {
+      this.branchRate = limiter('vaultgate:v1:branch-rate', options.ratePerBranchPerMinute, 60, options.redis);
     }
   }
 
-  /** Throws RateLimitedError (429) or TokenError (401, a step's token used too often). */
-  async check(claims: StepClaims): Promise<void> {
-    if (this.repositoryRate) {
-      try {
-        await this.repositoryRate.consume(hash(`${claims.iss}\0${claims.repositoryUuid}`));
-      } catch (res) {
-        if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
-        throw res;
-      }
+  /**
+   * Spends the step's and its branch's rate (429 when over) and takes one of
+   * the step's uses (401 when none is left). The use is taken now, not after
+   * the secrets are served, so concurrent requests cannot share one use; the
+   * caller gives it back when the step gets no secrets.
+   */
+  async admit(claims: StepClaims): Promise<Admission> {
+    const step = hash(`${claims.iss}\0${claims.stepUuid}`);
+    // The step's own rate first: a runaway step is stopped before it spends its branch's budget.
+    await spend(this.stepRate, step, 'step');
+    await spend(this.branchRate, branchKey(claims), 'branch');
+    const uses = this.stepUses;
+    if (!uses) return NOTHING_TO_GIVE_BACK;
+
+    // The count lives as long as the verifier accepts the token: until exp plus the tolerance.
+    const acceptedUntil = Math.ceil((claims.exp ?? 0) + this.options.tokenGraceSeconds);
+    const options = { customDuration: Math.max(1, Math.ceil(acceptedUntil - Date.now() / 1000)) };
+    const giveBack = () =>
+      uses.reward(step, 1, options).then(
+        () => undefined,
+        (err: Error) => this.options.onError?.(err),
+      );
+    try {
+      await uses.consume(step, 1, options);
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res;
+      // A refused consume counted too: undone, so only uses served (or in flight) stay counted.
+      await giveBack();
+      throw new TokenError('ERR_TOKEN_REPLAY', 'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows');
     }
-    if (this.stepUses) {
-      // The count lives exactly as long as the token can be used.
-      const lifetime = Math.max(1, Math.ceil((claims.exp ?? 0) - Date.now() / 1000));
-      try {
-        await this.stepUses.consume(hash(`${claims.iss}\0${claims.stepUuid}`), 1, { customDuration: lifetime });
-      } catch (res) {
-        if (res instanceof RateLimiterRes) throw new TokenError('ERR_TOKEN_REPLAY', 'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows');
-        throw res;
-      }
-    }
+    let given = false;
+    return {
+      giveBack: async () => {
+        if (given) return;
+        given = true;
+        await giveBack();
+      },
+    };
+  }
+}
+
+async function spend(budget: RateLimiterAbstract | undefined, key: string, name: 'step' | 'branch'): Promise<void> {
+  if (!budget) return;
+  try {
+    await budget.consume(key);
+  } catch (res) {
+    if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)), name);
+    throw res;
   }
 }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import type { Registry } from 'prom-client';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
-import { createTokenVerifier } from '../auth/verify-token.js';
+import { CLOCK_TOLERANCE_SECONDS, createTokenVerifier } from '../auth/verify-token.js';
 import type { SecretCache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/memory-cache.js';
 import { RedisCache } from '../cache/redis-cache.js';
@@ -150,9 +150,15 @@ async function startParts(
     keys: issuerKeys,
     issuers: config.oidc.issuers,
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,
+    clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
   });
 
-  const limits = new Limits({ ...config.limits, redis });
+  const limits = new Limits({
+    ...config.limits,
+    tokenGraceSeconds: CLOCK_TOLERANCE_SECONDS,
+    redis,
+    onError: (err) => logger.warn({ error: err.message }, 'a step use could not be given back'),
+  });
 
   const readiness = async (): Promise<Readiness> => {
     // A failed reload leaves the last good policy serving: still ready.

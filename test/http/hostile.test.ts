@@ -16,7 +16,7 @@ const sentTokens: string[] = [];
 
 test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
-  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_RATE_LIMIT_PER_REPO: '0', VAULTGATE_LOG_LEVEL: 'info' }));
+  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_RATE_LIMIT_PER_BRANCH: '0', VAULTGATE_LOG_LEVEL: 'info' }));
 });
 
 test.after.always(async () => {

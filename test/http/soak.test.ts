@@ -24,7 +24,8 @@ test.before(async () => {
       REDIS_URL: redis.url,
       VAULTGATE_CACHE_KEY: Buffer.alloc(32, 9).toString('base64'),
       VAULTGATE_VAULT_TIMEOUT_MS: '1000',
-      VAULTGATE_RATE_LIMIT_PER_REPO: '0',
+      VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
+      VAULTGATE_RATE_LIMIT_PER_STEP: '0',
       VAULTGATE_LOG_LEVEL: 'warn',
     }),
   );

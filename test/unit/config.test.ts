@@ -25,7 +25,7 @@ test('defaults fill in what the documentation says', (t) => {
   t.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
   t.deepEqual(config.oidc.issuers, [{ issuer: valid.VAULTGATE_OIDC_ISSUERS, audiences: [valid.VAULTGATE_OIDC_AUDIENCES], algorithms: ['RS256'] }]);
   t.is(config.oidc.maxLifetimeSeconds, 7200);
-  t.deepEqual(config.limits, { maxUsesPerStep: 0, ratePerRepositoryPerMinute: 600, maxConcurrent: 256 });
+  t.deepEqual(config.limits, { maxUsesPerStep: 0, ratePerBranchPerMinute: 600, ratePerStepPerMinute: 60, maxConcurrent: 256 });
   t.is(config.tls, undefined);
   t.false(config.oidc.allowInsecureHttp);
   t.is(config.policy.dir, './policies');
@@ -113,6 +113,18 @@ test('every problem is reported at once, each naming its variable', (t) => {
   for (const name of ['VAULTGATE_LISTEN', 'VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR', 'VAULTGATE_CACHE_TTL']) {
     t.true(found.some((p) => p.startsWith(`${name}: `)), `${name} in ${found.join(' | ')}`);
   }
+});
+
+test('the branch rate keeps its older name, VAULTGATE_RATE_LIMIT_PER_REPO, unless both disagree', (t) => {
+  t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_BRANCH: '100' }).limits.ratePerBranchPerMinute, 100);
+  t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '0' }).limits.ratePerBranchPerMinute, 0);
+  t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '7', VAULTGATE_RATE_LIMIT_PER_BRANCH: '7' }).limits.ratePerBranchPerMinute, 7);
+  t.regex(
+    problems({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '7', VAULTGATE_RATE_LIMIT_PER_BRANCH: '8' }).join('\n'),
+    /^VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH.*set only VAULTGATE_RATE_LIMIT_PER_BRANCH/m,
+  );
+  t.regex(problems({ ...valid, VAULTGATE_RATE_LIMIT_PER_BRANCH: 'many' }).join('\n'), /^VAULTGATE_RATE_LIMIT_PER_BRANCH: must be a whole number/m);
+  t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_STEP: '0' }).limits.ratePerStepPerMinute, 0);
 });
 
 test('none and HMAC algorithms are refused', (t) => {

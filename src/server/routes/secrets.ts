@@ -28,21 +28,26 @@ export function secretsHandler(deps: SecretsRouteDeps) {
     }
     const claims = await deps.verifyToken(extractBearerToken(ctx.get('authorization') || undefined));
     audit.claims(claims);
-    await deps.limits.check(claims);
+    const admission = await deps.limits.admit(claims);
+    try {
+      const decision = deps.decider.decide(
+        { claims, request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() } },
+        audit.requestId,
+      );
+      audit.decision = decision.allow ? 'allow' : 'deny';
+      if (!decision.allow) throw new ForbiddenError();
+      audit.keys = Object.keys(decision.secrets).sort();
 
-    const decision = deps.decider.decide(
-      { claims, request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() } },
-      audit.requestId,
-    );
-    audit.decision = decision.allow ? 'allow' : 'deny';
-    if (!decision.allow) throw new ForbiddenError();
-    audit.keys = Object.keys(decision.secrets).sort();
-
-    const resolved = await deps.resolver.resolve(decision.secrets, `${claims.iss}\0${claims.sub}`);
-    audit.cacheHits = resolved.cacheHits;
-    audit.cacheMisses = resolved.cacheMisses;
-    ctx.status = 200;
-    ctx.type = 'application/json';
-    ctx.body = resolved.values;
+      const resolved = await deps.resolver.resolve(decision.secrets, `${claims.iss}\0${claims.sub}`);
+      audit.cacheHits = resolved.cacheHits;
+      audit.cacheMisses = resolved.cacheMisses;
+      ctx.status = 200;
+      ctx.type = 'application/json';
+      ctx.body = resolved.values;
+    } catch (err) {
+      // No secrets served, so no use spent: the retry a 503's Retry-After asks for still has it.
+      await admission.giveBack();
+      throw err;
+    }
   };
 }
