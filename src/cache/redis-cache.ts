@@ -9,14 +9,18 @@ export interface RedisCacheOptions {
   key: Buffer;
   /** Told about every failure the cache swallows (for logs and counters). */
   onError: (operation: string, err: Error) => void;
+  /** The clock sealed expiries are set and checked by (ms since the epoch). */
+  now?: () => number;
 }
 
 /** Shared cache between replicas, in Redis, every value sealed with AES-256-GCM. */
 export class RedisCache<V> implements SecretCache<V> {
   private readonly redis: Redis;
+  private readonly now: () => number;
 
   constructor(private readonly options: RedisCacheOptions) {
     this.redis = options.redis;
+    this.now = options.now ?? Date.now;
   }
 
   async getMany(keys: string[]): Promise<Array<V | undefined>> {
@@ -28,10 +32,17 @@ export class RedisCache<V> implements SecretCache<V> {
       this.options.onError('get', err as Error);
       return keys.map(() => undefined);
     }
+    const now = this.now();
     return raw.map((value, i) => {
       if (!value) return undefined;
       try {
-        return JSON.parse(unseal(this.options.key, keys[i]!, value).toString('utf8')) as V;
+        const { expiresAt, plaintext } = unseal(this.options.key, keys[i]!, value);
+        // Redis's TTL is whatever Redis was last told: still there past its sealed expiry, it was put back (or sealed by a clock behind ours).
+        if (expiresAt <= now) {
+          this.options.onError('expired', new Error(`sealed entry expired ${Math.ceil((now - expiresAt) / 1000)} s ago`));
+          return undefined;
+        }
+        return JSON.parse(plaintext.toString('utf8')) as V;
       } catch (err) {
         this.options.onError('unseal', err as Error);
         return undefined;
@@ -42,9 +53,11 @@ export class RedisCache<V> implements SecretCache<V> {
   async setMany(entries: CacheEntry<V>[]): Promise<void> {
     const live = entries.filter((e) => e.ttlSeconds > 0);
     if (live.length === 0) return;
+    const now = this.now();
     const batch = this.redis.multi();
     for (const e of live) {
-      batch.set(e.key, seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8')), 'EX', e.ttlSeconds);
+      const sealed = seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), now + e.ttlSeconds * 1000);
+      batch.set(e.key, sealed, 'EX', e.ttlSeconds);
     }
     try {
       await batch.exec();

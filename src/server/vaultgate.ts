@@ -51,6 +51,8 @@ export interface StartOptions {
   middleware?: Middleware[];
   /** The text GET /metrics answers; this process's own metrics when absent (a cluster worker asks the primary). */
   metricsText?: () => Promise<string>;
+  /** The clock cache entries expire by (ms since the epoch); Date.now when absent. Tests move it instead of sleeping. */
+  now?: () => number;
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
@@ -122,9 +124,9 @@ async function startParts(
   let cache: SecretCache<SecretRecord>;
   if (config.cache.redis) {
     redis = createRedisClient({ url: config.cache.redis.url, onError: (err) => bypassed('connection', err) });
-    cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed });
+    cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed, now: options.now ?? Date.now });
   } else {
-    cache = new MemoryCache<SecretRecord>();
+    cache = new MemoryCache<SecretRecord>({ now: options.now ?? Date.now });
   }
   closers.push(() => redis?.disconnect());
   closers.push(() => cache.close());

@@ -2,7 +2,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startVaultgate, type RunningVaultgate } from '../../src/server/vaultgate.js';
+import { startVaultgate, type RunningVaultgate, type StartOptions } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
 import { record } from './run-record.js';
@@ -122,6 +122,14 @@ export function policyDir(): string {
   return dir;
 }
 
+/** Adds test repositories (UUID → {name, secrets}) to the data.json of `env`'s policy directory. */
+export function addRepositories(env: Record<string, string>, repositories: Record<string, { name: string; secrets: Record<string, string> }>): void {
+  const file = join(env.VAULTGATE_POLICY_DIR!, 'data.json');
+  const data = JSON.parse(readFileSync(file, 'utf8'));
+  Object.assign(data.repositories, repositories);
+  writeFileSync(file, JSON.stringify(data, null, 2));
+}
+
 /** The environment a runner-facing vaultgate is started with in the tests. */
 export function gatewayEnv(issuer: TestIssuer, vault: TestVault, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -144,15 +152,15 @@ export interface Gateway extends RunningVaultgate {
   get(token?: string, init?: RequestInit): Promise<Response>;
 }
 
-/** vaultgate itself, in this process, listening on loopback; its log lines are kept. */
-export async function startGateway(env: Record<string, string>): Promise<Gateway> {
+/** vaultgate itself, in this process, listening on loopback; its log lines are kept. `options.now`: the cache's clock. */
+export async function startGateway(env: Record<string, string>, options: Pick<StartOptions, 'now'> = {}): Promise<Gateway> {
   const logs: string[] = [];
   const write = (line: string) => {
     logs.push(line);
     record('logs', line);
   };
   const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write } });
-  const running = await startVaultgate(loadConfig(env), logger);
+  const running = await startVaultgate(loadConfig(env), logger, options);
   return Object.assign(running, {
     logs,
     get: async (token?: string, init: RequestInit = {}) => {

@@ -45,8 +45,8 @@ export class TestRedis {
     this.child = undefined;
   }
 
-  /** One command on a short-lived connection. */
-  async command(name: string, ...args: string[]): Promise<unknown> {
+  /** One command on a short-lived connection (Buffers for raw values). */
+  async command(name: string, ...args: Array<string | Buffer>): Promise<unknown> {
     const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => undefined); // connect() rejects with the same error
     try {
