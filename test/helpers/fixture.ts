@@ -64,7 +64,7 @@ export async function seedVault(vault: TestVault): Promise<void> {
  * A real dynamic secret for DYNAMIC's grants: Vault's database engine minting
  * Redis ACL users on `server`, each read a new lease (database/creds/ci).
  */
-export async function enableDynamicRedisCredentials(vault: TestVault, server: TestRedis): Promise<void> {
+export async function enableDynamicRedisCredentials(vault: TestVault, server: TestRedis, options: { defaultTtl?: string } = {}): Promise<void> {
   await server.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
   await vault.mount('database', 'database');
   await vault.api('POST', 'database/config/redis', {
@@ -79,7 +79,7 @@ export async function enableDynamicRedisCredentials(vault: TestVault, server: Te
   await vault.api('POST', 'database/roles/ci', {
     db_name: 'redis',
     creation_statements: ['["~*", "+@read"]'],
-    default_ttl: '30m',
+    default_ttl: options.defaultTtl ?? '30m',
     max_ttl: '1h',
   });
 }
