@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { SecretCache } from '../cache/cache.js';
 import { SecretAccessDeniedError, SecretRefusedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
 import { parseReference, type SecretReference } from './reference.js';
@@ -11,8 +11,10 @@ export interface ResolverOptions {
   ttlSeconds: number;
   /** Time allowed for all of one request's Vault work together. */
   deadlineMs: number;
-  /** Separates cache entries of different Vault servers or namespaces sharing one Redis. */
+  /** Separates cache entries of different Vault servers, namespaces or vaultgate logins sharing one Redis. */
   scope: string;
+  /** Keys the entry names, so that Redis shows which entries exist but not which paths they hold. */
+  nameKey: Buffer;
 }
 
 export interface Resolved {
@@ -28,8 +30,6 @@ export function toEnvValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('base64url');
-
 /**
  * Turns a decision's grants (name → reference) into the flat map of values,
  * all or nothing: every path is read concurrently, from cache when it can be,
@@ -42,7 +42,12 @@ export class SecretResolver {
   private readonly keyPrefix: string;
 
   constructor(private readonly options: ResolverOptions) {
-    this.keyPrefix = `vaultgate:v1:${digest(options.scope).slice(0, 16)}:`;
+    this.keyPrefix = `vaultgate:v2:${this.name(['scope', options.scope]).slice(0, 16)}:`;
+  }
+
+  /** HMAC-SHA-256, not a plain hash: a path's entry name cannot be computed without the key. */
+  private name(parts: string[]): string {
+    return createHmac('sha256', this.options.nameKey).update(JSON.stringify(parts)).digest('base64url');
   }
 
   /**
@@ -116,7 +121,8 @@ export class SecretResolver {
   }
 
   private async readAll(paths: string[], dynamic: boolean[], step: string, deadline: number) {
-    const keys = paths.map((p, i) => this.keyPrefix + digest(dynamic[i] ? `step\0${step}\0${p}` : `path\0${p}`));
+    const scope = this.options.scope;
+    const keys = paths.map((p, i) => this.keyPrefix + this.name(dynamic[i] ? [scope, 'step', step, p] : [scope, 'path', p]));
     const caching = this.options.ttlSeconds > 0;
     const cached = caching ? await this.options.cache.getMany(keys) : paths.map(() => undefined);
 

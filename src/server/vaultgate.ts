@@ -1,3 +1,4 @@
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
@@ -8,7 +9,7 @@ import type { SecretCache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/memory-cache.js';
 import { RedisCache } from '../cache/redis-cache.js';
 import { createRedisClient } from '../cache/redis-client.js';
-import type { Config } from '../config/config.js';
+import type { Config, VaultAuth } from '../config/config.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
 import { PolicyDecider } from '../policy/decider.js';
@@ -66,6 +67,29 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
     logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
   return { name: 'vault', store: new VaultSecretStore(vault, config.vault.allowedMounts), health: () => vault.health(), stop: () => vault.stop() };
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
+
+/**
+ * Who vaultgate is to Vault, from the configuration alone: known at start with
+ * no Vault call, even while Vault is down. Deployments sharing Redis and a cache
+ * key share entries only when they log in as the same identity, which may read
+ * the same paths. Credentials are hashed: this only ever feeds an HMAC, but
+ * need not hold them.
+ */
+function vaultIdentity(auth: VaultAuth): string[] {
+  switch (auth.method) {
+    // A token is its own identity (as its accessor would be, one per token); another token, other entries.
+    case 'token':
+      return ['token', sha256(auth.token)];
+    // Every secret id of a role logs in with the role's policies.
+    case 'approle':
+      return ['approle', auth.mount, sha256(auth.roleId)];
+    case 'jwt':
+    case 'kubernetes':
+      return [auth.method, auth.mount, auth.role];
+  }
 }
 
 /** Builds every part from the configuration and starts listening. */
@@ -136,7 +160,11 @@ async function startParts(
     cache,
     ttlSeconds: config.cache.ttlSeconds,
     deadlineMs: config.vault.timeoutMs,
-    scope: `${config.vault.addr}\0${config.vault.namespace ?? ''}`,
+    scope: JSON.stringify([config.vault.addr, config.vault.namespace ?? '', ...vaultIdentity(config.vault.auth)]),
+    // Derived, so the key that names entries is not the one that seals them. Without Redis the names never leave the process.
+    nameKey: config.cache.redis
+      ? Buffer.from(hkdfSync('sha256', config.cache.redis.key, Buffer.alloc(0), 'vaultgate cache entry names v2', 32))
+      : randomBytes(32),
   });
 
   const issuerKeys = createIssuerKeys({
