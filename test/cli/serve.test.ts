@@ -135,15 +135,18 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
   t.is(await exited, 0);
 });
 
-test('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share the admin port too; the main port serves no diagnostics', async (t) => {
+// Serial, like the other tests added with the admin listener: three processes compiling the
+// policy at once, beside the concurrent tests, push start-ups past the 20 s that exitsBy allows.
+test.serial('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share the admin port too; the main port serves no diagnostics', async (t) => {
   const [port, adminPort] = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}` };
-  const { child, exited } = spawnServe(env);
+  const { child, output, exited } = spawnServe(env);
   const main = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
-  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').filter(Boolean);
+  // Both started (each logs once it has opened both ports), so the primary's metrics ask both.
+  const started = () => output().match(/"msg":"vaultgate listening"/g)?.length ?? 0;
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetch(`${admin}/readyz`)).ok);
+    await waitFor('two workers', async () => started() === 2 && (await fetch(`${admin}/readyz`)).ok);
     const get = async () => (await fetch(`${main}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
     t.deepEqual([...new Set(await Promise.all(Array.from({ length: 10 }, get)))], [200]);
 
@@ -295,7 +298,7 @@ for (const workers of ['1', '2']) {
 }
 
 for (const workers of ['1', '2']) {
-  test(`serve with a taken admin port (${workers} worker${workers === '1' ? '' : 's'}) names VAULTGATE_ADMIN_LISTEN and exits non-zero`, async (t) => {
+  test.serial(`serve with a taken admin port (${workers} worker${workers === '1' ? '' : 's'}) names VAULTGATE_ADMIN_LISTEN and exits non-zero`, async (t) => {
     const taken = await takenPort();
     try {
       const env = {
