@@ -479,6 +479,11 @@ test('NOTES.txt tells how to point the runners at the Service', async (t) => {
   const configured = await show(['--values', ALL_ON, '--set', 'service.port=8443']);
   t.regex(configured, /^  SECRET_PROVIDER_URI=https:\/\/vg-vaultgate\.ci\.svc:8443\/secrets$/m);
   t.notRegex(configured, /NOT CONFIGURED/);
+  t.regex(configured, /port-forward service\/vg-vaultgate 8080:8443\n.*127\.0\.0\.1:8080\/policy/s);
+  // With adminPort, /readyz's detail and /policy are there, not on the runners' port.
+  const admin = await show(['--values', ALL_ON, '--set', 'adminPort=9191']);
+  t.regex(admin, /port-forward service\/vg-vaultgate 9090:9191\n.*127\.0\.0\.1:9090\/readyz.*127\.0\.0\.1:9090\/policy/s);
+  t.notRegex(admin, /127\.0\.0\.1:8080\/policy/);
 });
 
 test('values.yaml has a comment above every value', (t) => {
