@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
-import { clusterMetricsText, runPrimary, shareMetrics } from '../server/cluster.js';
+import { announceStarted, clusterMetricsText, runPrimary, shareMetrics } from '../server/cluster.js';
 
 /** Time in-flight requests get to finish after SIGTERM. */
 const DRAIN_MS = 10_000;
@@ -37,7 +37,10 @@ export async function serve(): Promise<number> {
     if (cluster.isWorker) process.exit(1);
     return 1;
   }
-  if (cluster.isWorker) shareMetrics(running.metrics);
+  if (cluster.isWorker) {
+    shareMetrics(running.metrics);
+    announceStarted();
+  }
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => process.exit(1), DRAIN_MS).unref();

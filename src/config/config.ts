@@ -51,6 +51,11 @@ export interface IssuerSettings {
 
 export interface Config {
   listen: { host: string; port: number };
+  /**
+   * A second listener for operators and Prometheus only: /metrics, /policy and /readyz with
+   * detail. Set, the runner-facing port stops serving those; unset, it serves them as before.
+   */
+  adminListen: { host: string; port: number } | undefined;
   /** Processes serving requests (the cluster module); 1 serves from this process alone. */
   workers: number;
   /** Serve HTTPS with this certificate and key (PEM files, reloaded when they change). */
@@ -178,19 +183,21 @@ function perIssuer(entries: string[]): { all: string[]; byIssuer: Map<string, st
   return { all, byIssuer };
 }
 
+/** `host:port`, or `[v6]:port`, as the listeners take it. */
+const hostPort = (example: string) =>
+  z.string().transform((v, ctx) => {
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(v.trim());
+    const port = m ? Number(m[2]) : -1;
+    if (!m || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `must be host:port, for example ${example}` });
+      return z.NEVER;
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+
 const env = z.object({
-  VAULTGATE_LISTEN: z
-    .string()
-    .default('0.0.0.0:8080')
-    .transform((v, ctx) => {
-      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(v.trim());
-      const port = m ? Number(m[2]) : -1;
-      if (!m || port > 65535) {
-        ctx.addIssue({ code: 'custom', message: 'must be host:port, for example 0.0.0.0:8080' });
-        return z.NEVER;
-      }
-      return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-    }),
+  VAULTGATE_LISTEN: z.string().default('0.0.0.0:8080').pipe(hostPort('0.0.0.0:8080')),
+  VAULTGATE_ADMIN_LISTEN: hostPort('0.0.0.0:9090').optional(),
   VAULTGATE_OIDC_ISSUERS: z
     .string({ message: 'required: set it to the comma-separated issuer URLs to trust, e.g. https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc' })
     .transform(list)
@@ -366,6 +373,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
+  const admin = e.VAULTGATE_ADMIN_LISTEN;
+  if (admin && admin.port !== 0 && admin.port === e.VAULTGATE_LISTEN.port && admin.host === e.VAULTGATE_LISTEN.host) {
+    problems.push('VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN\'s address; give the admin listener a port of its own (e.g. 0.0.0.0:9090), one runners cannot reach');
+  }
+
   const auth = vaultAuth(e, problems);
 
   const perRepo = e.VAULTGATE_RATE_LIMIT_PER_REPO;
@@ -394,6 +406,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     listen: e.VAULTGATE_LISTEN,
+    adminListen: e.VAULTGATE_ADMIN_LISTEN,
     workers: e.VAULTGATE_WORKERS,
     tls: e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY } : undefined,
     oidc: {

@@ -5,7 +5,8 @@ import type { PolicyHolder } from '../policy/policy-holder.js';
 import { audited } from './audit.js';
 import { OverloadedError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { healthHandler, readyHandler, type Readiness } from './routes/health.js';
+import type { ReadinessCache } from './readiness.js';
+import { healthHandler, readyHandler } from './routes/health.js';
 import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
 
 export interface AppDeps extends SecretsRouteDeps {
@@ -13,7 +14,12 @@ export interface AppDeps extends SecretsRouteDeps {
   policy: PolicyHolder;
   logger: Logger;
   metrics: Metrics;
-  readiness: () => Promise<Readiness>;
+  readiness: ReadinessCache;
+  /**
+   * Whether this port serves the diagnostics too (/metrics, /policy, /readyz with
+   * detail): true when there is no admin listener, as before it existed.
+   */
+  diagnostics: boolean;
   /** Secret requests handled at once; more are refused at once with 503 rather than queued. */
   maxConcurrent: number;
   /** Mounted before vaultgate's routes. */
@@ -21,6 +27,8 @@ export interface AppDeps extends SecretsRouteDeps {
   /** What GET /metrics answers (aggregated over workers in a cluster). */
   metricsText: () => Promise<string>;
 }
+
+export type AdminAppDeps = Pick<AppDeps, 'policy' | 'logger' | 'metrics' | 'readiness' | 'metricsText'>;
 
 /** Caps requests in flight. By hand: a counter, which no package does better. */
 function concurrencyCap(max: number): Middleware {
@@ -36,15 +44,37 @@ function concurrencyCap(max: number): Middleware {
   };
 }
 
-/** The HTTP surface: /secrets for runners, /healthz and /readyz for orchestrators, /metrics for Prometheus. */
+/**
+ * The runner-facing port: /secrets, and /healthz and /readyz for probes. Its
+ * /readyz answers from the readiness cache, so however many build containers ask,
+ * Vault sees at most one check per interval. With `diagnostics`, also /metrics,
+ * /policy and the readiness detail (no admin listener configured).
+ */
 export function createApp(deps: AppDeps): Koa {
-  const app = new Koa();
   const router = new Router();
   const secrets = [audited(deps.logger, deps.metrics), concurrencyCap(deps.maxConcurrent), secretsHandler(deps)] as const;
   router.get('/secrets', ...secrets);
   router.post('/secrets', ...secrets);
   router.get('/healthz', healthHandler());
-  router.get('/readyz', readyHandler(deps.readiness));
+  router.get('/readyz', readyHandler(() => deps.readiness.cached(), { detail: deps.diagnostics }));
+  if (deps.diagnostics) diagnosticRoutes(router, deps);
+  return serving(router, deps.logger, deps.middleware ?? []);
+}
+
+/**
+ * The admin listener (VAULTGATE_ADMIN_LISTEN), for operators and Prometheus:
+ * /metrics, /policy, /readyz checked afresh and naming each part, and /healthz.
+ */
+export function createAdminApp(deps: AdminAppDeps): Koa {
+  const router = new Router();
+  router.get('/healthz', healthHandler());
+  router.get('/readyz', readyHandler(() => deps.readiness.fresh(), { detail: true }));
+  diagnosticRoutes(router, deps);
+  return serving(router, deps.logger, []);
+}
+
+/** What only operators should read: the policy's state and errors (source lines), and the metrics. */
+function diagnosticRoutes(router: Router, deps: AdminAppDeps): void {
   router.get('/policy', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = deps.policy.status();
@@ -53,13 +83,17 @@ export function createApp(deps: AppDeps): Koa {
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metricsText();
   });
+}
 
+/** A Koa app serving `router`, with JSON bodies for failures, 404 and 405. */
+function serving(router: Router, logger: Logger, middleware: Middleware[]): Koa {
+  const app = new Koa();
   app.use(async (ctx, next) => {
     try {
       await next();
     } catch (err) {
       // Only failures outside /secrets reach here (/readyz, /metrics); say nothing of them to the caller.
-      deps.logger.error({ error: (err as Error).message, path: ctx.path }, 'request failed');
+      logger.error({ error: (err as Error).message, path: ctx.path }, 'request failed');
       ctx.status = 500;
       ctx.body = { error: 'internal_error' };
     }
@@ -73,7 +107,7 @@ export function createApp(deps: AppDeps): Koa {
       ctx.body = { error: 'method_not_allowed' };
     }
   });
-  for (const m of deps.middleware ?? []) app.use(m);
+  for (const m of middleware) app.use(m);
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.silent = true;

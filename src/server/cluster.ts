@@ -6,6 +6,8 @@ import type { Logger } from '../log/logger.js';
 
 const METRICS_REQUEST = 'vaultgate:metrics';
 const METRICS_REPLY = 'vaultgate:metrics-reply';
+/** A worker has opened every listener (the main port, and the admin one when configured). */
+const STARTED = 'vaultgate:started';
 
 interface MetricsMessage {
   type: string;
@@ -32,7 +34,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   const aggregator = new AggregatorRegistry();
   // Keeps the limit counters of workers that have no Redis to share them in (src/limits).
   new RateLimiterClusterMaster();
-  const listening = new Set<number>();
+  // Workers that started: not Node's 'listening' event, which fires at the first of two listeners.
+  const started = new Set<number>();
   let stopping = false;
   let exitCode = 0;
   const alive = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
@@ -41,8 +44,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     const finishIfDone = () => {
       if (alive().length === 0) resolve(exitCode);
     };
-    cluster.on('listening', (worker) => listening.add(worker.id));
     cluster.on('message', (worker, message: MetricsMessage) => {
+      if (message?.type === STARTED) started.add(worker.id);
       if (message?.type !== METRICS_REQUEST) return;
       aggregator.clusterMetrics().then(
         (text) => worker.send({ type: METRICS_REPLY, id: message.id, text }),
@@ -56,8 +59,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         finishIfDone();
         return;
       }
-      if (!listening.has(worker.id)) {
-        // It never started (bad policy, say): the others would fail the same way.
+      if (!started.has(worker.id)) {
+        // It never started (bad policy, a taken port, say): the others would fail the same way.
         stopping = true;
         exitCode = code ?? 1;
         for (const other of alive()) other.kill('SIGTERM');
@@ -86,6 +89,11 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     for (let i = 0; i < options.workers; i++) cluster.fork();
     logger.info({ workers: options.workers }, 'vaultgate primary started its workers');
   });
+}
+
+/** In a worker: tell the primary every listener is open, so a later death is replaced rather than fatal. */
+export function announceStarted(): void {
+  process.send!({ type: STARTED, id: '' });
 }
 
 /** In a worker: offer this registry to the primary's aggregation. */

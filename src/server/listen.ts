@@ -29,6 +29,8 @@ export interface ListenOptions {
   port: number;
   tls?: { certFile: string; keyFile: string } | undefined;
   logger: Logger;
+  /** The variable that set this address, named when it cannot be opened (VAULTGATE_LISTEN by default). */
+  variable?: string;
 }
 
 /** Serves the app over HTTP, or HTTPS with a certificate reloaded whenever its files change. */
@@ -74,16 +76,16 @@ export async function listen(handler: RequestListener, options: ListenOptions): 
 }
 
 /** Why the socket could not be opened, in words that say what to change. */
-function listenError(err: NodeJS.ErrnoException, { host, port }: ListenOptions): Error {
+function listenError(err: NodeJS.ErrnoException, { host, port, variable = 'VAULTGATE_LISTEN' }: ListenOptions): Error {
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const hint =
     err.code === 'EADDRINUSE'
-      ? 'another process is listening there; stop it or set VAULTGATE_LISTEN to a free host:port'
+      ? `another process is listening there; stop it or set ${variable} to a free host:port`
       : err.code === 'EACCES'
-        ? 'this user may not open that port; use a port above 1023 or grant the capability'
+        ? `this user may not open that port; set ${variable} to a port above 1023 or grant the capability`
         : err.code === 'EADDRNOTAVAIL'
-          ? 'no interface of this machine has that address; check VAULTGATE_LISTEN'
-          : err.message;
+          ? `no interface of this machine has that address; check ${variable}`
+          : `${err.message}; check ${variable}`;
   return new ListenError(`cannot listen on ${where} (${err.code ?? 'error'}): ${hint}`, { cause: err });
 }
 

@@ -18,9 +18,10 @@ import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
-import { createApp } from './app.js';
-import { listen } from './listen.js';
+import { createAdminApp, createApp } from './app.js';
+import { listen, type Listening } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { ReadinessCache, type ReadinessCacheOptions } from './readiness.js';
 import type { Readiness } from './routes/health.js';
 
 export interface RunningVaultgate {
@@ -30,6 +31,8 @@ export interface RunningVaultgate {
   reloadPolicy(): Promise<void>;
   /** Base URL it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** Base URL of the admin listener (VAULTGATE_ADMIN_LISTEN), when there is one. */
+  adminUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -54,6 +57,8 @@ export interface StartOptions {
   metricsText?: () => Promise<string>;
   /** The clock cache entries expire by (ms since the epoch); Date.now when absent. Tests move it instead of sleeping. */
   now?: () => number;
+  /** How the runner-facing /readyz caches (tests: no caching, or a clock of its own; else `now`). */
+  readiness?: Pick<ReadinessCacheOptions, 'maxAgeMs' | 'now'>;
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
@@ -190,7 +195,7 @@ async function startParts(
     onError: (err) => logger.warn({ error: err.message }, 'a step use could not be given back'),
   });
 
-  const readiness = async (): Promise<Readiness> => {
+  const check = async (): Promise<Readiness> => {
     // A failed reload leaves the last good policy serving: still ready.
     const checks: Record<string, string> = { policy: `ok (${policy.current.revision.slice(0, 12)})` };
     const [backendHealth, redisState] = await Promise.all([
@@ -207,6 +212,8 @@ async function startParts(
     return { ready: backendHealth.ok && (redisState === 'ok' || !redis), checks };
   };
 
+  const readiness = new ReadinessCache({ check, logger, now: options.now ?? Date.now, ...options.readiness });
+  const metricsText = options.metricsText ?? (() => metrics.registry.metrics());
   const app = createApp({
     verifyToken,
     limits,
@@ -216,13 +223,21 @@ async function startParts(
     logger,
     metrics,
     readiness,
+    diagnostics: !config.adminListen,
     maxConcurrent: config.limits.maxConcurrent,
     middleware: options.middleware ?? [],
-    metricsText: options.metricsText ?? (() => metrics.registry.metrics()),
+    metricsText,
   });
   const listening = await listen(app.callback(), { ...config.listen, tls: config.tls, logger });
   closers.push(() => listening.close());
-  logger.info({ url: listening.url }, 'vaultgate listening');
+  let admin: Listening | undefined;
+  if (config.adminListen) {
+    // Same TLS as the main port: readiness detail and policy errors are for operators' eyes only.
+    const adminApp = createAdminApp({ policy, logger, metrics, readiness, metricsText });
+    admin = await listen(adminApp.callback(), { ...config.adminListen, tls: config.tls, logger, variable: 'VAULTGATE_ADMIN_LISTEN' });
+    closers.push(() => admin?.close());
+  }
+  logger.info({ url: listening.url, ...(admin ? { adminUrl: admin.url } : {}) }, 'vaultgate listening');
   // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS;
   // after listening, because `vaultgate dev` serves its own issuer on this server.
   issuerKeys.warm().catch((err: Error) => logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'));
@@ -231,6 +246,7 @@ async function startParts(
     server: listening.server,
     metrics: metrics.registry,
     url: listening.url,
+    adminUrl: admin?.url,
     reloadPolicy: () => policy.reload(),
   };
 }

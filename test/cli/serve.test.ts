@@ -135,6 +135,38 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
   t.is(await exited, 0);
 });
 
+// Serial, like the other tests added with the admin listener: three processes compiling the
+// policy at once, beside the concurrent tests, push start-ups past the 20 s that exitsBy allows.
+test.serial('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share the admin port too; the main port serves no diagnostics', async (t) => {
+  const [port, adminPort] = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}` };
+  const { child, output, exited } = spawnServe(env);
+  const main = `http://127.0.0.1:${port}`;
+  const admin = `http://127.0.0.1:${adminPort}`;
+  // Both started (each logs once it has opened both ports), so the primary's metrics ask both.
+  const started = () => output().match(/"msg":"vaultgate listening"/g)?.length ?? 0;
+  try {
+    await waitFor('two workers', async () => started() === 2 && (await fetch(`${admin}/readyz`)).ok);
+    const get = async () => (await fetch(`${main}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
+    t.deepEqual([...new Set(await Promise.all(Array.from({ length: 10 }, get)))], [200]);
+
+    t.is((await fetch(`${main}/metrics`)).status, 404);
+    t.is((await fetch(`${main}/policy`)).status, 404);
+    t.deepEqual(await (await fetch(`${main}/readyz`)).json(), { status: 'ready' });
+
+    // A new connection each time: the primary hands them to the workers in turn, and each answers the same.
+    for (let i = 0; i < 4; i++) {
+      const metrics = await (await fetch(`${admin}/metrics`, { headers: { Connection: 'close' } })).text();
+      t.regex(metrics, /vaultgate_secrets_requests_total\{status="200"\} 10\b/, 'summed over both workers');
+    }
+    t.like(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready', checks: { vault: 'ok' } });
+    t.regex(((await (await fetch(`${admin}/policy`)).json()) as { revision: string }).revision, /^[0-9a-f]{12,}/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  t.is(await exited, 0);
+});
+
 test('with workers and no Redis, the limits count across workers: a one-use step token works once', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_MAX_USES_PER_STEP: '1' };
@@ -265,6 +297,29 @@ for (const workers of ['1', '2']) {
       const code = await exitsAfterSaying(serve, said);
       t.not(code, 0);
       t.regex(serve.output(), /"msg":"vaultgate could not start"/);
+    } finally {
+      await taken.close();
+    }
+  });
+}
+
+for (const workers of ['1', '2']) {
+  test.serial(`serve with a taken admin port (${workers} worker${workers === '1' ? '' : 's'}) names VAULTGATE_ADMIN_LISTEN and exits non-zero`, async (t) => {
+    const taken = await takenPort();
+    try {
+      const env = {
+        ...gatewayEnv(issuer, vault),
+        VAULTGATE_LISTEN: `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`,
+        VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${taken.port}`,
+        VAULTGATE_WORKERS: workers,
+      };
+      const serve = spawnServe(env);
+      const code = await exitsBy(serve, 20);
+      t.not(code, 0);
+      t.regex(serve.errors(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\): .*set VAULTGATE_ADMIN_LISTEN to a free host:port`));
+      t.regex(serve.output(), /"msg":"vaultgate could not start"/);
+      // Not replaced over and over: the worker opened the main port, but never started.
+      t.notRegex(serve.output(), /worker died; starting another/);
     } finally {
       await taken.close();
     }

@@ -285,6 +285,9 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   t.truthy(allOn.tls, 'HTTPS');
   t.deepEqual(allOn.vault.allowedMounts, { mounts: ['kv', 'database'] }, 'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS');
   t.deepEqual(allOn.vault.haOrigins, ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'], 'vault.haAddrs reaches VAULT_HA_ADDRS');
+  const withAdmin = loadConfig(resolved((await render(t, { files: [ALL_ON], set: ['adminPort=9090'] })).objects));
+  t.deepEqual(withAdmin.adminListen, { host: '0.0.0.0', port: 9090 }, 'adminPort reaches VAULTGATE_ADMIN_LISTEN');
+  t.is(allOn.adminListen, undefined, 'no admin listener unless asked');
   // Unconfigured defaults: the pods stop at once, naming what is missing (as NOTES.txt warns).
   const error = t.throws(() => loadConfig(resolved(defaultsObjects)), { instanceOf: ConfigError });
   for (const variable of ['VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR']) t.regex(error?.message ?? '', new RegExp(variable));
@@ -476,6 +479,11 @@ test('NOTES.txt tells how to point the runners at the Service', async (t) => {
   const configured = await show(['--values', ALL_ON, '--set', 'service.port=8443']);
   t.regex(configured, /^  SECRET_PROVIDER_URI=https:\/\/vg-vaultgate\.ci\.svc:8443\/secrets$/m);
   t.notRegex(configured, /NOT CONFIGURED/);
+  t.regex(configured, /port-forward service\/vg-vaultgate 8080:8443\n.*127\.0\.0\.1:8080\/policy/s);
+  // With adminPort, /readyz's detail and /policy are there, not on the runners' port.
+  const admin = await show(['--values', ALL_ON, '--set', 'adminPort=9191']);
+  t.regex(admin, /port-forward service\/vg-vaultgate 9090:9191\n.*127\.0\.0\.1:9090\/readyz.*127\.0\.0\.1:9090\/policy/s);
+  t.notRegex(admin, /127\.0\.0\.1:8080\/policy/);
 });
 
 test('values.yaml has a comment above every value', (t) => {
@@ -497,6 +505,26 @@ test('values.yaml has a comment above every value', (t) => {
     previous = line;
   });
   t.deepEqual(bare, [], 'values without a comment line above them');
+});
+
+test('adminPort adds an admin container port and Service port, scraped by the ServiceMonitor; probes and runners stay on http', async (t) => {
+  const { yaml, objects } = await render(t, { files: [ALL_ON], set: ['adminPort=9090'] });
+  const validated = await run(VALIDATE, [], yaml);
+  t.is(validated.code, 0, validated.stderr);
+  t.deepEqual(container(objects).ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]), [['http', 8080], ['admin', 9090]]);
+  t.is(envValue(objects, 'VAULTGATE_ADMIN_LISTEN'), '0.0.0.0:9090');
+  t.deepEqual(only(objects, 'Service').spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]), [['http', 'http'], ['admin', 'admin']]);
+  t.like(only(objects, 'ServiceMonitor').spec.endpoints[0], { port: 'admin', path: '/metrics' });
+  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) t.is(container(objects)[probe].httpGet.port, 'http', probe);
+  const np = only(objects, 'NetworkPolicy');
+  t.deepEqual(np.spec.ingress[0].ports, [{ port: 'http', protocol: 'TCP' }], 'runners reach the http port only');
+  t.deepEqual(np.spec.ingress[1].ports, [{ port: 'admin', protocol: 'TCP' }], 'the scrapers reach the admin port');
+
+  const off = (await render(t, { files: [ALL_ON] })).objects;
+  t.is(envValue(off, 'VAULTGATE_ADMIN_LISTEN'), undefined);
+  t.is(container(off).ports.length, 1);
+  t.is(only(off, 'Service').spec.ports.length, 1);
+  t.regex((await refused(t, { set: ['adminPort=0'] })), /adminPort/);
 });
 
 test('optional parts render only when on: PDB by default; HPA, NetworkPolicy, ServiceMonitor on request', async (t) => {

@@ -152,15 +152,20 @@ export interface Gateway extends RunningVaultgate {
   get(token?: string, init?: RequestInit): Promise<Response>;
 }
 
-/** vaultgate itself, in this process, listening on loopback; its log lines are kept. `options.now`: the cache's clock. */
-export async function startGateway(env: Record<string, string>, options: Pick<StartOptions, 'now'> = {}): Promise<Gateway> {
+/**
+ * vaultgate itself, in this process, listening on loopback; its log lines are kept.
+ * Its /readyz checks afresh on every call unless `options.readiness` says otherwise:
+ * the tests that stop Vault or Redis read readiness right after; test/http/admin
+ * tests the cache, with a clock of its own.
+ */
+export async function startGateway(env: Record<string, string>, options: StartOptions = {}): Promise<Gateway> {
   const logs: string[] = [];
   const write = (line: string) => {
     logs.push(line);
     record('logs', line);
   };
   const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write } });
-  const running = await startVaultgate(loadConfig(env), logger, options);
+  const running = await startVaultgate(loadConfig(env), logger, { readiness: { maxAgeMs: 0 }, ...options });
   return Object.assign(running, {
     logs,
     get: async (token?: string, init: RequestInit = {}) => {

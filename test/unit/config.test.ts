@@ -155,6 +155,15 @@ test('IPv6 listen addresses are accepted', (t) => {
   t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '[::1]:9000' }).listen, { host: '::1', port: 9000 });
 });
 
+test('VAULTGATE_ADMIN_LISTEN: unset, no admin listener; set, host:port of its own', (t) => {
+  t.is(loadConfig(valid).adminListen, undefined);
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ADMIN_LISTEN: '127.0.0.1:9090' }).adminListen, { host: '127.0.0.1', port: 9090 });
+  t.deepEqual(problems({ ...valid, VAULTGATE_ADMIN_LISTEN: '9090' }), ['VAULTGATE_ADMIN_LISTEN: must be host:port, for example 0.0.0.0:9090']);
+  t.regex(problems({ ...valid, VAULTGATE_LISTEN: '0.0.0.0:8080', VAULTGATE_ADMIN_LISTEN: '0.0.0.0:8080' })[0]!, /^VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; .*port of its own/);
+  // Port 0 (any free port, as the tests use) is no clash.
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '127.0.0.1:0', VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0' }).adminListen, { host: '127.0.0.1', port: 0 });
+});
+
 test('VAULTGATE_ALLOWED_MOUNTS: unset, the default engine types; set, exactly the listed mount paths', (t) => {
   t.deepEqual(loadConfig(valid).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
   t.true(DEFAULT_MOUNT_TYPES.includes('kv') && DEFAULT_MOUNT_TYPES.includes('database'));

@@ -14,12 +14,18 @@ export function healthHandler() {
   };
 }
 
-/** GET /readyz: 200 only when every part vaultgate needs answers. */
-export function readyHandler(check: () => Promise<Readiness>) {
+/**
+ * GET /readyz: 200 only when every part vaultgate needs answers. With `detail`,
+ * the body names each part and what is wrong with it (Vault's error text, say):
+ * for operators, so only where runners cannot ask (the admin listener, or the
+ * main port when there is none). Without, only the status.
+ */
+export function readyHandler(check: () => Promise<Readiness>, { detail }: { detail: boolean }) {
   return async (ctx: Context) => {
     const readiness = await check();
     ctx.set('Cache-Control', 'no-store');
     ctx.status = readiness.ready ? 200 : 503;
-    ctx.body = { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks };
+    const status = readiness.ready ? 'ready' : 'not_ready';
+    ctx.body = detail ? { status, checks: readiness.checks } : { status };
   };
 }

@@ -1,0 +1,69 @@
+import type { Logger } from '../log/logger.js';
+import type { Readiness } from './routes/health.js';
+
+/**
+ * How long a readiness result answers the runner-facing /readyz. A check is two
+ * Vault calls and a Redis ping; every build container can reach that port, so
+ * however often it is asked, it costs Vault at most one check per this interval
+ * (per worker). Shorter than any sensible probe period, so probes still see changes.
+ */
+export const READINESS_MAX_AGE_MS = 5000;
+
+export interface ReadinessCacheOptions {
+  check: () => Promise<Readiness>;
+  logger: Logger;
+  /** READINESS_MAX_AGE_MS unless a test says otherwise. */
+  maxAgeMs?: number;
+  /** The clock the age is measured with; a test's own clock, so tests do not sleep. */
+  now?: () => number;
+}
+
+/**
+ * Readiness, checked at most once per interval for the runner-facing port however
+ * many callers ask, and fresh on demand for the admin port. One check runs at a
+ * time: callers arriving while it runs wait for it rather than starting another.
+ */
+export class ReadinessCache {
+  private last: { at: number; result: Readiness } | undefined;
+  private running: Promise<Readiness> | undefined;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: ReadinessCacheOptions) {
+    this.maxAgeMs = options.maxAgeMs ?? READINESS_MAX_AGE_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A result at most the interval old (not ready ones too: an outage must not multiply checks). */
+  cached(): Promise<Readiness> {
+    if (this.last && this.now() - this.last.at < this.maxAgeMs) return Promise.resolve(this.last.result);
+    return this.fresh();
+  }
+
+  /** A check started now, or the one already running; it becomes the cached result. */
+  fresh(): Promise<Readiness> {
+    this.running ??= this.options
+      .check()
+      .then((result) => {
+        this.remember(result);
+        return result;
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private remember(result: Readiness): void {
+    const before = this.last?.result;
+    this.last = { at: this.now(), result };
+    // The runner-facing /readyz says no more than ready or not: the log says why, once per change.
+    if (before?.ready !== result.ready || (!result.ready && JSON.stringify(before?.checks) !== JSON.stringify(result.checks))) {
+      if (result.ready) {
+        if (before) this.options.logger.info({ checks: result.checks }, 'ready');
+      } else {
+        this.options.logger.warn({ checks: result.checks }, 'not ready');
+      }
+    }
+  }
+}
