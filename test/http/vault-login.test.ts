@@ -64,8 +64,8 @@ test.serial('an AppRole token that expires in seconds is renewed before it does,
 });
 
 test.serial('a renewable VAULT_TOKEN is renewed too; once revoked, readiness and requests say so', async (t) => {
-  const created = Date.now();
   const token = (await vault.api('POST', 'auth/token/create', { ttl: '4s', policies: ['short'], renewable: true })).auth.client_token as string;
+  const created = Date.now(); // no earlier than Vault issued it
   const g = await gateway({ VAULT_TOKEN: token });
   const renewals = count('auth/token/renew-self');
   await waitFor('the token renewed', async () => count('auth/token/renew-self') > renewals, 15_000);
