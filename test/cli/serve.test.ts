@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import getPort from 'get-port';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, PAYMENTS, SEEDED, startVaultAndIssuer } from '../helpers/fixture.js';
+import { fetchRecorded, gatewayEnv, PAYMENTS, SEEDED, startVaultAndIssuer } from '../helpers/fixture.js';
 import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
 import { runCli, spawnCli, spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { record } from '../helpers/run-record.js';
@@ -39,7 +39,7 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   const tokens: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    await waitFor('vaultgate readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const token = await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } });
     const response = await fetch(`http://127.0.0.1:${port}/secrets`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     t.is(response.status, 200);
@@ -60,19 +60,22 @@ test('npm start with the documented variables serves a runner request, and SIGTE
 
 test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits 0', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
-  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const { child, exited } = spawnServe(env);
+  // Decision log lines say a request has passed the policy and is reading Vault.
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_DECISION_LOG: 'true' };
+  const { child, exited, output } = spawnServe(env);
   const url = `http://127.0.0.1:${port}/secrets`;
   const get = async (claims: Record<string, unknown>) =>
     fetch(url, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims })}` } });
   try {
-    await waitFor('vaultgate readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200);
     t.is((await get({ branchName: 'feature/warm' })).status, 200);
     vault.pause();
     const inFlight = get({ branchName: 'main' }); // needs a Vault read that cannot finish yet
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('the request waiting on Vault', async () =>
+      output().split('\n').some((l) => l.includes('"msg":"decision log"') && l.includes('"branchName":"main"')), 15_000, child);
     child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    // Logged in the same tick as the listener is closed.
+    await waitFor('the shutdown under way', async () => output().includes('"msg":"shutting down"'), 15_000);
     await t.throwsAsync(get({ branchName: 'feature/late' }), undefined, 'new connections are refused');
     vault.resume();
     const response = await inFlight;
@@ -92,11 +95,12 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
   cpSync(base.VAULTGATE_POLICY_DIR!, dir, { recursive: true });
   const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_POLICY_WATCH: 'false', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
   const { child, output } = spawnServe(env);
-  const revision = async () => ((await (await fetch(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
+  const revision = async () => ((await (await fetchRecorded(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
     const before = await revision();
     appendFileSync(join(dir, 'vaultgate.rego'), '\n# an edit\n');
+    // Left a sleep: this asserts that no reload happens, which only a window of time can show.
     await new Promise((r) => setTimeout(r, 1500));
     t.is(await revision(), before, 'no watching');
     child.kill('SIGHUP');
@@ -115,7 +119,7 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
   const get = async () =>
     (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
     const statuses = await Promise.all(Array.from({ length: 20 }, get));
     t.deepEqual([...new Set(statuses)], [200]);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -181,7 +185,7 @@ test('with workers and no Redis, the limits count across workers: a one-use step
       }).on('error', reject);
     });
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
     const token = await issuer.mint(PAYMENTS);
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push(await get(token));

@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './processes.js';
-import { record } from './run-record.js';
+import { record, recordCredentials } from './run-record.js';
 
 const exec = promisify(execFile);
 
@@ -18,6 +18,7 @@ export const BIN = join(ROOT, 'bin', 'vaultgate.js');
  * commands' standard output is their product (`vaultgate token` prints a token).
  */
 export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  recordCredentials(env);
   try {
     const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { cwd: ROOT, env });
     return logged(args, { code: 0, stdout, stderr });
@@ -56,6 +57,7 @@ export function spawnServe(env: Record<string, string>, options: SpawnOptions = 
 
 /** Starts a long-running CLI command (serve, dev) as its own process with PATH and `env`. */
 export function spawnCli(args: string[], env: Record<string, string>, options: SpawnOptions = {}): ServeProcess {
+  recordCredentials(env);
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH!, ...env },

@@ -1,11 +1,12 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Middleware } from 'koa';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startVaultgate, type RunningVaultgate, type StartOptions } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
-import { record } from './run-record.js';
+import { mustNotLeak, record, recordCredentials } from './run-record.js';
 import type { TestRedis } from './redis.js';
 import { TestVault } from './vault.js';
 
@@ -65,6 +66,7 @@ export async function seedVault(vault: TestVault): Promise<void> {
  * Redis ACL users on `server`, each read a new lease (database/creds/ci).
  */
 export async function enableDynamicRedisCredentials(vault: TestVault, server: TestRedis, options: { defaultTtl?: string } = {}): Promise<void> {
+  mustNotLeak('admin-pass-for-tests');
   await server.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
   await vault.mount('database', 'database');
   await vault.api('POST', 'database/config/redis', {
@@ -159,13 +161,18 @@ export interface Gateway extends RunningVaultgate {
  * tests the cache, with a clock of its own.
  */
 export async function startGateway(env: Record<string, string>, options: StartOptions = {}): Promise<Gateway> {
+  recordCredentials(env);
   const logs: string[] = [];
   const write = (line: string) => {
     logs.push(line);
     record('logs', line);
   };
   const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write } });
-  const running = await startVaultgate(loadConfig(env), logger, { readiness: { maxAgeMs: 0 }, ...options });
+  const running = await startVaultgate(loadConfig(env), logger, {
+    readiness: { maxAgeMs: 0 },
+    ...options,
+    middleware: [recordProbeBodies, ...(options.middleware ?? [])],
+  });
   return Object.assign(running, {
     logs,
     get: async (token?: string, init: RequestInit = {}) => {
@@ -173,11 +180,36 @@ export async function startGateway(env: Record<string, string>, options: StartOp
         ...init,
         headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.headers as Record<string, string>) },
       });
-      // Only error bodies: a 200 body is the secrets themselves.
+      // Only error bodies: a 200 body is the secrets themselves; leased passwords in it are noted as secrets.
       if (response.status !== 200) record('bodies', await response.clone().text());
+      else mustNotLeak(...leasedPasswords(await response.clone().text()));
       return response;
     },
   });
+}
+
+/** The values of password keys in a 200 body: a dynamic secret's lease is a new one each time. */
+function leasedPasswords(text: string): string[] {
+  try {
+    return Object.entries(JSON.parse(text) as Record<string, unknown>)
+      .filter(([key, value]) => /PASSWORD/.test(key) && typeof value === 'string' && !SEEDED_VALUES.includes(value))
+      .map(([, value]) => value as string);
+  } catch {
+    return [];
+  }
+}
+
+/** What /readyz and /policy answered, whoever fetched it, for the leak scan (in-process gateways). */
+const recordProbeBodies: Middleware = async (ctx, next) => {
+  await next();
+  if (ctx.path === '/readyz' || ctx.path === '/policy') record('bodies', typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+};
+
+/** fetch for a spawned vaultgate's /readyz or /policy: the body is kept for the leak scan. */
+export async function fetchRecorded(url: string, init?: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  record('bodies', await response.clone().text());
+  return response;
 }
 
 /** Log lines and response bodies must never hold a seeded value or a token. */

@@ -41,9 +41,12 @@ export class TestIssuer {
     private readonly server: Server,
     readonly url: string,
     private privateKey: CryptoKey,
+    /** The algorithm its keys are for and its tokens are signed with. */
+    readonly alg: string,
   ) {}
 
-  static async start(): Promise<TestIssuer> {
+  static async start(options: { alg?: string } = {}): Promise<TestIssuer> {
+    const alg = options.alg ?? 'RS256';
     let issuer: TestIssuer | undefined;
     const server = createServer((req, res) => {
       const path = new URL(req.url ?? '/', issuer!.url).pathname;
@@ -54,7 +57,7 @@ export class TestIssuer {
       }
       const body =
         path === `${ISSUER_PATH}/.well-known/openid-configuration`
-          ? { issuer: issuer!.url, jwks_uri: `${issuer!.url}/jwks`, id_token_signing_alg_values_supported: ['RS256'] }
+          ? { issuer: issuer!.url, jwks_uri: `${issuer!.url}/jwks`, id_token_signing_alg_values_supported: [alg] }
           : path === `${ISSUER_PATH}/jwks`
             ? (issuer!.jwksFetches++, issuer!.jwksPadding ? { ...issuer!.jwks, padding: 'x'.repeat(issuer!.jwksPadding) } : issuer!.jwks)
             : undefined;
@@ -63,19 +66,19 @@ export class TestIssuer {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const { port } = server.address() as AddressInfo;
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    issuer = new TestIssuer(server, `http://127.0.0.1:${port}${ISSUER_PATH}`, privateKey);
-    issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg: 'RS256', use: 'sig' }] };
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    issuer = new TestIssuer(server, `http://127.0.0.1:${port}${ISSUER_PATH}`, privateKey, alg);
+    issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg, use: 'sig' }] };
     return issuer;
   }
 
   /** Replaces the signing key: the JWKS then holds only the new one. Returns the old key and its kid. */
   async rotate(): Promise<{ key: CryptoKey; kid: string }> {
     const old = { key: this.privateKey, kid: this.kid };
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const { privateKey, publicKey } = await generateKeyPair(this.alg, { extractable: true });
     this.privateKey = privateKey;
     this.kid = `test-key-${++counter}`;
-    this.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: this.kid, alg: 'RS256', use: 'sig' }] };
+    this.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: this.kid, alg: this.alg, use: 'sig' }] };
     return old;
   }
 
@@ -114,7 +117,7 @@ export class TestIssuer {
     };
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
     const token = await new SignJWT(payload)
-      .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: this.kid, typ: 'JWT', ...options.header })
+      .setProtectedHeader({ alg: options.alg ?? this.alg, kid: this.kid, typ: 'JWT', ...options.header })
       .sign(options.key ?? this.privateKey);
     record('tokens', token);
     return token;
@@ -123,7 +126,7 @@ export class TestIssuer {
   /** Signs arbitrary payload bytes with the issuer's key, e.g. JSON with duplicate keys. */
   async signRaw(payload: string, header: Record<string, unknown> = {}): Promise<string> {
     const token = await new CompactSign(new TextEncoder().encode(payload))
-      .setProtectedHeader({ alg: 'RS256', kid: this.kid, ...header })
+      .setProtectedHeader({ alg: this.alg, kid: this.kid, ...header })
       .sign(this.privateKey);
     record('tokens', token);
     return token;

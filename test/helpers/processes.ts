@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import getPort, { portNumbers } from 'get-port';
+import { record } from './run-record.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const TOOLS_BIN = join(ROOT, '.tools', 'bin');
@@ -32,12 +33,34 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
 }
 
-/** Spawns a server process and remembers its output for when something goes wrong. */
-export function launch(command: string, args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
+/**
+ * Spawns a server process and remembers its output for when something goes wrong.
+ * Its standard error (the server's log) goes to the leak scan line by line as it
+ * comes; standard output does not: Vault's dev-mode banner prints its root token
+ * there by design, and its log lines are on standard error.
+ */
+export function launch(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  /** Streams holding the server's log, scanned for leaks (redis-server logs on standard output). */
+  logStreams: Array<'stdout' | 'stderr'> = ['stderr'],
+): { child: ChildProcess; output: () => string } {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  for (const name of ['stdout', 'stderr'] as const) {
+    const scanned = logStreams.includes(name);
+    let partial = '';
+    child[name]!.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (!scanned) return;
+      // Whole lines only, so a value split between two chunks is still found.
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      record('logs', lines.join('\n'));
+    });
+    if (scanned) child[name]!.on('end', () => record('logs', partial));
+  }
   return { child, output: () => output };
 }
 

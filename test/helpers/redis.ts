@@ -22,7 +22,7 @@ export class TestRedis {
   async resume(): Promise<void> {
     const { child, output } = launch('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    ]);
+    ], {}, ['stdout', 'stderr']);
     this.child = child;
     // Our server is the one whose process id answers, not another test's on the same port.
     const ours = async () => String(await this.command('INFO', 'server')).includes(`process_id:${child.pid}\r`);

@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
+import { mustNotLeak } from './run-record.js';
 
 /**
  * A real Vault (built by tools/build.sh) in dev mode on a free loopback port,
@@ -60,6 +61,7 @@ export class TestVault {
   private output: () => string = () => '';
 
   private async boot(): Promise<void> {
+    mustNotLeak(this.rootToken);
     if (this.tls) mkdirSync(join(this.home, 'tls'), { recursive: true });
     const { child, output } = launch(
       join(TOOLS_BIN, 'vault'),
@@ -155,6 +157,7 @@ export class TestVault {
     await this.api('POST', 'auth/approle/role/vaultgate', { token_policies: ['vaultgate'], token_ttl: '1h', token_max_ttl: '4h' });
     const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
     const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
+    mustNotLeak(secretId);
     return { roleId, secretId };
   }
 }

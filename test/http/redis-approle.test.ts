@@ -3,6 +3,7 @@ import { TestIssuer } from '../helpers/issuer.js';
 import {
   DYNAMIC, enableDynamicRedisCredentials, findLeaks, gatewayEnv, PAYMENTS, SEEDED, SEEDED_VALUES, seedVault, startGateway, WEB, type Gateway,
 } from '../helpers/fixture.js';
+import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -100,7 +101,8 @@ test.serial('with Redis stopped, requests still succeed from Vault and the bypas
 
 test.serial('when Redis is back, the cache is used again', async (t) => {
   await redis.resume();
-  await new Promise((r) => setTimeout(r, 2500)); // ioredis reconnects with back-off
+  // ioredis reconnects with back-off: both replicas' readiness pings Redis through their own client.
+  for (const g of [gateway, replica]) await waitFor('redis reconnected', async () => (await fetch(`${g.url}/readyz`)).status === 200, 15_000);
   await call(gateway, WEB);
   const before = kvReads();
   const { response } = await call(replica, WEB);

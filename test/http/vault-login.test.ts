@@ -36,6 +36,12 @@ async function gateway(env: Record<string, string>): Promise<Gateway> {
   return started;
 }
 const count = (path: string) => vault.auditedPaths().filter((p) => p === path).length;
+/**
+ * Until a token issued at `issued` for `ttl` seconds would have expired, had it not been renewed:
+ * the renewal itself is waited for as an event (the audit log); what is tested is a request after
+ * the original expiry, and that point is a time.
+ */
+const pastExpiry = (issued: number, ttl: number) => sleep(Math.max(0, issued + ttl * 1000 + 500 - Date.now()));
 const secrets = async (g: Gateway) => {
   const response = await g.get(await issuer.mint(WEB));
   return { status: response.status, body: (await response.json()) as Record<string, string> };
@@ -47,9 +53,11 @@ test.serial('an AppRole token that expires in seconds is renewed before it does,
   const roleId = (await vault.api('GET', 'auth/approle/role/short/role-id')).data.role_id as string;
   const secretId = (await vault.api('POST', 'auth/approle/role/short/secret-id', {})).data.secret_id as string;
   const g = await gateway({ VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, VAULT_TOKEN: '' });
+  const issued = Date.now(); // the gateway logged in before it started
   const logins = count('auth/approle/login');
   t.is((await secrets(g)).status, 200);
-  await sleep(6500); // past the 4 s the token was issued for
+  await waitFor('the token renewed', async () => count('auth/token/renew-self') >= 1, 15_000);
+  await pastExpiry(issued, 4); // the claim is about a request after the 4 s the token was issued for
   t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
   t.true(count('auth/token/renew-self') >= 1, 'renewed');
   t.is(count('auth/approle/login'), logins, 'no second login was needed');
@@ -57,9 +65,11 @@ test.serial('an AppRole token that expires in seconds is renewed before it does,
 
 test.serial('a renewable VAULT_TOKEN is renewed too; once revoked, readiness and requests say so', async (t) => {
   const token = (await vault.api('POST', 'auth/token/create', { ttl: '4s', policies: ['short'], renewable: true })).auth.client_token as string;
+  const created = Date.now(); // no earlier than Vault issued it
   const g = await gateway({ VAULT_TOKEN: token });
   const renewals = count('auth/token/renew-self');
-  await sleep(6500);
+  await waitFor('the token renewed', async () => count('auth/token/renew-self') > renewals, 15_000);
+  await pastExpiry(created, 4);
   t.is((await secrets(g)).status, 200);
   t.true(count('auth/token/renew-self') > renewals, 'renewed');
 
@@ -83,13 +93,16 @@ test.serial('a path vaultgate\'s own token may not read is a 502 naming the key,
 });
 
 test.serial('identical concurrent reads share one Vault call', async (t) => {
-  const g = await gateway({});
+  // Decision log lines are written as the policy answers, just before the request reads Vault.
+  const g = await gateway({ VAULTGATE_DECISION_LOG: 'true' });
   t.is((await secrets(g)).status, 200); // learns the mount, so only the reads remain
   const before = count('kv/data/ci/shared');
   vault.pause();
   const tokens = await Promise.all(Array.from({ length: 8 }, () => issuer.mint(WEB)));
+  const decided = () => g.logs.filter((l) => l.includes('"msg":"decision log"')).length;
+  const decidedBefore = decided();
   const pending = tokens.map((token) => g.get(token));
-  await sleep(300);
+  await waitFor('all eight requests waiting on Vault', async () => decided() - decidedBefore === 8, 15_000);
   vault.resume();
   const statuses = await Promise.all(pending.map(async (r) => (await r).status));
   t.deepEqual(statuses, Array(8).fill(200));
