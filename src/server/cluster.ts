@@ -4,6 +4,8 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { Logger } from '../log/logger.js';
 
+const REPLACE_MIN_MS = 500;
+const REPLACE_MAX_MS = 30_000;
 const METRICS_REQUEST = 'vaultgate:metrics';
 const METRICS_REPLY = 'vaultgate:metrics-reply';
 /** A worker has opened every listener (the main port, and the admin one when configured). */
@@ -38,6 +40,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   const started = new Set<number>();
   let stopping = false;
   let exitCode = 0;
+  // A short pause before a replacement, so a worker that dies at once cannot spin the primary.
+  let replaceDelay = REPLACE_MIN_MS;
   const alive = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
 
   return new Promise((resolve) => {
@@ -59,19 +63,26 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         finishIfDone();
         return;
       }
-      if (!started.has(worker.id)) {
-        // It never started (bad policy, a taken port, say): the others would fail the same way.
+      if (started.size === 0) {
+        // None ever started (bad policy, a taken port, say): the others would fail the same way.
         stopping = true;
         exitCode = code ?? 1;
         for (const other of alive()) other.kill('SIGTERM');
         finishIfDone();
         return;
       }
-      logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
-      // A short pause, so a worker that dies at once cannot spin the primary.
+      if (started.has(worker.id)) {
+        replaceDelay = REPLACE_MIN_MS;
+        logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+      } else {
+        // A replacement that cannot start (the policy on disk broken since, say) while the others
+        // serve the last good policy: keep them serving and try again, less and less often.
+        replaceDelay = Math.min(replaceDelay * 2, REPLACE_MAX_MS);
+        logger.error({ pid: worker.process.pid, code, retryInMs: replaceDelay }, 'a new worker could not start; trying again');
+      }
       setTimeout(() => {
         if (!stopping) cluster.fork();
-      }, 500);
+      }, replaceDelay);
     });
     process.on('SIGHUP', () => {
       for (const worker of alive()) worker.process.kill('SIGHUP');

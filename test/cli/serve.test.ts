@@ -171,6 +171,29 @@ test.serial('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share 
   t.is(await exited, 0);
 });
 
+test('with workers, a replacement that cannot start (the policy on disk broken since) leaves the others serving', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const base = gatewayEnv(issuer, vault);
+  const env = { ...base, VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const { child, output, exited } = spawnServe(env);
+  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').map(Number);
+  const get = async () =>
+    (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
+  try {
+    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
+    // A broken edit: the running workers keep the last good policy; a new worker cannot compile it.
+    writeFileSync(join(base.VAULTGATE_POLICY_DIR!, 'vaultgate.rego'), 'package vaultgate\n\ndecision := {"allow": true, "secrets": \n');
+    const [victim] = await workers();
+    process.kill(victim!, 'SIGKILL');
+    await waitFor('a failed replacement', async () => /a new worker could not start; trying again/.test(output()), 60_000);
+    t.is(child.exitCode, null, 'the primary keeps running');
+    t.is(await get(), 200, 'the surviving worker serves the last good policy');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  t.is(await exited, 0);
+});
+
 test('with workers and no Redis, the limits count across workers: a one-use step token works once', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
   const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_MAX_USES_PER_STEP: '1' };
