@@ -40,6 +40,8 @@ export interface VaultHealth {
 
 type RawVault = ReturnType<typeof nodeVault>;
 
+/** Longest wait before trying a failed renewal of a given token again. */
+const RENEW_RETRY_MAX_MS = 30_000;
 /** Longest renewal delay: setTimeout fires at once past 2^31-1 ms (~24.8 days). */
 const MAX_RENEW_DELAY_MS = 24 * 3600_000;
 
@@ -62,6 +64,8 @@ export class VaultClient {
   /** Keep-alive connections to Vault, with Vault's CA. */
   private readonly transport: VaultTransport;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** The TTL the current renewal was scheduled for, in seconds. */
+  private renewTtl = 0;
   /** The TTL a login grants; a renewal giving less means the token nears its maximum TTL. */
   private loginTtl = 0;
   /** A still-valid token a new login is replacing: revoked once that login succeeds. */
@@ -247,8 +251,12 @@ export class VaultClient {
 
   /** Renews at 2/3 of the TTL, and at least daily: a longer delay would overflow the timer, which then fires at once. */
   private scheduleRenewal(ttlSeconds: number): void {
+    this.renewTtl = ttlSeconds;
+    this.renewIn(Math.min(Math.max(1, Math.floor((ttlSeconds * 2) / 3)) * 1000, MAX_RENEW_DELAY_MS));
+  }
+
+  private renewIn(delayMs: number): void {
     clearTimeout(this.renewTimer);
-    const delayMs = Math.min(Math.max(1, Math.floor((ttlSeconds * 2) / 3)) * 1000, MAX_RENEW_DELAY_MS);
     this.renewTimer = setTimeout(() => void this.renew(), delayMs);
     this.renewTimer.unref();
   }
@@ -261,6 +269,13 @@ export class VaultClient {
     } catch (err) {
       if (this.token() !== token) return; // a login replaced it meanwhile
       const gone = err instanceof VaultResponseError && err.status === 403;
+      if (!gone && this.options.auth.method === 'token') {
+        // Vault away for a moment: a given token has no login to fall back on, so keep
+        // trying, several times within the third of its TTL still left, rather than let it expire.
+        this.options.logger.warn({ error: (err as Error).message }, 'vault token renewal failed; trying again');
+        this.renewIn(Math.min(Math.max(1, Math.floor(this.renewTtl / 6)) * 1000, RENEW_RETRY_MAX_MS));
+        return;
+      }
       this.renewalStopped((err as Error).message, gone ? undefined : token);
       return;
     }
