@@ -55,10 +55,10 @@ export interface StartOptions {
   middleware?: Middleware[];
   /** The text GET /metrics answers; this process's own metrics when absent (a cluster worker asks the primary). */
   metricsText?: () => Promise<string>;
-  /** The clock cache entries expire by (ms since the epoch); Date.now when absent. Tests move it instead of sleeping. */
+  /** The clock cache entries and cached readiness expire by (ms since the epoch); Date.now when absent. Tests move it instead of sleeping. */
   now?: () => number;
-  /** How the runner-facing /readyz caches (tests: no caching, or a clock of its own; else `now`). */
-  readiness?: Pick<ReadinessCacheOptions, 'maxAgeMs' | 'now'>;
+  /** How long the runner-facing /readyz reuses a result (tests: 0, to see every change at once). */
+  readiness?: Pick<ReadinessCacheOptions, 'maxAgeMs'>;
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
@@ -103,7 +103,12 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
   // failure (a taken port, say) must not leave watchers and sockets keeping the process alive.
   const closers: Array<() => unknown> = [];
   const closeOpened = async () => {
-    for (const close of closers.splice(0).reverse()) await close();
+    for (const close of closers.splice(0).reverse()) {
+      // One part failing to close must not leave the others open.
+      await Promise.resolve()
+        .then(close)
+        .catch((err: unknown) => logger.error({ error: err instanceof Error ? err.message : String(err) }, 'closing a part failed'));
+    }
   };
   try {
     const running = await startParts(config, logger, options, closers);
@@ -121,6 +126,7 @@ async function startParts(
   closers: Array<() => unknown>,
 ): Promise<Omit<RunningVaultgate, 'close'>> {
   const metrics = createMetrics();
+  const now = options.now ?? Date.now;
   const policy = await PolicyHolder.load({
     ...config.policy,
     logger,
@@ -153,9 +159,9 @@ async function startParts(
   let cache: SecretCache<SecretRecord>;
   if (config.cache.redis) {
     redis = createRedisClient({ url: config.cache.redis.url, onError: (err) => bypassed('connection', err) });
-    cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed, now: options.now ?? Date.now });
+    cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed, now });
   } else {
-    cache = new MemoryCache<SecretRecord>({ now: options.now ?? Date.now });
+    cache = new MemoryCache<SecretRecord>({ now });
   }
   closers.push(() => redis?.disconnect());
   closers.push(() => cache.close());
@@ -212,7 +218,7 @@ async function startParts(
     return { ready: backendHealth.ok && (redisState === 'ok' || !redis), checks };
   };
 
-  const readiness = new ReadinessCache({ check, logger, now: options.now ?? Date.now, ...options.readiness });
+  const readiness = new ReadinessCache({ check, logger, now, ...options.readiness });
   const metricsText = options.metricsText ?? (() => metrics.registry.metrics());
   const app = createApp({
     verifyToken,

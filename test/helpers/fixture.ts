@@ -156,7 +156,7 @@ export interface Gateway extends RunningVaultgate {
 
 /**
  * vaultgate itself, in this process, listening on loopback; its log lines are kept.
- * Its /readyz checks afresh on every call unless `options.readiness` says otherwise:
+ * Its /readyz checks afresh on every call unless the test passes a clock (`options.now`):
  * the tests that stop Vault or Redis read readiness right after; test/http/admin
  * tests the cache, with a clock of its own.
  */
@@ -169,7 +169,8 @@ export async function startGateway(env: Record<string, string>, options: StartOp
   };
   const logger = createLogger({ level: env.VAULTGATE_LOG_LEVEL ?? 'debug', destination: { write } });
   const running = await startVaultgate(loadConfig(env), logger, {
-    readiness: { maxAgeMs: 0 },
+    // A test with a clock of its own drives readiness's cache with it; others see every change at once.
+    ...(options.now ? {} : { readiness: { maxAgeMs: 0 } }),
     ...options,
     middleware: [recordProbeBodies, ...(options.middleware ?? [])],
   });
@@ -202,7 +203,9 @@ function leasedPasswords(text: string): string[] {
 /** What /readyz and /policy answered, whoever fetched it, for the leak scan (in-process gateways). */
 const recordProbeBodies: Middleware = async (ctx, next) => {
   await next();
-  if (ctx.path === '/readyz' || ctx.path === '/policy') record('bodies', typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+  if ((ctx.path === '/readyz' || ctx.path === '/policy') && ctx.body !== undefined) {
+    record('bodies', typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+  }
 };
 
 /** fetch for a spawned vaultgate's /readyz or /policy: the body is kept for the leak scan. */

@@ -17,7 +17,7 @@ test.before(async () => {
     // A short Vault deadline, so the outage below is noticed in a second.
     gatewayEnv(issuer, vault, { VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0', VAULTGATE_VAULT_TIMEOUT_MS: '1000' }),
     // The shipped interval, on this file's clock.
-    { readiness: { now: () => now } },
+    { now: () => now },
   );
   admin = gateway.adminUrl!;
 });
@@ -123,7 +123,7 @@ test.serial('a Vault outage turns the main /readyz to 503 without detail; the ad
 
 test.serial('without VAULTGATE_ADMIN_LISTEN, the main port serves the diagnostics as before, readiness still cached', async (t) => {
   let clock = 0;
-  const plain = await startGateway(gatewayEnv(issuer, vault), { readiness: { now: () => clock } });
+  const plain = await startGateway(gatewayEnv(issuer, vault), { now: () => clock });
   try {
     t.is(plain.adminUrl, undefined);
     t.is((await get(`${plain.url}/metrics`)).status, 200);
