@@ -283,6 +283,7 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   const allOn = loadConfig(resolved((await render(t, { files: [ALL_ON] })).objects));
   t.truthy(allOn.cache.redis, 'Redis with the sealed cache');
   t.truthy(allOn.tls, 'HTTPS');
+  t.like(allOn.vault.auth, { method: 'approle', mount: 'ci-approle' }, 'vault.authMount reaches VAULT_AUTH_MOUNT');
   t.deepEqual(allOn.vault.allowedMounts, { mounts: ['kv', 'database'] }, 'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS');
   t.deepEqual(allOn.vault.haOrigins, ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'], 'vault.haAddrs reaches VAULT_HA_ADDRS');
   const withAdmin = loadConfig(resolved((await render(t, { files: [ALL_ON], set: ['adminPort=9090'] })).objects));
@@ -484,6 +485,9 @@ test('NOTES.txt tells how to point the runners at the Service', async (t) => {
   const admin = await show(['--values', ALL_ON, '--set', 'adminPort=9191']);
   t.regex(admin, /port-forward service\/vg-vaultgate 9090:9191\n.*127\.0\.0\.1:9090\/readyz.*127\.0\.0\.1:9090\/policy/s);
   t.notRegex(admin, /127\.0\.0\.1:8080\/policy/);
+  t.notRegex(admin, /WARNING: adminPort/, 'with the NetworkPolicy on, nothing to warn about');
+  const exposed = await show(['--values', ALL_ON, '--set', 'adminPort=9191', '--set', 'networkPolicy.enabled=false']);
+  t.regex(exposed, /WARNING: adminPort .*any pod in the cluster .*Enable the NetworkPolicy/s);
 });
 
 test('values.yaml has a comment above every value', (t) => {
