@@ -25,7 +25,7 @@ ENV NODE_ENV=production \
     VAULTGATE_LISTEN=0.0.0.0:8080 \
     VAULTGATE_POLICY_DIR=/policies \
     VAULTGATE_OPA_PATH=/usr/local/bin/opa
-# OPA compiles the policy when no current prebuilt bundle is in the policy directory.
+# OPA compiles the policy in /policies at every start and reload: what runs is what was reviewed.
 COPY --from=opa /opa /usr/local/bin/opa
 COPY deploy/install.sh /tmp/install.sh
 COPY --from=pack /pkg/ /tmp/pkg/

@@ -81,7 +81,7 @@ const caseless = unique.filter((n) => n.caseless).map((n) => ({ ...n, text: n.te
 
 let hits = 0;
 for (const [where, lines] of [['log line', logs], ['response body', bodies]] as const) {
-  for (const line of lines) {
+  for (const [index, line] of lines.entries()) {
     const lower = line.toLowerCase();
     const found = [
       ...exact.filter((n) => line.includes(n.text)).map((n) => n.what),
@@ -90,7 +90,8 @@ for (const [where, lines] of [['log line', logs], ['response body', bodies]] as 
     ];
     for (const what of found) {
       hits++;
-      console.error(`leak scan: ${what} in a ${where}: ${line.slice(0, 200)}`);
+      // Where, never the line: it holds the secret, and CI output is read by many.
+      console.error(`leak scan: ${what} in ${where} ${index + 1} of ${lines.length} (${line.length} characters)`);
     }
   }
 }

@@ -61,7 +61,13 @@ export async function dev(args: string[]): Promise<number> {
       REDIS_URL: '',
       VAULTGATE_CACHE_KEY: '',
       // The file is read on every request, so edits show at once: no cache.
-      ...(secretsFile ? { VAULTGATE_CACHE_TTL: '0', VAULT_ADDR: base, VAULT_TOKEN: 'unused-by-the-secrets-file', VAULT_ROLE_ID: '', VAULT_SECRET_ID: '' } : {}),
+      // Vault settings from the shell would only be refused against the placeholder login the file mode needs.
+      ...(secretsFile
+        ? {
+            VAULTGATE_CACHE_TTL: '0', VAULT_ADDR: base, VAULT_TOKEN: 'unused-by-the-secrets-file', VAULT_ROLE_ID: '', VAULT_SECRET_ID: '',
+            VAULT_AUTH_METHOD: '', VAULT_AUTH_ROLE: '', VAULT_AUTH_MOUNT: '', VAULT_AUTH_JWT_FILE: '', VAULT_APPROLE_MOUNT: '',
+          }
+        : {}),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
