@@ -1,5 +1,5 @@
 import { ALLOWED_MOUNTS } from '../config/config.js';
-import { listedMountOf, type MountAllowList } from '../secrets/mounts.js';
+import { outsideListedMounts, type MountAllowList } from '../secrets/mounts.js';
 import { parseReference } from '../secrets/reference.js';
 
 /**
@@ -15,7 +15,7 @@ export function referenceProblem(ref: string, allowed: MountAllowList | undefine
   } catch (err) {
     return (err as Error).message;
   }
-  if (allowed && 'mounts' in allowed && !listedMountOf(path, allowed.mounts)) {
+  if (allowed && 'mounts' in allowed && outsideListedMounts(path, allowed)) {
     return `reference ${JSON.stringify(ref)} is not under a mount in VAULTGATE_ALLOWED_MOUNTS (${allowed.mounts.join(', ')})`;
   }
   return undefined;

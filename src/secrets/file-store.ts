@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { SecretRefusedError } from './errors.js';
-import { listedMountOf, type MountAllowList } from './mounts.js';
+import { outsideListedMounts, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
 /**
@@ -22,7 +22,7 @@ export class FileSecretStore implements SecretStore {
 
   /** The file has no mount table: only a VAULTGATE_ALLOWED_MOUNTS list is checked, so a policy tried here is refused as in Vault. */
   async admit(path: string): Promise<{ dynamic: boolean }> {
-    if (this.allowed && 'mounts' in this.allowed && !listedMountOf(path, this.allowed.mounts)) {
+    if (this.allowed && outsideListedMounts(path, this.allowed)) {
       throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
     }
     return { dynamic: false };

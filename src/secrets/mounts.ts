@@ -20,6 +20,14 @@ export function listedMountOf(path: string, mounts: readonly string[]): string |
   return found;
 }
 
+/**
+ * Whether `path` is outside every mount VAULTGATE_ALLOWED_MOUNTS lists: known
+ * without asking Vault. Always false when the default (engine types) applies.
+ */
+export function outsideListedMounts(path: string, allowed: MountAllowList): boolean {
+  return 'mounts' in allowed && !listedMountOf(path, allowed.mounts);
+}
+
 /** Why a found mount may not be read, or undefined when it may. `mount.path` is as Vault says it, with its trailing slash. */
 export function mountRefusal(mount: { path: string; type: string }, allowed: MountAllowList): string | undefined {
   const path = mount.path.replace(/\/+$/, '');

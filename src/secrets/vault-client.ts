@@ -64,6 +64,7 @@ export class VaultClient {
   /** Keep-alive connections to Vault, with Vault's CA. */
   private readonly transport: VaultTransport;
   private renewTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
   /** The TTL the current renewal was scheduled for, in seconds. */
   private renewTtl = 0;
   /** The TTL a login grants; a renewal giving less means the token nears its maximum TTL. */
@@ -113,6 +114,7 @@ export class VaultClient {
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.renewTimer);
     void this.transport.close();
   }
@@ -256,6 +258,8 @@ export class VaultClient {
   }
 
   private renewIn(delayMs: number): void {
+    // A login or renewal still in flight at stop() must not start the timers again.
+    if (this.stopped) return;
     clearTimeout(this.renewTimer);
     this.renewTimer = setTimeout(() => void this.renew(), delayMs);
     this.renewTimer.unref();

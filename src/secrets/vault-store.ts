@@ -1,5 +1,5 @@
 import { SecretAccessDeniedError, SecretRefusedError } from './errors.js';
-import { listedMountOf, mountRefusal, type MountAllowList } from './mounts.js';
+import { mountRefusal, outsideListedMounts, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
 import { VaultResponseError, type VaultClient } from './vault-client.js';
 
@@ -66,7 +66,7 @@ export class VaultSecretStore implements SecretStore {
 
   private async allowedMountOf(path: string): Promise<Mount> {
     // Outside every listed mount: refused without asking Vault.
-    if ('mounts' in this.allowed && !listedMountOf(path, this.allowed.mounts)) {
+    if (outsideListedMounts(path, this.allowed)) {
       throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
     }
     const mount = await this.mountOf(path);
