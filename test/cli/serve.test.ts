@@ -111,15 +111,25 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
   }
 });
 
-test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead worker is replaced', async (t) => {
+/** `vaultgate serve` with two workers, once both serve: its worker pids, and a step's status code from it. */
+async function serveTwoWorkers(env: Record<string, string>) {
   const port = await getPort({ host: '127.0.0.1' });
-  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const { child, output, exited } = spawnServe(env);
-  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').map(Number);
+  const serve = spawnServe({ ...env, VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` });
+  const workers = async () => (await exec('pgrep', ['-P', String(serve.child.pid)])).stdout.trim().split('\n').map(Number);
   const get = async () =>
     (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
   try {
     await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
+  } catch (err) {
+    serve.child.kill('SIGTERM');
+    throw err;
+  }
+  return { ...serve, port, workers, get };
+}
+
+test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead worker is replaced', async (t) => {
+  const { child, output, exited, port, workers, get } = await serveTwoWorkers(gatewayEnv(issuer, vault));
+  try {
     const statuses = await Promise.all(Array.from({ length: 20 }, get));
     t.deepEqual([...new Set(statuses)], [200]);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -172,15 +182,9 @@ test.serial('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share 
 });
 
 test('with workers, a replacement that cannot start (the policy on disk broken since) leaves the others serving', async (t) => {
-  const port = await getPort({ host: '127.0.0.1' });
   const base = gatewayEnv(issuer, vault);
-  const env = { ...base, VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
-  const { child, output, exited } = spawnServe(env);
-  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').map(Number);
-  const get = async () =>
-    (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
+  const { child, output, exited, workers, get } = await serveTwoWorkers(base);
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
     // A broken edit: the running workers keep the last good policy; a new worker cannot compile it.
     writeFileSync(join(base.VAULTGATE_POLICY_DIR!, 'vaultgate.rego'), 'package vaultgate\n\ndecision := {"allow": true, "secrets": \n');
     const [victim] = await workers();
