@@ -24,6 +24,15 @@ export const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/servic
 const VAULT_AUTH_METHODS = ['token', 'approle', 'jwt', 'kubernetes'] as const;
 
 /**
+ * What /readyz's status means. `replica`: this process can answer (its policy is loaded and
+ * it serves), so a Vault or Redis outage, which every replica sees at once, does not take the
+ * whole fleet out of its load balancer; cached answers keep flowing. `dependencies`: Vault and
+ * (if configured) Redis must answer too, which keeps a replica that cannot log in out of service.
+ */
+export const READINESS_MODES = ['replica', 'dependencies'] as const;
+export type ReadinessMode = (typeof READINESS_MODES)[number];
+
+/**
  * Engine types references may name while VAULTGATE_ALLOWED_MOUNTS is unset.
  * KV holds the secrets; the others mint a short-lived credential on a read of
  * `creds/<role>` (or the like), which is what a step should get, and their
@@ -107,6 +116,8 @@ export interface Config {
     redis: { url: string; key: Buffer } | undefined;
   };
   logLevel: string;
+  /** What the /readyz status means; Vault's and Redis's state is reported either way (detail, metrics). */
+  readiness: ReadinessMode;
 }
 
 const list = (value: string) =>
@@ -247,6 +258,11 @@ const env = z.object({
   REDIS_URL: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
+  VAULTGATE_READINESS: z
+    .enum(READINESS_MODES, {
+      message: `must be replica (ready while this process serves, whatever Vault and Redis do) or dependencies (ready only while Vault and Redis answer too)`,
+    })
+    .default('replica'),
   VAULTGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -442,5 +458,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, redis },
     logLevel: e.VAULTGATE_LOG_LEVEL,
+    readiness: e.VAULTGATE_READINESS,
   };
 }

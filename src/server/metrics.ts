@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Buckets for request-sized latencies, 1 ms to 5 s. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -27,6 +27,14 @@ export function createMetrics() {
       'outcome',
       LATENCY_BUCKETS,
     ),
+    // Set by each readiness check. Across cluster workers the lowest value: down if any worker saw it down.
+    dependencyUp: new Gauge({
+      name: 'vaultgate_dependency_up',
+      help: 'Whether a dependency answered the last readiness check (1) or not (0), by dependency (vault, redis when configured)',
+      labelNames: ['dependency'] as const,
+      aggregator: 'min',
+      registers: [registry],
+    }),
     jwksFetches: counter('vaultgate_jwks_fetches_total', 'Issuer key set fetches by result', 'result'),
   };
 }

@@ -65,5 +65,10 @@ export class ReadinessCache {
         this.options.logger.warn({ checks: result.checks }, 'not ready');
       }
     }
+    // Ready all along (VAULTGATE_READINESS=replica): the log still says when Vault or Redis stops or comes back.
+    if (result.ready && before?.ready !== false && result.down.join() !== (before?.down ?? []).join()) {
+      if (result.down.length > 0) this.options.logger.warn({ down: result.down, checks: result.checks }, 'dependency down');
+      else this.options.logger.info({ checks: result.checks }, 'dependencies answer again');
+    }
   }
 }

@@ -215,7 +215,16 @@ async function startParts(
     ]);
     checks[backend.name] = backendHealth.detail;
     checks.redis = redisState;
-    return { ready: backendHealth.ok && (redisState === 'ok' || !redis), checks };
+    const down: string[] = [];
+    metrics.dependencyUp.set({ dependency: backend.name }, backendHealth.ok ? 1 : 0);
+    if (!backendHealth.ok) down.push(backend.name);
+    if (redis) {
+      metrics.dependencyUp.set({ dependency: 'redis' }, redisState === 'ok' ? 1 : 0);
+      if (redisState !== 'ok') down.push('redis');
+    }
+    // `replica`: an outage every replica sees at once must not take them all out of the
+    // balancer; cached answers keep flowing, the rest get 503 with Retry-After from vaultgate.
+    return { ready: config.readiness === 'replica' || down.length === 0, checks, down };
   };
 
   const readiness = new ReadinessCache({ check, logger, now, ...options.readiness });

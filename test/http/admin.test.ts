@@ -15,7 +15,8 @@ test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
   gateway = await startGateway(
     // A short Vault deadline, so the outage below is noticed in a second.
-    gatewayEnv(issuer, vault, { VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0', VAULTGATE_VAULT_TIMEOUT_MS: '1000' }),
+    // `dependencies`: the readiness that fails with Vault (the default, `replica`, is in readiness.test.ts).
+    gatewayEnv(issuer, vault, { VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0', VAULTGATE_VAULT_TIMEOUT_MS: '1000', VAULTGATE_READINESS: 'dependencies' }),
     // The shipped interval, on this file's clock.
     { now: () => now },
   );
@@ -94,7 +95,7 @@ test.serial('many /readyz calls on the main port cost Vault one readiness check 
   t.is(lookups() - start, 2 * perCheck, 'the next interval checks again');
 });
 
-test.serial('a Vault outage turns the main /readyz to 503 without detail; the admin one names Vault', async (t) => {
+test.serial('with VAULTGATE_READINESS=dependencies, a Vault outage turns the main /readyz to 503 without detail; the admin one names Vault', async (t) => {
   vault.pause();
   try {
     now += 60_000;

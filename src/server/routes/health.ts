@@ -4,6 +4,8 @@ export interface Readiness {
   ready: boolean;
   /** Each part and its state: `ok`, or what is wrong with it. */
   checks: Record<string, string>;
+  /** The dependencies (vault, redis) that did not answer; reported whatever the readiness mode. */
+  down: string[];
 }
 
 /** GET /healthz: the process answers. */
@@ -15,7 +17,8 @@ export function healthHandler() {
 }
 
 /**
- * GET /readyz: 200 only when every part vaultgate needs answers. With `detail`,
+ * GET /readyz: 200 when ready in the configured sense (VAULTGATE_READINESS: this
+ * process serves, or every part vaultgate needs answers). With `detail`,
  * the body names each part and what is wrong with it (Vault's error text, say):
  * for operators, so only where runners cannot ask (the admin listener, or the
  * main port when there is none). Without, only the status.
