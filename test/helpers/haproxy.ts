@@ -1,0 +1,110 @@
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { launch, startOnFreePort, stopProcess, tempDir, waitFor } from './processes.js';
+
+/** Debian's haproxy package. */
+export const HAPROXY = process.env.VAULTGATE_TEST_HAPROXY ?? '/usr/sbin/haproxy';
+
+/** One row of HAProxy's `show stat` for a server. */
+export interface ServerStat {
+  name: string;
+  /** UP, DOWN, `UP 1/2` (going down), `DOWN 1/1` (going up), … */
+  status: string;
+  /** Failed health checks so far. */
+  chkfail: number;
+}
+
+/**
+ * A real HAProxy in the foreground (`-db`) on a free loopback port, balancing
+ * round-robin over `servers` and health-checking each with GET `checkPath`
+ * (`inter 500 fall 2 rise 1`: a server is out after two failed checks, 1 s).
+ * Its stats socket says what it thinks of each server.
+ */
+export class TestHaproxy {
+  private child: ChildProcess | undefined;
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly servers: Array<{ name: string; port: number }>,
+    private readonly checkPath: string,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private get socket(): string {
+    return join(this.dir, 'stats.sock');
+  }
+
+  static start(servers: Array<{ name: string; port: number }>, checkPath = '/readyz'): Promise<TestHaproxy> {
+    return startOnFreePort(
+      async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, checkPath),
+      (haproxy) => haproxy.boot(),
+    );
+  }
+
+  private async boot(): Promise<void> {
+    const config = join(this.dir, 'haproxy.cfg');
+    writeFileSync(
+      config,
+      [
+        'global',
+        `  stats socket ${this.socket} mode 600 level admin`,
+        'defaults',
+        '  mode http',
+        '  timeout connect 1s',
+        '  timeout client 10s',
+        '  timeout server 10s',
+        // Longer than the gateways' Vault deadline: a check fails on its status, not on time.
+        '  timeout check 3s',
+        'frontend vaultgate',
+        `  bind 127.0.0.1:${this.port}`,
+        '  default_backend gateways',
+        'backend gateways',
+        '  balance roundrobin',
+        `  option httpchk GET ${this.checkPath}`,
+        '  http-check expect status 200',
+        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter 500 fall 2 rise 1`),
+        '',
+      ].join('\n'),
+    );
+    const { child, output } = launch(HAPROXY, ['-f', config, '-db']);
+    this.child = child;
+    await waitFor(`haproxy on ${this.port}`, async () => (await this.stats()).length === this.servers.length, 15_000, child).catch((err: Error) => {
+      throw new Error(`${err.message}\n${output()}`);
+    });
+  }
+
+  /** `show stat` for the servers of the backend. */
+  async stats(): Promise<ServerStat[]> {
+    const csv = await this.command('show stat');
+    const [header, ...rows] = csv.trim().split('\n');
+    const columns = header!.replace(/^# /, '').split(',');
+    const at = (name: string) => columns.indexOf(name);
+    return rows
+      .map((row) => row.split(','))
+      .filter((f) => f[at('pxname')] === 'gateways' && !['FRONTEND', 'BACKEND'].includes(f[at('svname')]!))
+      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]) }));
+  }
+
+  /** One command on the stats socket, and its whole answer. */
+  private command(line: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(this.socket);
+      let answer = '';
+      socket.on('connect', () => socket.end(`${line}\n`));
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopProcess(this.child);
+    this.child = undefined;
+  }
+}
