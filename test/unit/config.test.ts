@@ -34,6 +34,14 @@ test('defaults fill in what the documentation says', (t) => {
   t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
   t.is(config.workers, Math.min(64, usableCpus()), 'one worker per usable core');
   t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '1' }).workers, 1);
+  t.is(config.readiness, 'replica', 'a Vault outage does not take the fleet out of its balancer');
+});
+
+test('VAULTGATE_READINESS is replica or dependencies, and a wrong value says what each means', (t) => {
+  t.is(loadConfig({ ...valid, VAULTGATE_READINESS: 'dependencies' }).readiness, 'dependencies');
+  t.deepEqual(problems({ ...valid, VAULTGATE_READINESS: 'vault' }), [
+    'VAULTGATE_READINESS: must be replica (ready while this process serves, whatever Vault and Redis do) or dependencies (ready only while Vault and Redis answer too)',
+  ]);
 });
 
 test('lists are split on commas and trimmed', (t) => {
