@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
@@ -41,6 +41,7 @@ export class TestHaproxy {
   }
 
   static start(servers: Array<{ name: string; port: number }>, checkPath = '/readyz'): Promise<TestHaproxy> {
+    if (!existsSync(HAPROXY)) throw new Error(`no haproxy at ${HAPROXY}: install Debian's haproxy package (apt-get install haproxy), or set VAULTGATE_TEST_HAPROXY`);
     return startOnFreePort(
       async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, checkPath),
       (haproxy) => haproxy.boot(),
