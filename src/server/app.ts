@@ -1,13 +1,17 @@
 import Koa, { type Middleware } from 'koa';
 import { Router } from '@koa/router';
+import type { ReadinessMode } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { PolicyHolder } from '../policy/policy-holder.js';
 import { audited } from './audit.js';
 import { OverloadedError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { ReadinessCache } from './readiness.js';
-import { healthHandler, readyHandler } from './routes/health.js';
+import { healthHandler, readyHandler, type Readiness } from './routes/health.js';
 import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
+
+/** What the runner-facing /readyz says under VAULTGATE_READINESS=replica: this process serves, its policy loaded. */
+const REPLICA_READY: Readiness = { ready: true, checks: {}, down: [] };
 
 export interface AppDeps extends SecretsRouteDeps {
   /** For GET /policy. */
@@ -20,6 +24,12 @@ export interface AppDeps extends SecretsRouteDeps {
    * detail): true when there is no admin listener, as before it existed.
    */
   diagnostics: boolean;
+  /**
+   * VAULTGATE_READINESS. With `replica` and no detail to give, the runner-facing /readyz
+   * answers at once and checks in the background: a hanging Vault must not make a
+   * balancer's health check time out, which would take the fleet out after all.
+   */
+  readinessMode: ReadinessMode;
   /** Secret requests handled at once; more are refused at once with 503 rather than queued. */
   maxConcurrent: number;
   /** Mounted before vaultgate's routes. */
@@ -56,7 +66,15 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/secrets', ...secrets);
   router.post('/secrets', ...secrets);
   router.get('/healthz', healthHandler());
-  router.get('/readyz', readyHandler(() => deps.readiness.cached(), { detail: deps.diagnostics }));
+  const ready =
+    deps.readinessMode === 'replica' && !deps.diagnostics
+      ? () => {
+          // Keeps the log and vaultgate_dependency_up current, at most one check per interval; its result is ready.
+          deps.readiness.cached().catch((err: Error) => deps.logger.error({ error: err.message }, 'readiness check failed'));
+          return Promise.resolve(REPLICA_READY);
+        }
+      : () => deps.readiness.cached();
+  router.get('/readyz', readyHandler(ready, { detail: deps.diagnostics }));
   if (deps.diagnostics) diagnosticRoutes(router, deps);
   return serving(router, deps.logger, deps.middleware ?? []);
 }

@@ -239,6 +239,7 @@ async function startParts(
     metrics,
     readiness,
     diagnostics: !config.adminListen,
+    readinessMode: config.readiness,
     maxConcurrent: config.limits.maxConcurrent,
     middleware: options.middleware ?? [],
     metricsText,

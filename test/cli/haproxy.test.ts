@@ -41,7 +41,7 @@ async function fleet(readiness: 'replica' | 'dependencies'): Promise<Fleet> {
           VAULTGATE_LISTEN: `127.0.0.1:${port}`,
           VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
           VAULTGATE_READINESS: readiness,
-          VAULTGATE_VAULT_TIMEOUT_MS: '1000',
+          VAULTGATE_VAULT_TIMEOUT_MS: '3000',
           REDIS_URL: redis.url,
           VAULTGATE_CACHE_KEY: key,
         }),

@@ -60,8 +60,8 @@ export class TestHaproxy {
         '  timeout connect 1s',
         '  timeout client 10s',
         '  timeout server 10s',
-        // Longer than the gateways' Vault deadline: a check fails on its status, not on time.
-        '  timeout check 3s',
+        // Shorter than the gateways' Vault deadline (3 s): a /readyz that waited for a frozen Vault would fail.
+        '  timeout check 1s',
         'frontend vaultgate',
         `  bind 127.0.0.1:${this.port}`,
         '  default_backend gateways',
