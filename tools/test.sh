@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`). On a fresh machine it provisions
-# everything the tests need (redis-server and systemd-analyze from Debian;
+# everything the tests need (redis-server, redis-sentinel, haproxy and
+# systemd-analyze from Debian;
 # Vault, OPA, Helm, compose-go and the Kubernetes manifest checker built from
 # their Go modules; the npm packages), then runs every test against those real
 # servers and tools: unit tests, the Rego tests, the HTTP tests, and the
@@ -12,6 +13,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: installing ${missing[*]} from Debian's packages"
   sudo=""
