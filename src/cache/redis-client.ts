@@ -59,6 +59,10 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         // Commands issued together are sent to each node in one pipeline (see RedisCache.getMany).
         enableAutoPipelining: true,
         slotsRefreshTimeout: Math.max(timeout, 1000),
+        // Commands fail fast rather than queue (above), so ioredis's own refresh on a closed
+        // connection never runs: the slot map is read again every 2 s, which is what finds a
+        // replica that took over from a master that died without a word.
+        slotsRefreshInterval: 2000,
         redisOptions: { ...common, username: topology.username, password: topology.password },
       });
       break;
