@@ -59,10 +59,13 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         // Commands issued together are sent to each node in one pipeline (see RedisCache.getMany).
         enableAutoPipelining: true,
         slotsRefreshTimeout: Math.max(timeout, 1000),
-        // Commands fail fast rather than queue (above), so ioredis's own refresh on a closed
-        // connection never runs: the slot map is read again every 2 s, which is what finds a
-        // replica that took over from a master that died without a word.
+        // A master that died without a word is not noticed by ioredis's own refresh (it waits
+        // for a MOVED): the slot map is read again every 2 s, which finds the replica that
+        // took over. Until then ioredis queues commands on each node's connection whatever
+        // enableOfflineQueue says, so one for the dead master's slots fails at commandTimeout
+        // (a request then takes up to about 1 s: a few Redis calls of 250 ms each).
         slotsRefreshInterval: 2000,
+        // ioredis sets its own retryStrategy and offline queue on node connections; the timeouts here apply.
         redisOptions: { ...common, username: topology.username, password: topology.password },
       });
       break;

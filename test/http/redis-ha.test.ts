@@ -78,9 +78,12 @@ async function throughFailover(t: ExecutionContext, gateway: Gateway, crash: () 
   let requests = 0;
   let bypassed = 0;
   let recoveredAt = 0;
+  let slowestMs = 0;
   for (;;) {
     const before = kvReads();
+    const sent = Date.now();
     const { status, body } = await request(gateway);
+    slowestMs = Math.max(slowestMs, Date.now() - sent);
     requests++;
     t.is(status, 200, `request ${requests}, ${Date.now() - started} ms after the crash`);
     t.deepEqual(body, EXPECTED, 'the whole map, never part of it');
@@ -95,7 +98,7 @@ async function throughFailover(t: ExecutionContext, gateway: Gateway, crash: () 
     await new Promise((r) => setTimeout(r, 50));
   }
   await recovery;
-  const window = { requests, bypassed, promotedAfterMs: recoveredAt - started, cacheBackAfterMs: Date.now() - started };
+  const window = { requests, bypassed, slowestMs, promotedAfterMs: recoveredAt - started, cacheBackAfterMs: Date.now() - started };
   t.log(`failover: ${JSON.stringify(window)}`);
   return window;
 }
