@@ -1,10 +1,11 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { CacheEntry, SecretCache } from './cache.js';
+import type { RedisClient } from './redis-client.js';
 import { seal, unseal } from './seal.js';
 
 export interface RedisCacheOptions {
   /** A client from createRedisClient: fails fast while Redis is away. */
-  redis: Redis;
+  redis: RedisClient;
   /** 32-byte AES key; values are sealed before they leave the process. */
   key: Buffer;
   /** Told about every failure the cache swallows (for logs and counters). */
@@ -15,7 +16,7 @@ export interface RedisCacheOptions {
 
 /** Shared cache between replicas, in Redis, every value sealed with AES-256-GCM. */
 export class RedisCache<V> implements SecretCache<V> {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly now: () => number;
 
   constructor(private readonly options: RedisCacheOptions) {
@@ -27,7 +28,7 @@ export class RedisCache<V> implements SecretCache<V> {
     if (keys.length === 0) return [];
     let raw: Array<Buffer | null>;
     try {
-      raw = await this.redis.mgetBuffer(...keys);
+      raw = await this.read(keys);
     } catch (err) {
       this.options.onError('get', err as Error);
       return keys.map(() => undefined);
@@ -50,17 +51,41 @@ export class RedisCache<V> implements SecretCache<V> {
     });
   }
 
+  /**
+   * One step's entries in one read. A Cluster refuses a multi-key command
+   * whose keys hash to different slots (CROSSSLOT), and ioredis does not split
+   * one. The entries are not hash-tagged into one slot: a path's entry is
+   * shared by every step and replica that reads the path, so a per-step tag
+   * would give each step its own copy (no sharing, a Vault read per step), and
+   * one tag for all of vaultgate would put the whole cache on one shard. So in
+   * a Cluster each key is read with its own GET, all issued at once;
+   * auto-pipelining sends those bound for one node together, and a key whose
+   * shard is failing over fails alone (a miss) without failing the others.
+   */
+  private async read(keys: string[]): Promise<Array<Buffer | null>> {
+    if (!(this.redis instanceof Cluster)) return this.redis.mgetBuffer(...keys);
+    const cluster = this.redis;
+    const results = await Promise.allSettled(keys.map((k) => cluster.getBuffer(k)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) this.options.onError('get', failed.reason as Error);
+    return results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+  }
+
   async setMany(entries: CacheEntry<V>[]): Promise<void> {
     const live = entries.filter((e) => e.ttlSeconds > 0);
     if (live.length === 0) return;
     const now = this.now();
-    const batch = this.redis.multi();
-    for (const e of live) {
-      const sealed = seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), now + e.ttlSeconds * 1000);
-      batch.set(e.key, sealed, 'EX', e.ttlSeconds);
-    }
+    const sealed = live.map((e) => ({ e, value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), now + e.ttlSeconds * 1000) }));
     try {
-      await batch.exec();
+      if (this.redis instanceof Cluster) {
+        // A MULTI is one slot's too: one SET per entry, each to its own slot's master (see read()).
+        const cluster = this.redis;
+        await Promise.all(sealed.map(({ e, value }) => cluster.set(e.key, value, 'EX', e.ttlSeconds)));
+      } else {
+        const batch = this.redis.multi();
+        for (const { e, value } of sealed) batch.set(e.key, value, 'EX', e.ttlSeconds);
+        await batch.exec();
+      }
     } catch (err) {
       this.options.onError('set', err as Error);
     }

@@ -1,7 +1,11 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisTopology } from '../config/config.js';
+
+/** A single node or Sentinel group (Redis), or a Cluster: ioredis's own clients, failover included. */
+export type RedisClient = Redis | Cluster;
 
 export interface RedisClientOptions {
-  url: string;
+  topology: RedisTopology;
   /** A Redis call slower than this fails (and the caller falls back). */
   timeoutMs?: number;
   /** Told about connection errors, which the callers' own failures also report. */
@@ -11,17 +15,61 @@ export interface RedisClientOptions {
 /**
  * The one Redis connection vaultgate shares between its cache and its limits.
  * It fails fast while disconnected instead of queueing: a request must not wait
- * for Redis to come back when it can go on without it.
+ * for Redis to come back when it can go on without it. Failover is ioredis's:
+ * with Sentinel it asks the sentinels for the master on every reconnect (and
+ * after a `-READONLY` reply from a demoted one); in a Cluster it follows
+ * MOVED/ASK and refreshes its slot map when a replica takes over.
  */
-export function createRedisClient(options: RedisClientOptions): Redis {
+export function createRedisClient(options: RedisClientOptions): RedisClient {
   const timeout = options.timeoutMs ?? 250;
-  const redis = new Redis(options.url, {
+  const common: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: timeout,
     connectTimeout: Math.max(timeout, 1000),
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  });
-  redis.on('error', options.onError);
-  return redis;
+  };
+  const { topology } = options;
+  let client: RedisClient;
+  switch (topology.mode) {
+    case 'single':
+      client = new Redis(topology.url, common);
+      break;
+    case 'sentinel':
+      client = new Redis({
+        ...common,
+        sentinels: topology.sentinels,
+        name: topology.masterName,
+        sentinelPassword: topology.sentinelPassword,
+        username: topology.username,
+        password: topology.password,
+        sentinelRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+        // A demoted master answers -READONLY: reconnect, which asks the sentinels again.
+        reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      });
+      break;
+    case 'cluster':
+      client = new Cluster(topology.nodes, {
+        enableOfflineQueue: false,
+        // The Cluster client's own retries (MOVED/ASK, TRYAGAIN, CLUSTERDOWN) are what moves a slot to its new master.
+        maxRedirections: 4,
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 100,
+        clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+        // Commands issued together are sent to each node in one pipeline (see RedisCache.getMany).
+        enableAutoPipelining: true,
+        slotsRefreshTimeout: Math.max(timeout, 1000),
+        // A master that died without a word is not noticed by ioredis's own refresh (it waits
+        // for a MOVED): the slot map is read again every 2 s, which finds the replica that
+        // took over. Until then ioredis queues commands on each node's connection whatever
+        // enableOfflineQueue says, so one for the dead master's slots fails at commandTimeout
+        // (a request then takes up to about 1 s: a few Redis calls of 250 ms each).
+        slotsRefreshInterval: 2000,
+        // ioredis sets its own retryStrategy and offline queue on node connections; the timeouts here apply.
+        redisOptions: { ...common, username: topology.username, password: topology.password },
+      });
+      break;
+  }
+  client.on('error', options.onError);
+  return client;
 }

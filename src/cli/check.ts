@@ -47,9 +47,9 @@ export async function check(): Promise<number> {
     }),
   ]);
   if (config.cache.redis) {
-    const redis = createRedisClient({ url: config.cache.redis.url, onError: () => undefined });
+    const redis = createRedisClient({ topology: config.cache.redis, onError: () => undefined });
     results.push([
-      'redis',
+      config.cache.redis.mode === 'single' ? 'redis' : `redis ${config.cache.redis.mode}`,
       new Promise<string>((resolve, reject) => {
         redis.once('ready', () => redis.ping().then(() => resolve('answered PING'), reject));
         setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();

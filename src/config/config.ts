@@ -113,12 +113,28 @@ export interface Config {
   };
   cache: {
     ttlSeconds: number;
-    redis: { url: string; key: Buffer } | undefined;
+    redis: (RedisTopology & { key: Buffer }) | undefined;
   };
   logLevel: string;
   /** What the /readyz status means; Vault's and Redis's state is reported either way (detail, metrics). */
   readiness: ReadinessMode;
 }
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where Redis is: one node (REDIS_URL), a Sentinel group (REDIS_SENTINELS and
+ * REDIS_SENTINEL_MASTER), or a Cluster (REDIS_CLUSTER_NODES, its seed nodes).
+ * Only one of them; REDIS_USERNAME and REDIS_PASSWORD are the data nodes' ACL
+ * login in the last two (a single node's is in its URL).
+ */
+export type RedisTopology =
+  | { mode: 'single'; url: string }
+  | { mode: 'sentinel'; sentinels: RedisAddress[]; masterName: string; sentinelPassword: string | undefined; username: string | undefined; password: string | undefined }
+  | { mode: 'cluster'; nodes: RedisAddress[]; username: string | undefined; password: string | undefined };
 
 const list = (value: string) =>
   value
@@ -256,6 +272,12 @@ const env = z.object({
   VAULTGATE_ALLOWED_MOUNTS: ALLOWED_MOUNTS,
   VAULTGATE_VAULT_TIMEOUT_MS: whole(5000, 100, 120_000, ' of milliseconds'),
   REDIS_URL: z.string().optional(),
+  REDIS_SENTINELS: z.string().optional(),
+  REDIS_SENTINEL_MASTER: z.string().optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().optional(),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  REDIS_USERNAME: z.string().optional(),
+  REDIS_PASSWORD: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
   VAULTGATE_READINESS: z
@@ -267,6 +289,60 @@ const env = z.object({
 });
 
 type Env = z.infer<typeof env>;
+
+const REDIS_MODES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+const REDIS_MODE_VARIABLE = { single: 'REDIS_URL', sentinel: 'REDIS_SENTINELS', cluster: 'REDIS_CLUSTER_NODES' } as const;
+
+/** `host:port,host:port` (an IPv6 host in brackets); problems name the variable. */
+function redisAddresses(name: string, value: string, problems: string[]): RedisAddress[] {
+  const addresses: RedisAddress[] = [];
+  const items = list(value);
+  if (items.length === 0) problems.push(`${name}: must list at least one host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379`);
+  for (const item of items) {
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item);
+    const port = match ? Number(match[3]) : 0;
+    if (!match || port < 1 || port > 65535) {
+      problems.push(`${name}: "${item}" is not host:port; list addresses as host:port,host:port (an IPv6 host as [::1]:26379)`);
+      continue;
+    }
+    addresses.push({ host: (match[1] ?? match[2])!, port });
+  }
+  return addresses;
+}
+
+/** One Redis mode, never two: a deployment half-moved to Sentinel or Cluster says so. */
+function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
+  const set = REDIS_MODES.filter((name) => e[name]);
+  if (set.length > 1) {
+    problems.push(`${set[1]}: cannot be set together with ${set[0]}; Redis is one node (REDIS_URL), a Sentinel group (REDIS_SENTINELS) or a Cluster (REDIS_CLUSTER_NODES): keep one`);
+    return undefined;
+  }
+  const before = problems.length;
+  if (e.REDIS_SENTINEL_MASTER && !e.REDIS_SENTINELS) problems.push('REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it');
+  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS) problems.push('REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it');
+  for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD'] as const) {
+    if (!e[name]) continue;
+    if (e.REDIS_URL) problems.push(`${name}: not used with REDIS_URL; put the login in the URL (redis://user:password@host:6379) and remove ${name}`);
+    else if (set.length === 0) problems.push(`${name}: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES; set one of them or remove ${name}`);
+  }
+  if (e.REDIS_URL) {
+    if (!/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
+    return problems.length === before ? { mode: 'single', url: e.REDIS_URL } : undefined;
+  }
+  if (e.REDIS_SENTINELS) {
+    const sentinels = redisAddresses('REDIS_SENTINELS', e.REDIS_SENTINELS, problems);
+    const masterName = e.REDIS_SENTINEL_MASTER?.trim();
+    if (!masterName) problems.push('REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS; the name the sentinels monitor the master by (sentinel monitor <name> ...), e.g. mymaster');
+    if (problems.length > before || !masterName) return undefined;
+    return { mode: 'sentinel', sentinels, masterName, sentinelPassword: e.REDIS_SENTINEL_PASSWORD, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
+  }
+  if (e.REDIS_CLUSTER_NODES) {
+    const nodes = redisAddresses('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES, problems);
+    if (problems.length > before) return undefined;
+    return { mode: 'cluster', nodes, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
+  }
+  return undefined;
+}
 
 /**
  * vaultgate's own Vault login: VAULT_AUTH_METHOD, or else inferred from what is
@@ -402,20 +478,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
 
   let redis: Config['cache']['redis'];
-  if (e.REDIS_URL) {
-    if (!/^rediss?:\/\//.test(e.REDIS_URL)) {
-      problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
-    }
+  const topology = redisTopology(e, problems);
+  if (topology) {
     const key = e.VAULTGATE_CACHE_KEY ? Buffer.from(e.VAULTGATE_CACHE_KEY, 'base64') : undefined;
     if (!key) {
-      problems.push('VAULTGATE_CACHE_KEY: required with REDIS_URL (cached secrets are sealed before they reach Redis); generate one with: openssl rand -base64 32');
+      problems.push(`VAULTGATE_CACHE_KEY: required with ${REDIS_MODE_VARIABLE[topology.mode]} (cached secrets are sealed before they reach Redis); generate one with: openssl rand -base64 32`);
     } else if (key.length !== 32 || key.toString('base64') !== e.VAULTGATE_CACHE_KEY!.trim()) {
       problems.push('VAULTGATE_CACHE_KEY: must be exactly 32 bytes in base64; generate one with: openssl rand -base64 32');
     } else {
-      redis = { url: e.REDIS_URL, key };
+      redis = { ...topology, key };
     }
-  } else if (e.VAULTGATE_CACHE_KEY) {
-    problems.push('VAULTGATE_CACHE_KEY: only used with REDIS_URL; set REDIS_URL or remove it');
+  } else if (e.VAULTGATE_CACHE_KEY && !REDIS_MODES.some((name) => e[name])) {
+    problems.push('VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) or remove it');
   }
 
   if (problems.length > 0 || !auth) throw new ConfigError(problems);

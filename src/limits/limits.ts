@@ -1,9 +1,9 @@
 import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { TokenError } from '../auth/errors.js';
 import type { StepClaims } from '../auth/verify-token.js';
+import type { RedisClient } from '../cache/redis-client.js';
 import { RateLimitedError } from './errors.js';
 
 export interface LimitsOptions {
@@ -16,7 +16,7 @@ export interface LimitsOptions {
   /** Seconds past `exp` the verifier still accepts a token. */
   tokenGraceSeconds: number;
   /** Shared counters between replicas; in-process counters without it (and while it is away). */
-  redis?: Redis | undefined;
+  redis?: RedisClient | undefined;
   /** A use could not be given back (the counter store failed). */
   onError?: (err: Error) => void;
 }
@@ -41,9 +41,10 @@ function inMemory(keyPrefix: string, points: number, duration: number): RateLimi
   return cluster.isWorker ? new RateLimiterCluster({ keyPrefix, points, duration, timeoutMs: 2000 }) : new RateLimiterMemory({ keyPrefix, points, duration });
 }
 
-function limiter(keyPrefix: string, points: number, duration: number, redis: Redis | undefined): RateLimiterAbstract {
+function limiter(keyPrefix: string, points: number, duration: number, redis: RedisClient | undefined): RateLimiterAbstract {
   const memory = inMemory(keyPrefix, points, duration);
   // While Redis is away the in-memory counter stands in (per replica, so looser, never off).
+  // Every limiter call touches one key (one Lua script on it), so a Cluster client serves it like a single node.
   return redis
     ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, insuranceLimiter: memory, rejectIfRedisNotReady: true })
     : memory;

@@ -1,6 +1,5 @@
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import type { Registry } from 'prom-client';
 import { createIssuerKeys } from '../auth/issuer-keys.js';
@@ -8,7 +7,7 @@ import { CLOCK_TOLERANCE_SECONDS, createTokenVerifier } from '../auth/verify-tok
 import type { SecretCache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/memory-cache.js';
 import { RedisCache } from '../cache/redis-cache.js';
-import { createRedisClient } from '../cache/redis-client.js';
+import { createRedisClient, type RedisClient } from '../cache/redis-client.js';
 import type { Config, VaultAuth } from '../config/config.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
@@ -155,10 +154,10 @@ async function startParts(
     metrics.cacheErrors.inc({ operation });
     logger.warn({ operation, error: err.message }, 'redis bypassed');
   };
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let cache: SecretCache<SecretRecord>;
   if (config.cache.redis) {
-    redis = createRedisClient({ url: config.cache.redis.url, onError: (err) => bypassed('connection', err) });
+    redis = createRedisClient({ topology: config.cache.redis, onError: (err) => bypassed('connection', err) });
     cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed, now });
   } else {
     cache = new MemoryCache<SecretRecord>({ now });

@@ -152,7 +152,47 @@ test('the Redis cache needs a 32-byte base64 key', (t) => {
   t.regex(problems({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: Buffer.alloc(16).toString('base64') })[0]!, /exactly 32 bytes/);
   t.regex(problems({ ...valid, REDIS_URL: 'http://r', VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64') })[0]!, /^REDIS_URL: /);
   const key = Buffer.alloc(32, 1);
-  t.deepEqual(loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis, { url: 'redis://r:6379', key });
+  t.deepEqual(loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis, { mode: 'single', url: 'redis://r:6379', key });
+});
+
+test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the cache key in every mode', (t) => {
+  const key = Buffer.alloc(32, 2);
+  const KEY = key.toString('base64');
+  t.deepEqual(
+    loadConfig({ ...valid, REDIS_SENTINELS: 's1:26379, 10.0.0.2:26380,[::1]:26381', REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'sp', REDIS_PASSWORD: 'p', VAULTGATE_CACHE_KEY: KEY }).cache.redis,
+    {
+      mode: 'sentinel',
+      sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: '::1', port: 26381 }],
+      masterName: 'mymaster', sentinelPassword: 'sp', username: undefined, password: 'p', key,
+    },
+  );
+  t.deepEqual(
+    loadConfig({ ...valid, REDIS_CLUSTER_NODES: 'n1:7000,n2:7001', REDIS_USERNAME: 'vg', REDIS_PASSWORD: 'p', VAULTGATE_CACHE_KEY: KEY }).cache.redis,
+    { mode: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }], username: 'vg', password: 'p', key },
+  );
+  t.regex(problems({ ...valid, REDIS_CLUSTER_NODES: 'n1:7000' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_CLUSTER_NODES .*openssl rand/);
+  t.regex(problems({ ...valid, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_SENTINELS/);
+});
+
+test('bad Redis combinations name the variable and the fix', (t) => {
+  const KEY = Buffer.alloc(32, 2).toString('base64');
+  const only = (env: Record<string, string>) => {
+    const found = problems({ ...valid, VAULTGATE_CACHE_KEY: KEY, ...env });
+    t.is(found.length, 1, found.join('\n'));
+    return found[0]!;
+  };
+  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'n1:7000' }), /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL;.*keep one/);
+  t.regex(only({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'n1:7000' }), /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_SENTINELS/);
+  t.regex(only({ REDIS_SENTINELS: 's1:26379' }), /^REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS;.*mymaster/);
+  t.regex(only({ REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_MASTER: 'm' }), /^REDIS_SENTINELS: "s2" is not host:port; list addresses as host:port/);
+  t.regex(only({ REDIS_CLUSTER_NODES: 'n1:70000' }), /^REDIS_CLUSTER_NODES: "n1:70000" is not host:port/);
+  t.regex(only({ REDIS_CLUSTER_NODES: 'redis://n1:7000' }), /^REDIS_CLUSTER_NODES: "redis:\/\/n1:7000" is not host:port/);
+  t.regex(only({ REDIS_CLUSTER_NODES: ' , ' }), /^REDIS_CLUSTER_NODES: must list at least one host:port/);
+  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_SENTINEL_MASTER: 'm' }), /^REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS/);
+  t.regex(only({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINEL_PASSWORD: 'x' }), /^REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS/);
+  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'x' }), /^REDIS_PASSWORD: not used with REDIS_URL; put the login in the URL/);
+  t.regex(problems({ ...valid, REDIS_PASSWORD: 'x' })[0]!, /^REDIS_PASSWORD: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
+  t.regex(problems({ ...valid, VAULTGATE_CACHE_KEY: KEY })[0]!, /^VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL \(or REDIS_SENTINELS, or REDIS_CLUSTER_NODES\)/);
 });
 
 test('empty variables count as unset', (t) => {

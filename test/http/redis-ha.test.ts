@@ -1,0 +1,145 @@
+import test, { type ExecutionContext } from 'ava';
+import { TestIssuer } from '../helpers/issuer.js';
+import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, startGateway, startVaultAndIssuer, type Gateway } from '../helpers/fixture.js';
+import { RedisCluster, redisCommand, SentinelGroup } from '../helpers/redis-topology.js';
+import { TestVault } from '../helpers/vault.js';
+
+// One Vault and issuer; each test brings up its own Redis topology, crashes a
+// master, and checks vaultgate through the failover without restarting it.
+let vault: TestVault;
+let issuer: TestIssuer;
+const gateways: Gateway[] = [];
+const CACHE_KEY = Buffer.alloc(32, 9).toString('base64');
+const EXPECTED = { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey, SIGNING_KEY: SEEDED.mainSigningKey };
+
+test.before(async () => {
+  ({ vault, issuer } = await startVaultAndIssuer());
+});
+
+test.after.always(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
+  await Promise.all([vault?.stop(), issuer?.close()]);
+});
+
+test.after('no log line of these runs holds a seeded secret', (t) => {
+  t.deepEqual(findLeaks(gateways.flatMap((g) => g.logs)), []);
+});
+
+const kvReads = () => vault.auditedPaths().filter((p) => p.startsWith('kv/data/')).length;
+
+async function start(extra: Record<string, string>): Promise<Gateway> {
+  const gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_MAX_USES_PER_STEP: '2', ...extra }));
+  gateways.push(gateway);
+  return gateway;
+}
+
+/** A step of PAYMENTS on main: three secrets from two Vault paths, so two cache entries read together. */
+async function request(gateway: Gateway, token?: string) {
+  const response = await gateway.get(token ?? (await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } })));
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+/** The step's secrets served from the cache: a new step, no new Vault read. */
+async function servedFromCache(t: ExecutionContext, gateway: Gateway): Promise<void> {
+  const before = kvReads();
+  const { status, body } = await request(gateway);
+  t.is(status, 200);
+  t.deepEqual(body, EXPECTED);
+  t.is(kvReads(), before, 'a cache hit: no Vault read');
+}
+
+/** A token limited to two uses: the third is refused, counted where `counters` looks. */
+async function useLimitHolds(t: ExecutionContext, gateway: Gateway, counters: () => Promise<string[]>): Promise<void> {
+  const token = await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } });
+  t.is((await request(gateway, token)).status, 200);
+  t.is((await request(gateway, token)).status, 200);
+  t.is((await request(gateway, token)).status, 401, 'the third use of a two-use token');
+  t.true((await counters()).some((k) => k.startsWith('vaultgate:v1:step-uses')), 'the use counter is in Redis');
+}
+
+/**
+ * Requests with new step tokens, one after the other, from the crash until the
+ * topology has recovered and a request is a cache hit again. Every answer must
+ * be the whole map with a 200: Redis is bypassed, never a cause of failure.
+ */
+async function throughFailover(t: ExecutionContext, gateway: Gateway, crash: () => void, recovered: Promise<void>) {
+  let done = false;
+  let failed: Error | undefined;
+  const recovery = recovered.then(
+    () => {
+      done = true;
+    },
+    (err: Error) => {
+      failed = err;
+    },
+  );
+  const started = Date.now();
+  crash();
+  let requests = 0;
+  let bypassed = 0;
+  let recoveredAt = 0;
+  let slowestMs = 0;
+  for (;;) {
+    const before = kvReads();
+    const sent = Date.now();
+    const { status, body } = await request(gateway);
+    slowestMs = Math.max(slowestMs, Date.now() - sent);
+    requests++;
+    t.is(status, 200, `request ${requests}, ${Date.now() - started} ms after the crash`);
+    t.deepEqual(body, EXPECTED, 'the whole map, never part of it');
+    const hit = kvReads() === before;
+    if (!hit) bypassed++;
+    if (done && !recoveredAt) recoveredAt = Date.now();
+    if (done && hit) break;
+    if (failed || Date.now() - started > 40_000) {
+      t.fail(`the cache did not work again: ${failed?.message ?? 'not within 40 s of the crash'}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await recovery;
+  const window = { requests, bypassed, slowestMs, promotedAfterMs: recoveredAt - started, cacheBackAfterMs: Date.now() - started };
+  t.log(`failover: ${JSON.stringify(window)}`);
+  return window;
+}
+
+test.serial('Sentinel: the cache and the use limit work, through a master crash and the promotion of its replica', async (t) => {
+  const group = await SentinelGroup.start();
+  t.teardown(() => group.stop());
+  const gateway = await start({ REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME });
+  const keysOn = (port: number) => async () => (await redisCommand(port, 'KEYS', '*')) as string[];
+
+  t.is((await request(gateway)).status, 200);
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, keysOn(group.master.port));
+
+  const window = await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
+  t.is(await group.masterPort(), group.replica.port);
+
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, keysOn(group.replica.port));
+  t.regex(await (await fetch(`${gateway.url}/metrics`)).text(), /vaultgate_cache_errors_total\{operation="[a-z]+"\} [1-9]/, 'the bypass was counted');
+  t.true(window.requests >= 2);
+});
+
+test.serial('Cluster: a step\'s keys across slots, the use limit, and a master crash taken over by its replica', async (t) => {
+  const cluster = await RedisCluster.start();
+  t.teardown(() => cluster.stop());
+  const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses });
+
+  t.is((await request(gateway)).status, 200);
+  const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
+  t.is(cached.length, 2, 'both paths cached');
+  const slots = await Promise.all(cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))));
+  t.not(slots[0], slots[1], 'the step\'s entries are in different slots (a multi-key MGET would be refused)');
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, () => cluster.keys());
+
+  // The master holding one of the step's entries is the one that dies.
+  const { master, replica } = await cluster.ownerOf(cached[0]!);
+  const window = await throughFailover(t, gateway, () => cluster.kill(master), cluster.waitForTakeover(replica, master));
+
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, () => cluster.keys());
+  t.true(window.requests >= 2);
+});
