@@ -3,23 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import getPort, { portNumbers } from 'get-port';
 import { launch, stopProcess, tempDir, waitFor } from './processes.js';
+import { redisCommand } from './redis.js';
 
 const run = promisify(execFile);
-
-/** One command on a short-lived connection to a loopback port. */
-export async function redisCommand(port: number, name: string, ...args: string[]): Promise<unknown> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 });
-  client.on('error', () => undefined); // connect() rejects with the same error
-  try {
-    await client.connect();
-    return await client.call(name, ...args);
-  } finally {
-    client.disconnect();
-  }
-}
 
 const info = async (port: number, section: string) => String(await redisCommand(port, 'INFO', section));
 

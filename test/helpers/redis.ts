@@ -3,6 +3,18 @@ import { Redis } from 'ioredis';
 import getPort from 'get-port';
 import { launch, startOnFreePort, stopProcess, waitFor } from './processes.js';
 
+/** One command on a short-lived connection to a loopback port (Buffers for raw values). */
+export async function redisCommand(port: number, name: string, ...args: Array<string | Buffer>): Promise<unknown> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 });
+  client.on('error', () => undefined); // connect() rejects with the same error
+  try {
+    await client.connect();
+    return await client.call(name, ...args);
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** A real redis-server (Debian's package) on a free loopback port; can be stopped and started again. */
 export class TestRedis {
   private child: ChildProcess | undefined;
@@ -46,15 +58,8 @@ export class TestRedis {
   }
 
   /** One command on a short-lived connection (Buffers for raw values). */
-  async command(name: string, ...args: Array<string | Buffer>): Promise<unknown> {
-    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on('error', () => undefined); // connect() rejects with the same error
-    try {
-      await client.connect();
-      return await client.call(name, ...args);
-    } finally {
-      client.disconnect();
-    }
+  command(name: string, ...args: Array<string | Buffer>): Promise<unknown> {
+    return redisCommand(this.port, name, ...args);
   }
 
   /** Every key and its raw bytes, to look at what reached Redis. */

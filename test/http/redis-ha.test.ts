@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, startGateway, startVaultAndIssuer, type Gateway } from '../helpers/fixture.js';
-import { RedisCluster, redisCommand, SentinelGroup } from '../helpers/redis-topology.js';
+import { redisCommand } from '../helpers/redis.js';
+import { RedisCluster, SentinelGroup } from '../helpers/redis-topology.js';
 import { TestVault } from '../helpers/vault.js';
 
 // One Vault and issuer; each test brings up its own Redis topology, crashes a
