@@ -121,8 +121,8 @@ export class SecretResolver {
   }
 
   private async readAll(paths: string[], dynamic: boolean[], step: string, deadline: number) {
-    const scope = this.options.scope;
-    const keys = paths.map((p, i) => this.keyPrefix + this.name(dynamic[i] ? [scope, 'step', step, p] : [scope, 'path', p]));
+    // The scope is in the prefix already: per entry, only what tells entries of one scope apart.
+    const keys = paths.map((p, i) => this.keyPrefix + this.name(dynamic[i] ? ['step', step, p] : ['path', p]));
     const caching = this.options.ttlSeconds > 0;
     const cached = caching ? await this.options.cache.getMany(keys) : paths.map(() => undefined);
 
