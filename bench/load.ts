@@ -15,6 +15,8 @@ export interface LoadJob {
   durationMs: number;
   /** Load run first and not measured. */
   warmupMs?: number;
+  /** Stop after this many steps, even before durationMs: CPU per step is measured over a fixed count. */
+  stepCount?: number;
   /** direct-vault and bare-vault: the role and the KV paths of each token's repository, by token index. */
   steps?: Array<{ role: string; paths: string[] }>;
   /** bare-vault: the Vault token the reads use. */
@@ -69,12 +71,13 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       : job.mode === 'direct-vault'
         ? directVaultStep(job.url, tokens[i]!, job.steps![i]!)
         : reads(job.url, job.vaultToken!, job.steps![i]!.paths);
-  /** `concurrency` clients, each starting its next step when the last one ends, until `ms` have passed. */
-  const drive = (ms: number, done: (ms: number, err?: Error) => void) => {
+  /** `concurrency` clients, each starting its next step when the last one ends, until `ms` have passed or `count` steps have started. */
+  const drive = (ms: number, count: number, done: (ms: number, err?: Error) => void) => {
     const until = Date.now() + ms;
+    let started = 0;
     return Promise.all(
       Array.from({ length: job.concurrency }, async () => {
-        while (Date.now() < until) {
+        while (Date.now() < until && started++ < count) {
           // Every step carries its own token: distinct steps, never one token repeated.
           const i = next++ % tokens.length;
           const t0 = performance.now();
@@ -97,9 +100,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   };
   // Unmeasured first (its failures still count): the servers' and this
   // process's JIT, connection pools and caches settle.
-  await drive(job.warmupMs ?? 0, (_, err) => err && failed(err));
+  await drive(job.warmupMs ?? 0, Infinity, (_, err) => err && failed(err));
   const started = performance.now();
-  await drive(job.durationMs, (ms, err) => (err ? failed(err) : latencies.push(ms)));
+  await drive(job.durationMs, job.stepCount ?? Infinity, (ms, err) => (err ? failed(err) : latencies.push(ms)));
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;

@@ -29,6 +29,14 @@ const WORKERS = process.env.VAULTGATE_WORKERS ?? String(usableCpus());
 /** BENCH_SOAK=1: instead of the scenarios, a long warm run that samples vaultgate's memory. */
 const SOAK = process.env.BENCH_SOAK === '1';
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 300);
+/** BENCH_CPU_ONLY=1: only the CPU-per-step figures (warm, cold, Koa ceiling), for measuring one change quickly. */
+const CPU_ONLY = process.env.BENCH_CPU_ONLY === '1';
+/** Steps before CPU is counted: Koa alone takes several thousand requests before its JIT settles. */
+const CPU_WARMUP_STEPS = Number(process.env.BENCH_CPU_WARMUP_STEPS ?? 10_000);
+/** Steps whose CPU is counted; cold steps (three Vault reads each) use a quarter of both counts. */
+const CPU_STEPS = Number(process.env.BENCH_CPU_STEPS ?? 20_000);
+/** BENCH_PROFILE_DIR=DIR: vaultgate's processes write V8 CPU profiles there when they exit (`node --cpu-prof`). */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const OPA = join(TOOLS_BIN, 'opa');
 const CACHE_KEY = Buffer.alloc(32, 1).toString('base64');
 const run = promisify(execFile);
@@ -94,14 +102,57 @@ async function memoryMb(pid: number, which: 'VmHWM' | 'VmRSS' | 'Pss' = 'VmHWM')
 
 async function startVaultgate(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
   const port = await getPort({ host: '127.0.0.1' });
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'vaultgate.js'), 'serve'], {
+  // Cluster workers inherit the primary's Node options, so each writes its own profile.
+  const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profiling, join(ROOT, 'bin', 'vaultgate.js'), 'serve'], {
     cwd: ROOT,
     // Logging as deployed: an audit line per request (to /dev/null here).
-    env: { PATH: process.env.PATH!, VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_WORKERS: WORKERS, ...env },
+    env: {
+      PATH: process.env.PATH!,
+      VAULTGATE_LISTEN: `127.0.0.1:${port}`,
+      VAULTGATE_WORKERS: WORKERS,
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, child);
   return { child, url: `http://127.0.0.1:${port}/secrets` };
+}
+
+/** Clock ticks per second of /proc's CPU times. */
+const CLOCK_TICKS = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+
+/** utime + stime of a server's processes (the primary and its workers), in seconds, from /proc/<pid>/stat. */
+async function cpuSeconds(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of await processesOf(pid)) {
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    // After the command name: fields 3 onwards of proc(5); utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+interface CpuFigure {
+  steps: number;
+  errors: number;
+  /** The server's CPU time (user + system, all its processes) per step, in µs. */
+  cpuUsPerStep: number;
+}
+
+/**
+ * CPU per step, which unlike throughput does not depend on how many idle
+ * cores the machine has: a fixed number of steps at concurrency 16, after a
+ * warm-up that is not counted, divided into the server's utime + stime.
+ */
+async function cpuPerStep(pid: number, url: string, tokensFile: string, share = 1): Promise<CpuFigure> {
+  const job = { mode: 'gateway' as const, url, tokensFile, concurrency: 16, durationMs: 30 * 60_000 };
+  const warmup = await load({ ...job, stepCount: Math.ceil(CPU_WARMUP_STEPS * share) });
+  const before = await cpuSeconds(pid);
+  const result = await load({ ...job, stepCount: Math.ceil(CPU_STEPS * share) });
+  const used = (await cpuSeconds(pid)) - before;
+  return { steps: result.steps, errors: warmup.errors + result.errors, cpuUsPerStep: (used * 1e6) / (result.steps + result.errors) };
 }
 
 const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'), child.once('exit', r)));
@@ -166,7 +217,8 @@ async function main(): Promise<number> {
       return writeFigures({ memorySoak: soak }, JSON.stringify(soak.summary, null, 2), soak.errors > 0);
     }
     const rss: Record<string, number> = {};
-    for (const secrets of [3, 1, 5, 20]) {
+    const cpu: Record<string, CpuFigure> = {};
+    for (const secrets of CPU_ONLY ? [3] : [3, 1, 5, 20]) {
       const dir = policyDir(secrets);
       const warm = await startVaultgate({
         ...base,
@@ -176,30 +228,51 @@ async function main(): Promise<number> {
         VAULTGATE_CACHE_TTL: '3600',
       });
       for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
-      await measure('warm', secrets, { mode: 'gateway', url: warm.url });
+      if (!CPU_ONLY) await measure('warm', secrets, { mode: 'gateway', url: warm.url });
+      if (secrets === 3) cpu.warm = await cpuPerStep(warm.child.pid!, warm.url, tokensFile);
       rss[`warm-${secrets}`] = await memoryMb(warm.child.pid!);
       await stop(warm.child);
 
       const cold = await startVaultgate({ ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_CACHE_TTL: '0' });
-      await measure('cold', secrets, { mode: 'gateway', url: cold.url });
+      if (!CPU_ONLY) await measure('cold', secrets, { mode: 'gateway', url: cold.url });
+      if (secrets === 3) cpu.cold = await cpuPerStep(cold.child.pid!, cold.url, tokensFile, 0.25);
       rss[`cold-${secrets}`] = await memoryMb(cold.child.pid!);
       await stop(cold.child);
 
       if (secrets === 3) {
-        await measure('direct-vault', secrets, { mode: 'direct-vault', url: vault.addr, steps: stepsFor(secrets) });
-        await measure('bare-vault-reads', secrets, { mode: 'bare-vault', url: vault.addr, steps: stepsFor(secrets), vaultToken: vault.rootToken });
+        if (!CPU_ONLY) {
+          await measure('direct-vault', secrets, { mode: 'direct-vault', url: vault.addr, steps: stepsFor(secrets) });
+          await measure('bare-vault-reads', secrets, { mode: 'bare-vault', url: vault.addr, steps: stepsFor(secrets), vaultToken: vault.rootToken });
+        }
         const port = await getPort({ host: '127.0.0.1' });
         const ceiling = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port), WORKERS], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
         await waitFor('ceiling', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 30_000, ceiling);
-        await measure('framework-ceiling', secrets, { mode: 'gateway', url: `http://127.0.0.1:${port}/secrets` });
+        const ceilingUrl = `http://127.0.0.1:${port}/secrets`;
+        if (!CPU_ONLY) await measure('framework-ceiling', secrets, { mode: 'gateway', url: ceilingUrl });
+        cpu.ceiling = await cpuPerStep(ceiling.pid!, ceilingUrl, tokensFile);
         await stop(ceiling);
       }
     }
+    notes.cpuPerStep = {
+      ...cpu,
+      warmOverCeiling: cpu.warm!.cpuUsPerStep / cpu.ceiling!.cpuUsPerStep,
+      coldOverCeiling: cpu.cold!.cpuUsPerStep / cpu.ceiling!.cpuUsPerStep,
+    };
+    process.stderr.write(`bench: CPU per step (3 secrets): ${JSON.stringify(notes.cpuPerStep)}\n`);
     notes.peakRssMb = rss;
-    notes.policyEngine = await policyEngine();
+    if (!CPU_ONLY) notes.policyEngine = await policyEngine();
   } finally {
     await Promise.all([vault.stop(), redis.stop(), issuer.close()]);
   }
+
+  const cpu = notes.cpuPerStep as Record<'warm' | 'cold' | 'ceiling', CpuFigure>;
+  const headline = [
+    '| CPU per step, 3 secrets | µs | × Koa ceiling |',
+    '| --- | --- | --- |',
+    ...(['warm', 'cold', 'ceiling'] as const).map((k) => `| ${k} | ${cpu[k].cpuUsPerStep.toFixed(0)} | ${(cpu[k].cpuUsPerStep / cpu.ceiling.cpuUsPerStep).toFixed(2)} |`),
+  ].join('\n');
+  const failed = rows.some((r) => r.result.errors > 0) || (['warm', 'cold', 'ceiling'] as const).some((k) => cpu[k].errors > 0);
+  if (CPU_ONLY) return writeFigures({ ...notes }, headline, failed);
 
   const find = (scenario: string, secrets: number, concurrency: number) =>
     rows.find((r) => r.scenario === scenario && r.secrets === secrets && r.concurrency === concurrency)?.result;
@@ -215,8 +288,8 @@ async function main(): Promise<number> {
   ].join('\n');
   return writeFigures(
     { secondsPerRun: SECONDS, rows, ratios, ...notes },
-    `${table}\n\nratios: ${JSON.stringify(ratios, null, 2)}\nextra: ${JSON.stringify(notes, null, 2)}`,
-    rows.some((r) => r.result.errors > 0),
+    `${headline}\n\n${table}\n\nratios: ${JSON.stringify(ratios, null, 2)}\nextra: ${JSON.stringify(notes, null, 2)}`,
+    failed,
   );
 }
 
