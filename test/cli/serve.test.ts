@@ -58,6 +58,45 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   t.false(output.includes(SEEDED.mainSigningKey), 'the secret is not logged');
 });
 
+test('every answered request has its audit line: written within a moment when quiet, and the rest flushed on SIGTERM', async (t) => {
+  const port = await getPort({ host: '127.0.0.1' });
+  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_WORKERS: '2' };
+  const { child, exited, output } = spawnServe(env);
+  const auditedIds = () =>
+    new Set(
+      output()
+        .split('\n')
+        .filter((line) => line.includes('"audit":true'))
+        .map((line) => (JSON.parse(line) as { requestId: string }).requestId),
+    );
+  const answer = async (branchName: string) => {
+    const response = await fetch(`http://127.0.0.1:${port}/secrets`, {
+      headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims: { branchName } })}` },
+    });
+    t.is(response.status, 200);
+    await response.text();
+    return response.headers.get('x-request-id')!;
+  };
+  try {
+    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200, 60_000, child);
+    // One request and then quiet: its line is not held back waiting for a full batch.
+    const first = await answer('main');
+    await waitFor('the quiet request\'s audit line', async () => auditedIds().has(first), 15_000, child);
+    // A burst, then SIGTERM at once: lines still buffered are written before the workers exit.
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => answer(`feature/burst-${i}`)));
+    child.kill('SIGTERM');
+    t.is(await exited, 0);
+    const audited = auditedIds();
+    t.deepEqual(
+      burst.filter((id) => !audited.has(id)),
+      [],
+      'no answered request is missing from the audit log',
+    );
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits 0', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
   // Decision log lines say a request has passed the policy and is reading Vault.
