@@ -28,6 +28,8 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
     commandTimeout: timeout,
     connectTimeout: Math.max(timeout, 1000),
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    // Commands of concurrent requests issued in one turn of the event loop leave in one write.
+    enableAutoPipelining: true,
   };
   const { topology } = options;
   let client: RedisClient;
