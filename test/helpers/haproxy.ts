@@ -15,6 +15,8 @@ export interface ServerStat {
   status: string;
   /** Failed health checks so far. */
   chkfail: number;
+  /** Requests sent to it so far (`stot`). */
+  sessions: number;
 }
 
 /** How HAProxy balances and checks its backend. */
@@ -107,7 +109,7 @@ export class TestHaproxy {
     return rows
       .map((row) => row.split(','))
       .filter((f) => f[at('pxname')] === this.options.backend && !['FRONTEND', 'BACKEND'].includes(f[at('svname')]!))
-      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]) }));
+      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]), sessions: Number(f[at('stot')]) }));
   }
 
   /** One command on the stats socket, and its whole answer. */

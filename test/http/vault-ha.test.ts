@@ -68,6 +68,8 @@ async function gateway(cluster: TestVaultCluster, vault: Record<string, string>,
 interface Answer {
   /** Milliseconds after the kill, when the answer arrived. */
   at: number;
+  /** Milliseconds the request took. */
+  tookMs: number;
   status: number;
   retryAfter: string | null;
   body: unknown;
@@ -80,8 +82,11 @@ function load(g: Gateway, repository: string, workers: number, killedAt: () => n
   const done = Promise.all(
     Array.from({ length: workers }, async () => {
       while (!stopped) {
-        const response = await g.get(await issuer.mint(repository));
-        answers.push({ at: Date.now() - killedAt(), status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() });
+        const token = await issuer.mint(repository);
+        const sent = Date.now();
+        const response = await g.get(token);
+        const body: unknown = await response.json();
+        answers.push({ at: Date.now() - killedAt(), tookMs: Date.now() - sent, status: response.status, retryAfter: response.headers.get('retry-after'), body });
         await new Promise((r) => setTimeout(r, 40));
       }
     }),
@@ -104,7 +109,7 @@ function assertWholeOrRetry(t: ExecutionContext, answers: Answer[], expected: Re
   t.deepEqual(wrong, [], `${what}: every answer a whole map or a 503 with Retry-After`);
 }
 
-/** First and last failure after the kill, and the first success after the last failure, in ms after the kill. */
+/** First and last failure after the kill, the first success after the last failure (ms after the kill), and the slowest answer after it. */
 function window(answers: Answer[]) {
   const after = answers.filter((a) => a.at >= 0).sort((a, b) => a.at - b.at);
   const failures = after.filter((a) => a.status !== 200);
@@ -116,6 +121,7 @@ function window(answers: Answer[]) {
     lastFailureMs: last ?? null,
     windowMs: failures.length ? last! - failures[0]!.at : 0,
     killToSuccessMs: after.find((a) => a.status === 200 && (last === undefined || a.at > last))?.at ?? null,
+    slowestMs: Math.max(0, ...after.map((a) => a.tookMs)),
   };
 }
 
@@ -151,24 +157,30 @@ async function killActiveUnderLoad(t: ExecutionContext, cluster: TestVaultCluste
   } finally {
     await Promise.all([directLoad.stop(), cachedLoad?.stop()]);
   }
-  t.not(successor?.name, victim.name);
-  return { answers: { direct: directLoad.answers, cached: cachedLoad?.answers ?? [] }, victim, loginsAfterKill: logins(direct) - loginsBefore };
+  t.not(successor!.name, victim.name);
+  t.deepEqual(directLoad.answers.filter((a) => a.at < 0 && a.status !== 200), [], 'before the kill, every answer whole');
+  return { answers: { direct: directLoad.answers, cached: cachedLoad?.answers ?? [] }, victim, successor: successor!, loginsAfterKill: logins(direct) - loginsBefore };
 }
 
 const logins = (g: Gateway) => g.logs.filter((l) => l.includes('"msg":"vault login succeeded"')).length;
 
-async function throughHaproxy(t: ExecutionContext, cluster: TestVaultCluster, timing: string) {
-  // HashiCorp's advice for load balancers: sys/health answers 200 only on the active node.
+/**
+ * HAProxy in front of the nodes, checking GET `checkPath`: `/v1/sys/health` (HashiCorp's
+ * advice for load balancers) answers 200 on the active node only; with `?standbyok=true`
+ * the standbys are in rotation too, and forward what they get to the active node.
+ */
+async function throughHaproxy(t: ExecutionContext, cluster: TestVaultCluster, label: string, checkPath = '/v1/sys/health') {
   const haproxy = await TestHaproxy.start(
     cluster.nodes.map((n) => ({ name: n.name, port: n.port })),
-    { backend: 'vault', checkPath: '/v1/sys/health', inter: 500, fall: 2, rise: 1 },
+    { backend: 'vault', checkPath, inter: 500, fall: 2, rise: 1 },
   );
   t.teardown(() => haproxy.stop());
-  await waitFor('HAProxy sending to the active node only', async () => (await haproxy.stats()).filter((s) => s.status === 'UP').length === 1, 15_000);
+  const inRotation = checkPath.includes('standbyok=true') ? 3 : 1;
+  await waitFor(`HAProxy sending to ${inRotation} node(s)`, async () => (await haproxy.stats()).filter((s) => s.status === 'UP').length === inRotation, 15_000);
   const direct = await gateway(cluster, { VAULT_ADDR: haproxy.url }, { VAULTGATE_CACHE_TTL: '0' });
   const cached = await gateway(cluster, { VAULT_ADDR: haproxy.url }, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_CACHE_TTL: '600' });
 
-  const { answers, victim, loginsAfterKill } = await killActiveUnderLoad(t, cluster, direct, cached);
+  const { answers, victim, successor, loginsAfterKill } = await killActiveUnderLoad(t, cluster, direct, cached);
   assertWholeOrRetry(t, answers.direct, EXPECTED, 'uncached');
   t.deepEqual(
     answers.cached.filter((a) => a.status !== 200 || JSON.stringify(a.body) !== JSON.stringify({ NPM_TOKEN: SEEDED.npmToken })),
@@ -176,14 +188,22 @@ async function throughHaproxy(t: ExecutionContext, cluster: TestVaultCluster, ti
     'cached secrets served whole throughout',
   );
   const measured = window(answers.direct);
-  t.log(`${timing}, through HAProxy: ${JSON.stringify({ ...measured, cachedRequests: answers.cached.length, newLogins: loginsAfterKill })}`);
+  t.log(`${label}: ${JSON.stringify({ ...measured, cachedRequests: answers.cached.length, newLogins: loginsAfterKill })}`);
   t.true(measured.killToSuccessMs !== null, 'answers after the failures');
-  return { victim };
+  return { victim, successor, stats: await haproxy.stats() };
 }
 
 test.serial('through HAProxy, performance_multiplier = 1: whole maps or 503s with Retry-After, cached secrets throughout, and 200s again after the election', async (t) => {
   t.timeout(180_000);
-  const { victim } = await throughHaproxy(t, fast, 'performance_multiplier = 1');
+  const { victim } = await throughHaproxy(t, fast, 'performance_multiplier = 1, through HAProxy');
+  await fast.restart(victim);
+});
+
+test.serial('through HAProxy with the standbys in rotation too (standbyok): they forward to the active node, and a kill is survived the same way', async (t) => {
+  t.timeout(180_000);
+  const { victim, successor, stats } = await throughHaproxy(t, fast, 'performance_multiplier = 1, HAProxy with standbys in rotation', '/v1/sys/health?standbyok=true');
+  const standby = stats.find((s) => s.name !== victim.name && s.name !== successor.name)!;
+  t.true(standby.sessions > 0, 'a node that was never active took requests (and before the kill every answer was whole)');
   await fast.restart(victim);
 });
 
@@ -201,5 +221,5 @@ test.serial('the node list without a balancer: VAULT_ADDR the active node, VAULT
 
 test.serial("through HAProxy, Vault's default raft timing", async (t) => {
   t.timeout(180_000);
-  await throughHaproxy(t, slow, 'default timing');
+  await throughHaproxy(t, slow, 'default timing, through HAProxy');
 });
