@@ -101,7 +101,10 @@ export interface Config {
   };
   vault: {
     addr: string;
-    /** Origins of Vault's HA nodes (VAULT_HA_ADDRS): a standby's redirect may go there, besides VAULT_ADDR's. */
+    /**
+     * Origins of Vault's HA nodes (VAULT_HA_ADDRS), in order: tried in turn after VAULT_ADDR when
+     * it cannot be reached or answers 503, and where a standby's redirect may go besides VAULT_ADDR's.
+     */
     haOrigins: string[];
     namespace: string | undefined;
     auth: VaultAuth;
@@ -460,6 +463,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }
     if (!url || url.protocol !== vaultScheme) {
       problems.push(`VAULT_HA_ADDRS: ${addr} is not a ${vaultScheme}// URL; list each Vault node as VAULT_ADDR is written, e.g. ${vaultScheme}//vault-1.internal:8200`);
+    } else if (url.pathname !== '/' || url.search || url.username) {
+      problems.push(`VAULT_HA_ADDRS: ${addr} has more than a scheme, host and port; list each Vault node as ${vaultScheme}//host:port, e.g. ${vaultScheme}//vault-1.internal:8200`);
     } else {
       haOrigins.push(url.origin);
     }

@@ -8,7 +8,7 @@ import { createVaultTransport, VaultRedirectRefusedError, type VaultTransport } 
 
 export interface VaultClientOptions {
   addr: string;
-  /** Origins of Vault's other HA nodes, where a standby's redirect may lead (VAULT_HA_ADDRS). */
+  /** Origins of Vault's HA nodes (VAULT_HA_ADDRS): tried in turn after VAULT_ADDR's, and where a standby's redirect may lead. */
   haOrigins?: readonly string[] | undefined;
   namespace?: string | undefined;
   auth: VaultAuth;
@@ -75,11 +75,15 @@ export class VaultClient {
   private check: { token: string; valid: Promise<boolean> } | undefined;
 
   constructor(private readonly options: VaultClientOptions) {
+    const origins = [...new Set([new URL(options.addr).origin, ...(options.haOrigins ?? [])])];
     this.transport = createVaultTransport({
       caCert: options.caCert,
       skipVerify: options.skipVerify,
-      redirectOrigins: [new URL(options.addr).origin, ...(options.haOrigins ?? [])],
+      origins,
+      // With several addresses, a node that takes no connection leaves time for the others within the deadline.
+      connectTimeoutMs: origins.length > 1 ? Math.ceil(options.timeoutMs / origins.length) : undefined,
       onRedirectRefused: (target, from) => options.logger.warn({ target, from }, 'vault redirect refused'),
+      onOriginChanged: (to, from, reason) => options.logger.warn({ to, from, reason }, 'vault requests now go to another address'),
     });
     this.vault = nodeVault({
       endpoint: options.addr,

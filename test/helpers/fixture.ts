@@ -8,7 +8,7 @@ import { AUDIENCE, TestIssuer } from './issuer.js';
 import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
 import { mustNotLeak, record, recordCredentials } from './run-record.js';
 import type { TestRedis } from './redis.js';
-import { TestVault } from './vault.js';
+import { TestVault, type VaultAdmin } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
 export const PAYMENTS = '{9a8b7c6d-2222-4333-8444-555566667777}';
@@ -44,7 +44,7 @@ export const DEMO_VALUES = [
 ];
 
 /** Seeds the secrets the shipped data.json and the test repositories refer to. */
-export async function seedVault(vault: TestVault): Promise<void> {
+export async function seedVault(vault: VaultAdmin): Promise<void> {
   await vault.mount('kv', 'kv', { version: '2' });
   await vault.mount('kv1', 'kv', { version: '1' });
   await vault.put('kv', 'ci/payments-api', {
@@ -65,7 +65,7 @@ export async function seedVault(vault: TestVault): Promise<void> {
  * A real dynamic secret for DYNAMIC's grants: Vault's database engine minting
  * Redis ACL users on `server`, each read a new lease (database/creds/ci).
  */
-export async function enableDynamicRedisCredentials(vault: TestVault, server: TestRedis, options: { defaultTtl?: string } = {}): Promise<void> {
+export async function enableDynamicRedisCredentials(vault: VaultAdmin, server: TestRedis, options: { defaultTtl?: string } = {}): Promise<void> {
   mustNotLeak('admin-pass-for-tests');
   await server.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
   await vault.mount('database', 'database');
@@ -133,7 +133,7 @@ export function addRepositories(env: Record<string, string>, repositories: Recor
 }
 
 /** The environment a runner-facing vaultgate is started with in the tests. */
-export function gatewayEnv(issuer: TestIssuer, vault: TestVault, extra: Record<string, string> = {}): Record<string, string> {
+export function gatewayEnv(issuer: TestIssuer, vault: VaultAdmin, extra: Record<string, string> = {}): Record<string, string> {
   return {
     VAULTGATE_LISTEN: '127.0.0.1:0',
     VAULTGATE_OIDC_ISSUERS: issuer.url,

@@ -15,13 +15,31 @@ export interface ServerStat {
   status: string;
   /** Failed health checks so far. */
   chkfail: number;
+  /** Requests sent to it so far (`stot`). */
+  sessions: number;
+}
+
+/** How HAProxy balances and checks its backend. */
+export interface HaproxyOptions {
+  /** The backend's name, in the configuration and in `show stat`. */
+  backend?: string;
+  /** GET this path on each server; a server is in rotation while it answers 200. */
+  checkPath?: string;
+  /** Milliseconds between checks of a server. */
+  inter?: number;
+  /** Failed checks in a row that take a server out. */
+  fall?: number;
+  /** Passed checks in a row that put it back. */
+  rise?: number;
 }
 
 /**
  * A real HAProxy in the foreground (`-db`) on a free loopback port, balancing
  * round-robin over `servers` and health-checking each with GET `checkPath`
- * (`inter 500 fall 2 rise 1`: a server is out after two failed checks, 1 s).
- * Its stats socket says what it thinks of each server.
+ * (by default `/readyz`, `inter 500 fall 2 rise 1`: a server is out after two
+ * failed checks, 1 s). Its stats socket says what it thinks of each server.
+ * In front of Vault: `checkPath: '/v1/sys/health'`, which only the active node
+ * answers with 200 (a standby 429, a sealed node 503), as HashiCorp documents for load balancers.
  */
 export class TestHaproxy {
   private child: ChildProcess | undefined;
@@ -29,7 +47,7 @@ export class TestHaproxy {
     readonly port: number,
     private readonly dir: string,
     private readonly servers: Array<{ name: string; port: number }>,
-    private readonly checkPath: string,
+    private readonly options: Required<HaproxyOptions>,
   ) {}
 
   get url(): string {
@@ -40,15 +58,17 @@ export class TestHaproxy {
     return join(this.dir, 'stats.sock');
   }
 
-  static start(servers: Array<{ name: string; port: number }>, checkPath = '/readyz'): Promise<TestHaproxy> {
+  static start(servers: Array<{ name: string; port: number }>, options: HaproxyOptions = {}): Promise<TestHaproxy> {
     if (!existsSync(HAPROXY)) throw new Error(`no haproxy at ${HAPROXY}: install Debian's haproxy package (apt-get install haproxy), or set VAULTGATE_TEST_HAPROXY`);
+    const settings = { backend: 'gateways', checkPath: '/readyz', inter: 500, fall: 2, rise: 1, ...options };
     return startOnFreePort(
-      async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, checkPath),
+      async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, settings),
       (haproxy) => haproxy.boot(),
     );
   }
 
   private async boot(): Promise<void> {
+    const { backend, checkPath, inter, fall, rise } = this.options;
     const config = join(this.dir, 'haproxy.cfg');
     writeFileSync(
       config,
@@ -62,14 +82,14 @@ export class TestHaproxy {
         '  timeout server 10s',
         // Shorter than the gateways' Vault deadline (3 s): a /readyz that waited for a frozen Vault would fail.
         '  timeout check 1s',
-        'frontend vaultgate',
+        'frontend front',
         `  bind 127.0.0.1:${this.port}`,
-        '  default_backend gateways',
-        'backend gateways',
+        `  default_backend ${backend}`,
+        `backend ${backend}`,
         '  balance roundrobin',
-        `  option httpchk GET ${this.checkPath}`,
+        `  option httpchk GET ${checkPath}`,
         '  http-check expect status 200',
-        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter 500 fall 2 rise 1`),
+        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter ${inter} fall ${fall} rise ${rise}`),
         '',
       ].join('\n'),
     );
@@ -88,8 +108,8 @@ export class TestHaproxy {
     const at = (name: string) => columns.indexOf(name);
     return rows
       .map((row) => row.split(','))
-      .filter((f) => f[at('pxname')] === 'gateways' && !['FRONTEND', 'BACKEND'].includes(f[at('svname')]!))
-      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]) }));
+      .filter((f) => f[at('pxname')] === this.options.backend && !['FRONTEND', 'BACKEND'].includes(f[at('svname')]!))
+      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]), sessions: Number(f[at('stot')]) }));
   }
 
   /** One command on the stats socket, and its whole answer. */

@@ -7,11 +7,89 @@ import { join } from 'node:path';
 import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
 import { mustNotLeak } from './run-record.js';
 
+/** One call to Vault's HTTP API; node:http(s) rather than fetch, which cannot be given Vault's own CA. */
+export function vaultCall(addr: string, method: string, path: string, body: unknown, token: string, ca?: Buffer): Promise<{ status: number; text: string }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const request = addr.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${addr}/v1/${path}`,
+      { method, headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' }, ...(ca ? { ca } : {}) },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/**
+ * What tests do to a Vault with its root token (seed it, give vaultgate an AppRole,
+ * count what its audit device saw), the same for one dev server (TestVault) and a
+ * cluster (TestVaultCluster).
+ */
+export abstract class VaultAdmin {
+  abstract readonly rootToken: string;
+  /** The file audit device's log. */
+  abstract readonly auditFile: string;
+  /** Where API calls go. */
+  abstract readonly addr: string;
+  /** Over HTTPS: the CA that signed Vault's certificate. */
+  protected ca(): Buffer | undefined {
+    return undefined;
+  }
+
+  /** One Vault API call with the root token; throws on an error status. */
+  async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<any> {
+    const { status, text } = await vaultCall(this.addr, method, path, body, token, this.ca());
+    if (status >= 300) throw new Error(`vault ${method} ${path}: ${status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  async mount(path: string, type: string, options?: Record<string, string>): Promise<void> {
+    await this.api('POST', `sys/mounts/${path}`, { type, ...(options ? { options } : {}) });
+  }
+
+  /** Writes a secret the way `vault kv put` would, for KV v1 or v2 mounts. */
+  async put(mount: string, path: string, data: Record<string, unknown>, kvVersion: 1 | 2): Promise<void> {
+    if (kvVersion === 2) await this.api('POST', `${mount}/data/${path}`, { data });
+    else await this.api('POST', `${mount}/${path}`, data);
+  }
+
+  /** Paths of the requests Vault's audit device recorded (request entries only). */
+  auditedPaths(): string[] {
+    if (!existsSync(this.auditFile)) return [];
+    return readFileSync(this.auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { type: string; request?: { path?: string } })
+      .filter((entry) => entry.type === 'request')
+      .map((entry) => entry.request?.path ?? '');
+  }
+
+  /** An AppRole login for vaultgate with read access to everything under the given paths. */
+  async appRole(readPaths: string[]): Promise<{ roleId: string; secretId: string }> {
+    await this.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
+      if (!/path is already in use/.test(err.message)) throw err;
+    });
+    const policy = readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n');
+    await this.api('PUT', 'sys/policies/acl/vaultgate', { policy });
+    await this.api('POST', 'auth/approle/role/vaultgate', { token_policies: ['vaultgate'], token_ttl: '1h', token_max_ttl: '4h' });
+    const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
+    const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
+    mustNotLeak(secretId);
+    return { roleId, secretId };
+  }
+}
+
 /**
  * A real Vault (built by tools/build.sh) in dev mode on a free loopback port,
  * with a file audit device so tests can count the requests Vault served.
  */
-export class TestVault {
+export class TestVault extends VaultAdmin {
   private child: ChildProcess | undefined;
   readonly auditFile: string;
   /** Unique per server, so a test never mistakes another file's Vault for its own. */
@@ -23,6 +101,7 @@ export class TestVault {
     /** Serve HTTPS with a CA and certificate Vault makes itself (-dev-tls). */
     readonly tls: boolean,
   ) {
+    super();
     this.auditFile = join(home, 'audit.log');
   }
 
@@ -33,6 +112,10 @@ export class TestVault {
   /** With tls: the CA that signed Vault's certificate, for VAULT_CACERT. */
   get caFile(): string {
     return join(this.home, 'tls', 'vault-ca.pem');
+  }
+
+  protected override ca(): Buffer | undefined {
+    return this.tls ? readFileSync(this.caFile) : undefined;
   }
 
   static start(options: { tls?: boolean } = {}): Promise<TestVault> {
@@ -75,7 +158,7 @@ export class TestVault {
     this.child = child;
     this.output = output;
     // Answering to our own root token: it is our Vault, not another test's.
-    const ours = async () => (await this.call('GET', 'auth/token/lookup-self', undefined, this.rootToken)).status === 200;
+    const ours = async () => (await vaultCall(this.addr, 'GET', 'auth/token/lookup-self', undefined, this.rootToken, this.ca())).status === 200;
     await waitFor(`vault on ${this.port}`, ours, 30_000, child).catch((err: Error) => {
       throw new Error(`${err.message}\n${output()}`);
     });
@@ -94,70 +177,5 @@ export class TestVault {
 
   resume(): void {
     this.child?.kill('SIGCONT');
-  }
-
-  /** One Vault API call with the root token; throws on an error status. */
-  async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<any> {
-    const { status, text } = await this.call(method, path, body, token);
-    if (status >= 300) throw new Error(`vault ${method} ${path}: ${status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  }
-
-  /** node:http(s) rather than fetch, which cannot be given Vault's own CA. */
-  private call(method: string, path: string, body: unknown, token: string): Promise<{ status: number; text: string }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const request = this.tls ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        `${this.addr}/v1/${path}`,
-        {
-          method,
-          headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
-          ...(this.tls ? { ca: readFileSync(this.caFile) } : {}),
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (d: Buffer) => (text += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode!, text }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  async mount(path: string, type: string, options?: Record<string, string>): Promise<void> {
-    await this.api('POST', `sys/mounts/${path}`, { type, ...(options ? { options } : {}) });
-  }
-
-  /** Writes a secret the way `vault kv put` would, for KV v1 or v2 mounts. */
-  async put(mount: string, path: string, data: Record<string, unknown>, kvVersion: 1 | 2): Promise<void> {
-    if (kvVersion === 2) await this.api('POST', `${mount}/data/${path}`, { data });
-    else await this.api('POST', `${mount}/${path}`, data);
-  }
-
-  /** Paths of the requests Vault's audit device recorded (request entries only). */
-  auditedPaths(): string[] {
-    if (!existsSync(this.auditFile)) return [];
-    return readFileSync(this.auditFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { type: string; request?: { path?: string } })
-      .filter((entry) => entry.type === 'request')
-      .map((entry) => entry.request?.path ?? '');
-  }
-
-  /** An AppRole login for vaultgate with read access to everything under the given paths. */
-  async appRole(readPaths: string[]): Promise<{ roleId: string; secretId: string }> {
-    await this.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
-      if (!/path is already in use/.test(err.message)) throw err;
-    });
-    const policy = readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n');
-    await this.api('PUT', 'sys/policies/acl/vaultgate', { policy });
-    await this.api('POST', 'auth/approle/role/vaultgate', { token_policies: ['vaultgate'], token_ttl: '1h', token_max_ttl: '4h' });
-    const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
-    const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
-    mustNotLeak(secretId);
-    return { roleId, secretId };
   }
 }

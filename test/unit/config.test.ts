@@ -228,10 +228,11 @@ test('VAULTGATE_ALLOWED_MOUNTS refuses Vault\'s own trees, odd paths and an empt
   t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' , ' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: names no mount; list mount paths such as kv,database, or unset it/);
 });
 
-test('VAULT_HA_ADDRS lists the origins a standby may redirect to, in VAULT_ADDR\'s scheme only', (t) => {
+test('VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby may redirect), in VAULT_ADDR\'s scheme only', (t) => {
   t.deepEqual(loadConfig(valid).vault.haOrigins, []);
   const ha = loadConfig({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/, https://vault-2.internal:8200' });
   t.deepEqual(ha.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
   t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!, /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/);
   t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'vault-1' })[0]!, /^VAULT_HA_ADDRS: vault-1 is not a https:\/\/ URL/);
+  t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/v1' })[0]!, /^VAULT_HA_ADDRS: https:\/\/vault-1\.internal:8200\/v1 has more than a scheme, host and port/);
 });
