@@ -94,7 +94,9 @@ function flip(segment: string, at: number, by: number): string {
   return segment.slice(0, i) + next + segment.slice(i + 1);
 }
 
-async function mint(index: number, c: fc.infer<typeof claims>, t: fc.infer<typeof tampering>): Promise<string> {
+type Generated<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
+async function mint(index: number, c: Generated<typeof claims>, t: Generated<typeof tampering>): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const iat = now + c.iat;
   const payload: Record<string, unknown> = {
