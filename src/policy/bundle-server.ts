@@ -184,6 +184,7 @@ export class BundlePoller implements LivePolicy {
       onReload?.('error');
       return;
     }
+    this.lastError = undefined;
     done('activated');
     onReload?.('ok');
     await this.keep(answer.archive);
@@ -246,7 +247,6 @@ export class BundlePoller implements LivePolicy {
     if (this.verifier) await verifyBundle(files, this.verifier);
     const policy = await Policy.load(toPolicyBundle(files));
     this.running = { policy, etag, sha256: sha256(archive), from };
-    this.lastError = undefined;
     this.options.logger.info({ revision: policy.revision, from, url: shown(this.options.settings.url), signed: Boolean(this.verifier) }, 'policy bundle activated');
   }
 
@@ -259,8 +259,8 @@ export class BundlePoller implements LivePolicy {
     if (!archive) return;
     try {
       // No ETag: the next poll downloads the server's bundle whole, whatever it is.
-      await this.activate(archive, undefined, 'disk');
       // The server's failure stays in lastError until a poll succeeds.
+      await this.activate(archive, undefined, 'disk');
     } catch (err) {
       this.options.logger.error({ file, error: (err as Error).message }, 'the policy bundle kept on disk is refused');
     }

@@ -161,9 +161,9 @@ export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleV
   try {
     const header = decodeProtectedHeader(token);
     payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as typeof payload;
-    // OPA's agent picks the key by the header's kid, or else the payload's deprecated keyid.
-    const named = header.kid ?? (typeof payload.keyid === 'string' ? payload.keyid : undefined);
-    if (named !== undefined && named !== verifier.keyId) {
+    // OPA's agent picks the key by the header's kid, or else the payload's deprecated keyid; empty is none.
+    const named = header.kid || (typeof payload.keyid === 'string' ? payload.keyid : '');
+    if (named && named !== verifier.keyId) {
       throw new BundleSignatureError(`the bundle is signed with key id "${named}", not "${verifier.keyId}" (VAULTGATE_POLICY_VERIFICATION_KEY_ID)`);
     }
   } catch (err) {
