@@ -247,7 +247,8 @@ export class BundlePoller implements LivePolicy {
     if (this.verifier) await verifyBundle(files, this.verifier);
     const policy = await Policy.load(toPolicyBundle(files));
     this.running = { policy, etag, sha256: sha256(archive), from };
-    this.options.logger.info({ revision: policy.revision, from, url: shown(this.options.settings.url), signed: Boolean(this.verifier) }, 'policy bundle activated');
+    // Each cluster worker polls and activates for itself: the pid says which one this was.
+    this.options.logger.info({ revision: policy.revision, from, url: shown(this.options.settings.url), signed: Boolean(this.verifier), pid: process.pid }, 'policy bundle activated');
   }
 
   /** At start, when the server gave nothing usable: the bundle kept on disk, checked like a download. */
