@@ -3,7 +3,7 @@ import { createRedisClient } from '../cache/redis-client.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { loadBundle } from '../policy/bundle.js';
-import { BundlePoller } from '../policy/bundle-server.js';
+import { BundlePoller, shown } from '../policy/bundle-server.js';
 import { Policy } from '../policy/policy.js';
 import { VaultClient } from '../secrets/vault-client.js';
 
@@ -35,7 +35,7 @@ export async function check(): Promise<number> {
   if (server) {
     // One poll, as serve's first: downloaded, checked (the signature too, with a key) and instantiated; no polling, nothing kept.
     results.push([
-      `policy bundle ${server.url.split('?')[0]}`,
+      `policy bundle ${shown(server.url)}`,
       BundlePoller.start({ settings: { ...server, dir: undefined }, logger: createLogger({ level: 'silent' }) }).then((poller) => {
         poller.close();
         const { revision, lastError } = poller.status();

@@ -46,8 +46,8 @@ export interface BundlePollerOptions {
   random?: () => number;
 }
 
-/** A URL fit for logs and /policy. */
-const shown = (url: string) => {
+/** A URL fit for logs, /policy and `vaultgate check`: a query string or user info may be a credential. */
+export const shown = (url: string) => {
   const u = new URL(url);
   return `${u.protocol}//${u.host}${u.pathname}`;
 };
@@ -135,11 +135,12 @@ export class BundlePoller implements LivePolicy {
   watch(): Promise<void> {
     const { pollMinSeconds: min, pollMaxSeconds: max } = this.options.settings;
     const schedule = () => {
+      if (this.closing.signal.aborted) return;
       const seconds = min + (this.options.random ?? Math.random)() * (max - min);
       this.timer = setTimeout(() => void this.reload().finally(schedule), seconds * 1000);
       this.timer.unref();
     };
-    if (!this.timer && !this.closing.signal.aborted) schedule();
+    if (!this.timer) schedule();
     return Promise.resolve();
   }
 
@@ -170,7 +171,7 @@ export class BundlePoller implements LivePolicy {
     if (answer === 'not_modified' || sha256(answer.archive) === this.running?.sha256) {
       // The server has what runs: whatever went wrong before is over.
       this.lastError = undefined;
-      if (answer !== 'not_modified' && this.running) this.running.etag = answer.etag;
+      if (answer !== 'not_modified' && this.running) Object.assign(this.running, { etag: answer.etag, from: 'server' });
       done(answer === 'not_modified' ? 'not_modified' : 'unchanged');
       onReload?.('unchanged');
       return;

@@ -11,6 +11,7 @@ import { addRepositories, fetchRecorded, gatewayEnv, policyDir, SEEDED, startVau
 import { TestIssuer } from '../helpers/issuer.js';
 import { TestNginx } from '../helpers/nginx.js';
 import { tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
+import { mustNotLeak } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Signed bundles between vaultgate and the real OPA CLI, both ways, and a fleet of workers polling nginx.
@@ -38,7 +39,10 @@ function keysFor(algorithm: string, name: string): { signing: string; verificati
   const signing = join(keys, `${name}.key`);
   const verification = join(keys, `${name}.pub`);
   if (algorithm.startsWith('HS')) {
-    writeFileSync(signing, randomBytes(32).toString('hex'));
+    const secret = randomBytes(32).toString('hex');
+    // The verification key is the secret itself: vaultgate must never log it.
+    mustNotLeak(secret);
+    writeFileSync(signing, secret);
     return { signing, verification: signing };
   }
   const pair = algorithm.startsWith('ES') ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { createConnection } from 'node:net';
+import { dirname, join } from 'node:path';
 import getPort from 'get-port';
 import { launch, startOnFreePort, stopProcess, tempDir, waitFor } from './processes.js';
 
