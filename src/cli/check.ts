@@ -3,6 +3,7 @@ import { createRedisClient } from '../cache/redis-client.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { loadBundle } from '../policy/bundle.js';
+import { BundlePoller, shown } from '../policy/bundle-server.js';
 import { Policy } from '../policy/policy.js';
 import { VaultClient } from '../secrets/vault-client.js';
 
@@ -30,13 +31,27 @@ export async function check(): Promise<number> {
   for (const { issuer } of config.oidc.issuers) {
     results.push([`issuer ${issuer}`, keys.forIssuer(issuer).then(() => 'discovery answered')]);
   }
-  results.push([
-    `policy ${config.policy.dir}`,
-    loadBundle(config.policy.dir, config.policy.opaPath).then(async ({ bundle, source }) => {
-      await Policy.load(bundle);
-      return `${source}, revision ${bundle.revision.slice(0, 12)}`;
-    }),
-  ]);
+  const { bundle: server, dir } = config.policy;
+  if (server) {
+    // One poll, as serve's first: downloaded, checked (the signature too, with a key) and instantiated; no polling, nothing kept.
+    results.push([
+      `policy bundle ${shown(server.url)}`,
+      BundlePoller.start({ settings: { ...server, dir: undefined }, logger: createLogger({ level: 'silent' }) }).then((poller) => {
+        poller.close();
+        const { revision, lastError } = poller.status();
+        if (!poller.loaded) throw new Error(lastError?.message ?? 'no bundle');
+        return `downloaded, ${server.verification ? `signed with key "${server.verification.keyId}"` : 'not signature-checked (no VAULTGATE_POLICY_VERIFICATION_KEY)'}, revision ${revision || '(none)'}`;
+      }),
+    ]);
+  } else {
+    results.push([
+      `policy ${dir}`,
+      loadBundle(dir!, config.policy.opaPath).then(async ({ bundle, source }) => {
+        await Policy.load(bundle);
+        return `${source}, revision ${bundle.revision.slice(0, 12)}`;
+      }),
+    ]);
+  }
   const vault = VaultClient.fromConfig(config.vault, createLogger({ level: 'silent' }));
   results.push([
     `vault ${config.vault.addr}`,

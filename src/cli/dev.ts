@@ -2,7 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from '../auth/dev-issuer.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { ConfigError, loadConfig, POLICY_BUNDLE_VARIABLES } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { FileSecretStore } from '../secrets/file-store.js';
 import { startVaultgate, type SecretBackend } from '../server/vaultgate.js';
@@ -53,6 +53,8 @@ export async function dev(args: string[]): Promise<number> {
       VAULTGATE_OIDC_ALGORITHMS: 'RS256',
       VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
       VAULTGATE_POLICY_DIR: values.policy,
+      // dev watches a directory; a bundle server in the shell's environment is for serve.
+      ...Object.fromEntries(POLICY_BUNDLE_VARIABLES.map((name) => [name, ''])),
       VAULTGATE_OPA_PATH: opaPath(),
       // One pasted token, asked again and again: no rate budgets.
       VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
@@ -104,13 +106,13 @@ export async function dev(args: string[]): Promise<number> {
     return 1;
   }
 
-  const repository = await firstRepository(config.policy.dir);
+  const repository = await firstRepository(values.policy);
   const token = await issuer.mint({ ...(repository ? { repositoryUuid: repository } : {}), branchName: 'main' });
   process.stdout.write(
     [
       'vaultgate dev: local mode, for trying policies (not for production)',
       `  secrets  ${secretsFile ? `${secretsFile} (a local file: values in the clear on disk, for local use only)` : `Vault at ${config.vault.addr}`}`,
-      `  policy   ${resolve(config.policy.dir)} (watched: an edit applies to the next request)`,
+      `  policy   ${resolve(values.policy)} (watched: an edit applies to the next request)`,
       `  issuer   ${issuer.issuer} (audience ${DEV_AUDIENCE}; key kept in ${resolve(values.state)})`,
       '',
       'Runner settings:',

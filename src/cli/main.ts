@@ -8,6 +8,7 @@ commands:
   token                        mint a step token from the running dev issuer
   check                        validate the configuration and try the issuers, policy, Vault and Redis
   policy build [DIR]           compile DIR (default $VAULTGATE_POLICY_DIR or ./policies) to DIR/bundle.tar.gz
+                               (--output, --revision, --signing-key: a signed bundle for a bundle server)
   policy test [DIR]            run the Rego unit tests (*_test.rego)
   policy fmt [DIR] [--check]   format the Rego files (--check: list unformatted ones and fail)
   policy lint [DIR]            lint with Regal (or opa check --strict without it)
@@ -20,6 +21,7 @@ const HELP: Record<string, () => Promise<string>> = {
   dev: async () => (await import('./dev.js')).DEV_USAGE,
   token: async () => (await import('./token.js')).TOKEN_USAGE,
   'policy eval': async () => (await import('./policy-eval.js')).EVAL_USAGE,
+  'policy build': async () => (await import('./policy-tools.js')).BUILD_USAGE,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -45,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'check':
         return await (await import('./check.js')).check();
       case 'policy build':
-        return await (await import('./policy-tools.js')).policyBuild(dir());
+        return await (await import('./policy-tools.js')).policyBuild(rest);
       case 'policy test':
         return await (await import('./policy-tools.js')).policyTest(dir());
       case 'policy fmt':

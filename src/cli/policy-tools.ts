@@ -1,18 +1,66 @@
 import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningAlgorithm } from '../config/config.js';
 import { readBundle, writeBundle } from '../policy/bundle.js';
 import { PolicyBuildError } from '../policy/errors.js';
+import { signBundle, signingKey } from '../policy/signature.js';
 import { allowedMountsFromEnv, referenceProblem, referencesIn } from './reference-warnings.js';
 import { findTool, opaPath, runInherited } from './tools.js';
 
+export const BUILD_USAGE = `usage: vaultgate policy build [DIR] [--output FILE] [--revision REV]
+                             [--signing-key FILE [--signing-alg RS256] [--signing-key-id default]]
+
+Compiles DIR (default $VAULTGATE_POLICY_DIR or ./policies) to an OPA Wasm bundle,
+DIR/bundle.tar.gz unless --output says where.
+  --revision REV      the manifest's revision (e.g. the policy repository's commit),
+                      shown by GET /policy and in every audit and decision log line;
+                      default: a hash of the sources, which a prebuilt bundle in DIR must carry
+  --signing-key FILE  sign the bundle as \`opa build --signing-key\` does (.signatures.json):
+                      a PEM private key, or for HS* the file's bytes are the HMAC secret
+  --signing-alg ALG   ${BUNDLE_SIGNING_ALGORITHMS.join(', ')} (default RS256, as OPA)
+  --signing-key-id ID the key id in the signature (default "default", as OPA); serve checks
+                      it against VAULTGATE_POLICY_VERIFICATION_KEY_ID
+Warns on standard error (exit code unchanged) about references in the data that serve would refuse.
+`;
+
 /**
- * `vaultgate policy build [DIR]`: compile the policy directory into its prebuilt
- * bundle, and warn (standard error, exit code unchanged) about references in its
- * data that serve would refuse.
+ * `vaultgate policy build [DIR]`: compile the policy directory into a bundle (signed
+ * when asked), and warn (standard error, exit code unchanged) about references in
+ * its data that serve would refuse.
  */
-export async function policyBuild(dir: string): Promise<number> {
+export async function policyBuild(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string' },
+      revision: { type: 'string' },
+      'signing-key': { type: 'string' },
+      'signing-alg': { type: 'string', default: 'RS256' },
+      'signing-key-id': { type: 'string', default: 'default' },
+    },
+  });
+  const dir = positionals[0] ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
+  const algorithm = values['signing-alg'] as BundleSigningAlgorithm;
+  if (!BUNDLE_SIGNING_ALGORITHMS.includes(algorithm)) {
+    process.stderr.write(`vaultgate policy build: --signing-alg must be one of ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}\n`);
+    return 2;
+  }
+  if (values.revision === '') {
+    process.stderr.write('vaultgate policy build: --revision is empty; give the revision (e.g. the commit) or leave the option out\n');
+    return 2;
+  }
   try {
-    const file = await writeBundle(dir, opaPath());
-    process.stdout.write(`wrote ${file}\n`);
+    let sign: ((files: Map<string, Buffer>) => Promise<Buffer>) | undefined;
+    if (values['signing-key']) {
+      const keyFile = values['signing-key'];
+      const key = signingKey(await readFile(keyFile).catch((err: Error) => {
+        throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
+      }), algorithm, '--signing-key');
+      sign = (files) => signBundle(files, { key, keyId: values['signing-key-id'], algorithm });
+    }
+    const file = await writeBundle(dir, opaPath(), { revision: values.revision, output: values.output, sign });
+    process.stdout.write(`wrote ${file}${sign ? ` (signed with key "${values['signing-key-id']}", ${algorithm})` : ''}\n`);
     const warn = (message: string) => process.stderr.write(`vaultgate policy build: warning: ${message}\n`);
     const allowed = allowedMountsFromEnv(warn);
     const { data } = await readBundle(await readFile(file));

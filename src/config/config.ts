@@ -45,6 +45,42 @@ export const DEFAULT_MOUNT_TYPES: readonly string[] = [
   'kv', 'database', 'aws', 'azure', 'gcp', 'consul', 'rabbitmq', 'nomad', 'ldap', 'openldap',
 ];
 
+/**
+ * The algorithms OPA signs and verifies bundles with (its keys package): RSA, RSA-PSS,
+ * ECDSA, and HMAC with a shared secret. RS256 is OPA's default.
+ */
+export const BUNDLE_SIGNING_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512',
+] as const;
+export type BundleSigningAlgorithm = (typeof BUNDLE_SIGNING_ALGORITHMS)[number];
+
+/** How bundle signatures are checked, as OPA's --verification-key, --verification-key-id, --signing-alg and --scope. */
+export interface BundleVerification {
+  /** PEM public key (or certificate), or for HS* the HMAC secret: the file's bytes as they are. */
+  keyFile: string;
+  /** The key's name: a signature naming another key id is refused. */
+  keyId: string;
+  algorithm: BundleSigningAlgorithm;
+  /** The scope the signature must carry; empty: none. */
+  scope: string;
+}
+
+/** A policy delivered as OPA bundles from a server (VAULTGATE_POLICY_BUNDLE_URL). */
+export interface BundleSettings {
+  url: string;
+  /** Bounds of the random wait between two polls, in seconds (OPA's min_delay_seconds, max_delay_seconds). */
+  pollMinSeconds: number;
+  pollMaxSeconds: number;
+  /** Sent as `Authorization: Bearer <contents>`; read again at every poll, so a rotated token is used. */
+  tokenFile: string | undefined;
+  /** PEM of the CA that signed the bundle server's certificate. */
+  caFile: string | undefined;
+  /** Where the last good bundle is kept, for a start while the server is down. */
+  dir: string | undefined;
+  /** Set: only bundles signed with this key are activated. */
+  verification: BundleVerification | undefined;
+}
+
 export type VaultAuth =
   | { method: 'token'; token: string }
   | { method: 'approle'; roleId: string; secretId: string; mount: string }
@@ -90,13 +126,16 @@ export interface Config {
     maxConcurrent: number;
   };
   policy: {
-    dir: string;
+    /** The policy directory compiled here; undefined when the policy comes from a bundle server. */
+    dir: string | undefined;
+    /** Bundles downloaded from a server instead of a directory. */
+    bundle: BundleSettings | undefined;
     opaPath: string;
     /** A candidate policy evaluated beside the live one; differences are logged, answers unaffected. */
     shadowDir: string | undefined;
     /** Write an OPA-shaped decision log line per evaluation. */
     decisionLog: boolean;
-    /** Reload when the directory changes; off, only SIGHUP reloads (for filesystems without change events). */
+    /** Reload when a policy directory changes; off, only SIGHUP reloads (for filesystems without change events). */
     watch: boolean;
   };
   vault: {
@@ -254,7 +293,22 @@ const env = z.object({
   VAULT_CACERT: z.string().optional(),
   VAULT_SKIP_VERIFY: bool.default(false),
   VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
-  VAULTGATE_POLICY_DIR: z.string().min(1).default('./policies'),
+  // Its default ('./policies') is applied in loadConfig, only when no bundle server is configured.
+  VAULTGATE_POLICY_DIR: z.string().min(1).optional(),
+  VAULTGATE_POLICY_BUNDLE_URL: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL of an OPA bundle, e.g. https://bundles.internal/vaultgate/bundle.tar.gz' }).optional(),
+  // OPA's defaults (min_delay_seconds, max_delay_seconds).
+  VAULTGATE_POLICY_BUNDLE_POLL_MIN: whole(60, 1, 86400, ' of seconds'),
+  VAULTGATE_POLICY_BUNDLE_POLL_MAX: whole(120, 1, 86400, ' of seconds'),
+  VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: z.string().optional(),
+  VAULTGATE_POLICY_BUNDLE_CA_FILE: z.string().optional(),
+  VAULTGATE_POLICY_BUNDLE_DIR: z.string().optional(),
+  VAULTGATE_POLICY_VERIFICATION_KEY: z.string().optional(),
+  // OPA's defaults (--verification-key-id, --signing-alg).
+  VAULTGATE_POLICY_VERIFICATION_KEY_ID: z.string().min(1).default('default'),
+  VAULTGATE_POLICY_VERIFICATION_SCOPE: z.string().optional(),
+  VAULTGATE_POLICY_SIGNING_ALG: z
+    .enum(BUNDLE_SIGNING_ALGORITHMS, { message: `must be one of OPA's bundle signing algorithms: ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}` })
+    .default('RS256'),
   VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
   VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
   VAULTGATE_POLICY_WATCH: bool.default(true),
@@ -396,6 +450,52 @@ function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
   }
 }
 
+const BUNDLE_ONLY = [
+  'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE', 'VAULTGATE_POLICY_BUNDLE_CA_FILE', 'VAULTGATE_POLICY_BUNDLE_DIR',
+  'VAULTGATE_POLICY_VERIFICATION_KEY', 'VAULTGATE_POLICY_VERIFICATION_SCOPE',
+] as const;
+
+/** The variables that only mean something with a bundle server (`vaultgate dev` clears them). */
+export const POLICY_BUNDLE_VARIABLES: readonly string[] = ['VAULTGATE_POLICY_BUNDLE_URL', ...BUNDLE_ONLY];
+
+/**
+ * Where the live policy comes from: a directory (VAULTGATE_POLICY_DIR, the
+ * default) or a bundle server (VAULTGATE_POLICY_BUNDLE_URL), never both.
+ */
+function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' | 'bundle'> {
+  if (!e.VAULTGATE_POLICY_BUNDLE_URL) {
+    for (const name of BUNDLE_ONLY) {
+      if (e[name] !== undefined) problems.push(`${name}: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle's URL or remove ${name}`);
+    }
+    return { dir: e.VAULTGATE_POLICY_DIR ?? './policies', bundle: undefined };
+  }
+  if (e.VAULTGATE_POLICY_DIR) {
+    problems.push('VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one');
+  }
+  const url = e.VAULTGATE_POLICY_BUNDLE_URL;
+  if (e.VAULTGATE_POLICY_BUNDLE_POLL_MIN > e.VAULTGATE_POLICY_BUNDLE_POLL_MAX) {
+    problems.push(`VAULTGATE_POLICY_BUNDLE_POLL_MIN: ${e.VAULTGATE_POLICY_BUNDLE_POLL_MIN} is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX (${e.VAULTGATE_POLICY_BUNDLE_POLL_MAX}); the wait between polls is drawn between the two`);
+  }
+  if (e.VAULTGATE_POLICY_BUNDLE_CA_FILE && !url.startsWith('https://')) {
+    problems.push('VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:// VAULTGATE_POLICY_BUNDLE_URL; remove it or use the https URL');
+  }
+  const key = e.VAULTGATE_POLICY_VERIFICATION_KEY;
+  return {
+    dir: undefined,
+    bundle: {
+      url,
+      pollMinSeconds: e.VAULTGATE_POLICY_BUNDLE_POLL_MIN,
+      pollMaxSeconds: e.VAULTGATE_POLICY_BUNDLE_POLL_MAX,
+      tokenFile: e.VAULTGATE_POLICY_BUNDLE_TOKEN_FILE,
+      caFile: e.VAULTGATE_POLICY_BUNDLE_CA_FILE,
+      dir: e.VAULTGATE_POLICY_BUNDLE_DIR,
+      verification: key
+        ? { keyFile: key, keyId: e.VAULTGATE_POLICY_VERIFICATION_KEY_ID, algorithm: e.VAULTGATE_POLICY_SIGNING_ALG, scope: e.VAULTGATE_POLICY_VERIFICATION_SCOPE ?? '' }
+        : undefined,
+    },
+  };
+}
+
 /** Every environment variable vaultgate reads (deployment files are checked against this list). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(env.shape);
 
@@ -476,6 +576,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const auth = vaultAuth(e, problems);
+  const policy = policySource(e, problems);
 
   const perRepo = e.VAULTGATE_RATE_LIMIT_PER_REPO;
   if (perRepo !== undefined && e.VAULTGATE_RATE_LIMIT_PER_BRANCH !== undefined && perRepo !== e.VAULTGATE_RATE_LIMIT_PER_BRANCH) {
@@ -519,7 +620,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
     },
     policy: {
-      dir: e.VAULTGATE_POLICY_DIR,
+      ...policy,
       opaPath: e.VAULTGATE_OPA_PATH,
       shadowDir: e.VAULTGATE_SHADOW_POLICY_DIR,
       decisionLog: e.VAULTGATE_DECISION_LOG,

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { Parser } from 'tar';
+import { create, Parser } from 'tar';
 import { OpaMissingError, PolicyBuildError } from './errors.js';
 import { runOpa, wasmCapabilities } from './opa-cli.js';
+import { SIGNATURES_FILE } from './signature.js';
 
 /** The decision vaultgate asks every policy for. */
 export const ENTRYPOINT = 'vaultgate/decision';
@@ -106,26 +107,96 @@ export async function compileBundle(dir: string, opaPath: string, revision?: str
   }
 }
 
-/** Reads the parts vaultgate needs out of an OPA bundle. */
-export async function readBundle(archive: Buffer): Promise<PolicyBundle> {
+/**
+ * Largest bundle read, compressed or not: a bundle server (or a gzip bomb on it)
+ * must not be able to take the memory of every replica. A policy for 20,000
+ * repositories is a few megabytes.
+ */
+export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Every regular file of an OPA bundle archive (tar.gz), by name without the
+ * leading slash, as OPA's own tarball loader sees them. A truncated or corrupt
+ * archive is an error, never the part of it that arrived.
+ */
+export async function readArchive(archive: Buffer): Promise<Map<string, Buffer>> {
+  if (archive.length > MAX_BUNDLE_BYTES) throw new PolicyBuildError(`the bundle is over ${MAX_BUNDLE_BYTES} bytes`);
   const files = new Map<string, Buffer>();
+  let total = 0;
   await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error) => {
+      parser.abort(err);
+      reject(err);
+    };
     const parser = new Parser({
+      // Bad checksums and broken headers are errors, not warnings to skip past.
+      strict: true,
       onReadEntry: (entry) => {
+        // OPA reads regular files only; directories and links carry nothing it loads.
+        if (entry.type !== 'File' && entry.type !== 'OldFile') {
+          entry.resume();
+          return;
+        }
+        const name = entry.path.replace(/^\/+/, '');
+        if (name.split('/').includes('..')) {
+          fail(new PolicyBuildError(`the bundle holds a file outside itself: ${entry.path}`));
+          return;
+        }
         const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        entry.on('end', () => files.set(entry.path.replace(/^\/+/, ''), Buffer.concat(chunks)));
+        entry.on('data', (c: Buffer) => {
+          total += c.length;
+          if (total > MAX_BUNDLE_BYTES) fail(new PolicyBuildError(`the bundle unpacks to over ${MAX_BUNDLE_BYTES} bytes`));
+          chunks.push(c);
+        });
+        entry.on('end', () => {
+          if (files.has(name)) fail(new PolicyBuildError(`the bundle holds ${name} twice`));
+          files.set(name, Buffer.concat(chunks));
+        });
       },
     });
     parser.on('error', reject);
     parser.on('close', () => resolve());
     parser.end(archive);
   });
+  return files;
+}
+
+/** The parts vaultgate runs, out of a bundle's files: the Wasm, the data, and the manifest's revision. */
+export function toPolicyBundle(files: Map<string, Buffer>): PolicyBundle {
   const wasm = files.get('policy.wasm');
   if (!wasm) throw new PolicyBuildError('the bundle holds no policy.wasm: build it with --target wasm');
-  const manifest = files.has('.manifest') ? (JSON.parse(files.get('.manifest')!.toString('utf8')) as { revision?: string }) : {};
-  const data = files.has('data.json') ? (JSON.parse(files.get('data.json')!.toString('utf8')) as unknown) : {};
-  return { wasm, data, revision: manifest.revision ?? '' };
+  const json = (name: string): unknown => {
+    try {
+      return JSON.parse(files.get(name)!.toString('utf8'));
+    } catch (err) {
+      throw new PolicyBuildError(`the bundle's ${name} is not JSON`, (err as Error).message);
+    }
+  };
+  const manifest = files.has('.manifest') ? (json('.manifest') as { revision?: unknown }) : {};
+  const data = files.has('data.json') ? json('data.json') : {};
+  return { wasm, data, revision: typeof manifest.revision === 'string' ? manifest.revision : '' };
+}
+
+/** A bundle archive (tar.gz) of these files, named as OPA names them (`/policy.wasm`: its manifest points there). */
+export async function writeArchive(files: Map<string, Buffer>): Promise<Buffer> {
+  const work = await mkdtemp(join(tmpdir(), 'vaultgate-pack-'));
+  try {
+    for (const [name, content] of files) {
+      const target = join(work, name);
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, content);
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of create({ gzip: true, cwd: work, portable: true, prefix: '/' }, [...files.keys()])) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Reads the parts vaultgate needs out of an OPA bundle. */
+export async function readBundle(archive: Buffer): Promise<PolicyBundle> {
+  return toPolicyBundle(await readArchive(archive));
 }
 
 export interface LoadBundleResult {
@@ -160,9 +231,24 @@ export async function loadBundle(dir: string, opaPath: string): Promise<LoadBund
   }
 }
 
-/** `vaultgate policy build`: compile and leave the bundle in the policy directory. */
-export async function writeBundle(dir: string, opaPath: string): Promise<string> {
-  const target = join(dir, BUNDLE_FILE);
-  await writeFile(target, await compileBundle(dir, opaPath));
+export interface WriteBundleOptions {
+  /** The manifest's revision (the policy repository's commit); the sources' hash when absent. */
+  revision?: string | undefined;
+  /** Where to write; DIR/bundle.tar.gz when absent. */
+  output?: string | undefined;
+  /** Signs the bundle: OPA's .signatures.json for its files. */
+  sign?: ((files: Map<string, Buffer>) => Promise<Buffer>) | undefined;
+}
+
+/** `vaultgate policy build`: compile, sign when asked, and write the bundle (by default into the policy directory). */
+export async function writeBundle(dir: string, opaPath: string, options: WriteBundleOptions = {}): Promise<string> {
+  const target = options.output ?? join(dir, BUNDLE_FILE);
+  let archive = await compileBundle(dir, opaPath, options.revision);
+  if (options.sign) {
+    const files = await readArchive(archive);
+    files.set(SIGNATURES_FILE, await options.sign(files));
+    archive = await writeArchive(files);
+  }
+  await writeFile(target, archive);
   return target;
 }

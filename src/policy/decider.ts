@@ -1,15 +1,15 @@
 import type { Logger } from '../log/logger.js';
 import { ENTRYPOINT } from './bundle.js';
 import type { Decision, PolicyInput } from './policy.js';
-import type { PolicyHolder } from './policy-holder.js';
+import type { LivePolicy } from './policy-holder.js';
 import { diffDecisions } from './shadow.js';
 
 export type ShadowOutcome = 'same' | 'differs' | 'allow_flip' | 'error';
 
 export interface DeciderOptions {
-  live: PolicyHolder;
+  live: LivePolicy;
   /** A candidate policy proven on real traffic: evaluated, compared, never obeyed. */
-  shadow?: PolicyHolder | undefined;
+  shadow?: LivePolicy | undefined;
   logger: Logger;
   /** One OPA-shaped decision log line per decision. */
   decisionLog: boolean;
@@ -18,11 +18,16 @@ export interface DeciderOptions {
   onEvaluated?: (seconds: number) => void;
 }
 
+/** A decision, and the revision of the policy that made it (for the audit line). */
+export interface Decided extends Decision {
+  revision: string;
+}
+
 /** Asks the live policy, and beside it the shadow policy; logs decisions as OPA does. */
 export class PolicyDecider {
   constructor(private readonly options: DeciderOptions) {}
 
-  decide(input: PolicyInput, decisionId: string): Decision {
+  decide(input: PolicyInput, decisionId: string): Decided {
     const { live, shadow, logger } = this.options;
     const policy = live.current;
     const started = process.hrtime.bigint();
@@ -47,10 +52,10 @@ export class PolicyDecider {
       );
     }
     if (shadow) this.compareShadow(shadow, input, decision, decisionId);
-    return decision;
+    return { ...decision, revision: policy.revision };
   }
 
-  private compareShadow(shadow: PolicyHolder, input: PolicyInput, live: Decision, decisionId: string): void {
+  private compareShadow(shadow: LivePolicy, input: PolicyInput, live: Decision, decisionId: string): void {
     let outcome: ShadowOutcome;
     try {
       const diff = diffDecisions(live, shadow.current.decide(input));

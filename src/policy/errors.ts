@@ -5,8 +5,31 @@ export class PolicyBuildError extends VaultgateError {
   constructor(
     message: string,
     readonly detail?: string,
+    options?: { cause?: unknown },
   ) {
-    super('ERR_POLICY_BUILD', detail ? `${message}\n${detail}` : message);
+    super('ERR_POLICY_BUILD', detail ? `${message}\n${detail}` : message, options);
+  }
+}
+
+/** A bundle's signature is missing, made with another key, or does not cover exactly its files; or a key is unusable. */
+export class BundleSignatureError extends PolicyBuildError {
+  override readonly code = 'ERR_POLICY_SIGNATURE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, undefined, options);
+  }
+}
+
+/** The bundle server could not be asked, or did not answer with a bundle. */
+export class BundleDownloadError extends VaultgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_POLICY_DOWNLOAD', message, options);
+  }
+}
+
+/** No policy at all (a bundle server not reached since start, and none kept on disk): nothing can be decided. */
+export class PolicyUnavailableError extends VaultgateError {
+  constructor(message: string) {
+    super('ERR_POLICY_UNAVAILABLE', message);
   }
 }
 

@@ -12,22 +12,62 @@ export interface PolicyHolderOptions {
 }
 
 export interface PolicyStatus {
-  revision: string;
-  /** Compiled from the sources now, or a prebuilt bundle taken on its declared revision (no OPA). */
-  source: LoadBundleResult['source'];
-  loadedAt: string;
+  /** The running policy's revision (a bundle's: its manifest's); undefined while there is none. */
+  revision: string | undefined;
+  /** Compiled from the sources now, a prebuilt bundle taken on its declared revision (no OPA), or a bundle from a server. */
+  source: LoadBundleResult['source'] | 'bundle';
+  loadedAt: string | undefined;
   lastError: { message: string; at: string } | undefined;
 }
 
+/** The policy requests are decided by, wherever it comes from, and how it follows changes. */
+export interface LivePolicy {
+  /** The running policy; throws PolicyUnavailableError while there is none. */
+  readonly current: Policy;
+  /** Whether there is a policy to decide with: without one, the replica is not ready. */
+  readonly loaded: boolean;
+  status(): PolicyStatus;
+  /** Looks for a new policy now (SIGHUP); a failure keeps the running one. */
+  reload(): Promise<void>;
+  /** Follows changes from now on. */
+  watch(): Promise<void>;
+  close(): void;
+}
+
 /**
- * The running policy and its reloads. A new policy replaces the running one in
+ * `run`, never twice at once: a call while it runs asks for one more run after it,
+ * and any number of such calls collapse into that one.
+ */
+export function oneAtATime(run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const call = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = run().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        void call();
+      }
+    });
+    return running;
+  };
+  return call;
+}
+
+/**
+ * The policy directory's running policy and its reloads. A new policy replaces the running one in
  * one assignment, between requests (evaluation is synchronous); one that fails
  * to compile or load never does: the last good policy keeps serving.
  */
-export class PolicyHolder {
+export class PolicyHolder implements LivePolicy {
   private lastError: PolicyStatus['lastError'];
-  private reloading: Promise<void> | undefined;
-  private again = false;
+  readonly loaded = true;
+  /** Recompiles and swaps; concurrent calls collapse into one more run after the current one. */
+  readonly reload = oneAtATime(() => this.reloadOnce());
   /** One watcher per directory the policy is read from (fs.watch is not recursive on every platform). */
   private readonly watchers = new Map<string, FSWatcher>();
   private watching = false;
@@ -52,22 +92,6 @@ export class PolicyHolder {
 
   status(): PolicyStatus {
     return { revision: this.running.revision, source: this.source, loadedAt: this.running.loadedAt.toISOString(), lastError: this.lastError };
-  }
-
-  /** Recompiles and swaps; concurrent calls collapse into one more run after the current one. */
-  reload(): Promise<void> {
-    if (this.reloading) {
-      this.again = true;
-      return this.reloading;
-    }
-    this.reloading = this.reloadOnce().finally(() => {
-      this.reloading = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.reload();
-      }
-    });
-    return this.reloading;
   }
 
   /** Reloads shortly after anything in the policy directory, or a directory below it, changes (editors write in several steps). */

@@ -2,7 +2,7 @@ import Koa, { type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import type { ReadinessMode } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import type { PolicyHolder } from '../policy/policy-holder.js';
+import type { LivePolicy } from '../policy/policy-holder.js';
 import { audited } from './audit.js';
 import { OverloadedError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -12,10 +12,11 @@ import { secretsHandler, type SecretsRouteDeps } from './routes/secrets.js';
 
 /** What the runner-facing /readyz says under VAULTGATE_READINESS=replica: this process serves, its policy loaded. */
 const REPLICA_READY: Readiness = { ready: true, checks: {}, down: [] };
+const NO_POLICY: Readiness = { ready: false, checks: {}, down: [] };
 
 export interface AppDeps extends SecretsRouteDeps {
-  /** For GET /policy. */
-  policy: PolicyHolder;
+  /** For GET /policy, and the runner-facing /readyz: no policy, not ready. */
+  policy: LivePolicy;
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCache;
@@ -69,9 +70,10 @@ export function createApp(deps: AppDeps): Koa {
   const ready =
     deps.readinessMode === 'replica' && !deps.diagnostics
       ? () => {
-          // Keeps the log and vaultgate_dependency_up current, at most one check per interval; its result is ready.
+          // Keeps the log and vaultgate_dependency_up current, at most one check per interval; its result is ready
+          // once there is a policy (a bundle server not reached since start leaves none).
           deps.readiness.cached().catch((err: Error) => deps.logger.error({ error: err.message }, 'readiness check failed'));
-          return Promise.resolve(REPLICA_READY);
+          return Promise.resolve(deps.policy.loaded ? REPLICA_READY : NO_POLICY);
         }
       : () => deps.readiness.cached();
   router.get('/readyz', readyHandler(ready, { detail: deps.diagnostics }));

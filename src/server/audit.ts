@@ -15,6 +15,8 @@ export class AuditRecord {
   branch?: string;
   deployment?: string;
   decision?: 'allow' | 'deny';
+  /** The revision of the policy that decided (a bundle's: its manifest's). */
+  revision?: string;
   keys?: string[];
   cacheHits = 0;
   cacheMisses = 0;
@@ -81,6 +83,7 @@ export function audited(logger: Logger, metrics: Metrics) {
         branch: audit.branch,
         deployment: audit.deployment,
         decision: audit.decision,
+        revision: audit.revision,
         keys: audit.keys,
         cacheHits: audit.cacheHits,
         cacheMisses: audit.cacheMisses,

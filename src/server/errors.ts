@@ -1,7 +1,7 @@
 import { TokenError } from '../auth/errors.js';
 import { VaultgateError } from '../errors.js';
 import { RateLimitedError } from '../limits/errors.js';
-import { PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
+import { PolicyBuildError, PolicyOutputError, PolicyUnavailableError } from '../policy/errors.js';
 import { InvalidReferenceError, SecretUnavailableError, VaultUnavailableError } from '../secrets/errors.js';
 
 /** The policy said no. */
@@ -61,6 +61,15 @@ export function toErrorResponse(err: unknown): ErrorResponse {
     return {
       status: 503,
       body: { error: 'vault_unavailable' },
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      reason: err.code,
+    };
+  }
+  if (err instanceof PolicyUnavailableError) {
+    // No policy yet (a bundle server not reached since start): nothing is decided, the runner asks again.
+    return {
+      status: 503,
+      body: { error: 'policy_unavailable' },
       headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       reason: err.code,
     };

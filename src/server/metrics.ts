@@ -20,6 +20,11 @@ export function createMetrics() {
       0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
     ]),
     policyReloads: counter('vaultgate_policy_reloads_total', 'Policy reload attempts by result (ok, error, unchanged)', 'result'),
+    policyBundlePolls: counter(
+      'vaultgate_policy_bundle_polls_total',
+      'Polls of the policy bundle server by result (activated, not_modified, unchanged, download_failed, refused)',
+      'result',
+    ),
     shadowDiffs: counter('vaultgate_shadow_decisions_total', 'Shadow policy evaluations by outcome (same, differs, allow_flip, error)', 'outcome'),
     vaultRequests: histogram(
       'vaultgate_vault_request_duration_seconds',

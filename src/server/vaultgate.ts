@@ -12,7 +12,8 @@ import type { Config, VaultAuth } from '../config/config.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
 import { PolicyDecider } from '../policy/decider.js';
-import { PolicyHolder } from '../policy/policy-holder.js';
+import { BundlePoller } from '../policy/bundle-server.js';
+import { PolicyHolder, type LivePolicy } from '../policy/policy-holder.js';
 import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
@@ -126,13 +127,14 @@ async function startParts(
 ): Promise<Omit<RunningVaultgate, 'close'>> {
   const metrics = createMetrics();
   const now = options.now ?? Date.now;
-  const policy = await PolicyHolder.load({
-    ...config.policy,
-    logger,
-    onReload: (result) => metrics.policyReloads.inc({ result }),
-  });
+  const onReload = (result: 'ok' | 'error' | 'unchanged') => metrics.policyReloads.inc({ result });
+  const { bundle, dir } = config.policy;
+  const policy: LivePolicy = bundle
+    ? await BundlePoller.start({ settings: bundle, logger, onReload, onPoll: (result) => metrics.policyBundlePolls.inc({ result }) })
+    : await PolicyHolder.load({ dir: dir!, opaPath: config.policy.opaPath, logger, onReload });
   closers.push(() => policy.close());
-  if (config.policy.watch) await policy.watch();
+  // A bundle server is always polled; VAULTGATE_POLICY_WATCH is about directories.
+  if (config.policy.watch || bundle) await policy.watch();
   const shadow = config.policy.shadowDir
     ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
     : undefined;
@@ -201,8 +203,14 @@ async function startParts(
   });
 
   const check = async (): Promise<Readiness> => {
-    // A failed reload leaves the last good policy serving: still ready.
-    const checks: Record<string, string> = { policy: `ok (${policy.current.revision.slice(0, 12)})` };
+    // A failed reload leaves the last good policy serving: still ready, and the detail says what failed.
+    // No policy at all (a bundle server not reached since start) is not ready, whatever VAULTGATE_READINESS says.
+    const { revision, lastError } = policy.status();
+    const checks: Record<string, string> = {
+      policy: policy.loaded
+        ? `ok (revision ${revision?.slice(0, 40) || 'none'})${lastError ? `; last update failed, the running policy stays: ${lastError.message}` : ''}`
+        : `no policy: ${lastError?.message ?? 'none loaded'}`,
+    };
     const [backendHealth, redisState] = await Promise.all([
       backend.health(),
       redis
@@ -223,7 +231,7 @@ async function startParts(
     }
     // `replica`: an outage every replica sees at once must not take them all out of the
     // balancer; cached answers keep flowing, the rest get 503 with Retry-After from vaultgate.
-    return { ready: config.readiness === 'replica' || down.length === 0, checks, down };
+    return { ready: policy.loaded && (config.readiness === 'replica' || down.length === 0), checks, down };
   };
 
   const readiness = new ReadinessCache({ check, logger, now, ...options.readiness });

@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import test from 'ava';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { gatewayEnv, seedVault, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
@@ -14,19 +14,8 @@ let issuer: TestIssuer;
 let gateway: Gateway;
 const dir = tempDir('tls');
 
-/** A self-signed certificate for 127.0.0.1, from the openssl CLI. */
-function certificate(name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
-  ], { stdio: 'ignore' });
-  return { cert, key };
-}
-
-const first = certificate('first');
-const second = certificate('second');
+const first = selfSignedCertificate(dir, 'first');
+const second = selfSignedCertificate(dir, 'second');
 const served = { cert: join(dir, 'served.crt'), key: join(dir, 'served.key') };
 
 test.before(async () => {

@@ -236,3 +236,25 @@ test('VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby
   t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'vault-1' })[0]!, /^VAULT_HA_ADDRS: vault-1 is not a https:\/\/ URL/);
   t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/v1' })[0]!, /^VAULT_HA_ADDRS: https:\/\/vault-1\.internal:8200\/v1 has more than a scheme, host and port/);
 });
+
+test('the policy comes from a directory (the default) or from a bundle server, never both', (t) => {
+  t.like(loadConfig(valid).policy, { dir: './policies', bundle: undefined });
+  const url = 'https://bundles.internal/vaultgate/bundle.tar.gz';
+  const bundle = loadConfig({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url }).policy;
+  t.is(bundle.dir, undefined);
+  t.deepEqual(bundle.bundle, { url, pollMinSeconds: 60, pollMaxSeconds: 120, tokenFile: undefined, caFile: undefined, dir: undefined, verification: undefined });
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_VERIFICATION_KEY: '/etc/vaultgate/bundle.pem' }).policy.bundle?.verification, {
+    keyFile: '/etc/vaultgate/bundle.pem', keyId: 'default', algorithm: 'RS256', scope: '',
+  }, "OPA's defaults");
+
+  t.deepEqual(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_DIR: '/etc/vaultgate/policies' }), [
+    'VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one',
+  ]);
+  t.deepEqual(problems({ ...valid, VAULTGATE_POLICY_VERIFICATION_KEY: '/k.pem' }), [
+    'VAULTGATE_POLICY_VERIFICATION_KEY: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle\'s URL or remove VAULTGATE_POLICY_VERIFICATION_KEY',
+  ]);
+  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'ftp://bundles/b.tar.gz' })[0]!, /^VAULTGATE_POLICY_BUNDLE_URL: must be an http\(s\) URL/);
+  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_BUNDLE_POLL_MIN: '300' })[0]!, /^VAULTGATE_POLICY_BUNDLE_POLL_MIN: 300 is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX \(120\)/);
+  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'http://bundles/b.tar.gz', VAULTGATE_POLICY_BUNDLE_CA_FILE: '/ca.pem' })[0]!, /^VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:\/\//);
+  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_SIGNING_ALG: 'EdDSA' })[0]!, /^VAULTGATE_POLICY_SIGNING_ALG: must be one of OPA's bundle signing algorithms: RS256, .*HS512/);
+});

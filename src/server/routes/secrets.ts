@@ -35,6 +35,7 @@ export function secretsHandler(deps: SecretsRouteDeps) {
         audit.requestId,
       );
       audit.decision = decision.allow ? 'allow' : 'deny';
+      audit.revision = decision.revision;
       if (!decision.allow) throw new ForbiddenError();
       audit.keys = Object.keys(decision.secrets).sort();
 
