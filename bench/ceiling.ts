@@ -3,7 +3,6 @@
 // (argv[3], through Node's cluster module as vaultgate does). Nothing can be
 // faster than this through Koa.
 import cluster from 'node:cluster';
-import { createServer } from 'node:http';
 import Koa from 'koa';
 
 const [port, workers = 1] = process.argv.slice(2).map(Number) as [number, number?];
@@ -20,5 +19,5 @@ if (cluster.isPrimary && workers > 1) {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = body;
   });
-  createServer(app.callback()).listen(port, '127.0.0.1');
+  app.listen(port, '127.0.0.1');
 }

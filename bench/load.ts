@@ -118,5 +118,11 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
 
 // Run as a child: argv names the job's JSON file, the result goes to stdout.
 if (process.argv[2]) {
-  runLoad(JSON.parse(readFileSync(process.argv[2], 'utf8')) as LoadJob).then((r) => process.stdout.write(JSON.stringify(r)));
+  runLoad(JSON.parse(readFileSync(process.argv[2], 'utf8')) as LoadJob).then(
+    (r) => process.stdout.write(JSON.stringify(r)),
+    (err: Error) => {
+      process.stderr.write(`load: ${err.stack}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

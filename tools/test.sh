@@ -32,6 +32,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ npm-shrinkwrap.json -nt node_mo
 fi
 
 npm run --silent typecheck
+# Lint and format: typescript-eslint (no `any`, no forgotten promise) and Prettier.
+npm run --silent lint
 npm run --silent build
 
 export PATH="$PWD/.tools/bin:$PATH"

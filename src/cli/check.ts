@@ -66,7 +66,9 @@ export async function check(): Promise<number> {
     results.push([
       config.cache.redis.mode === 'single' ? 'redis' : `redis ${config.cache.redis.mode}`,
       new Promise<string>((resolve, reject) => {
-        redis.once('ready', () => redis.ping().then(() => resolve('answered PING'), reject));
+        redis.once('ready', () => {
+          redis.ping().then(() => resolve('answered PING'), reject);
+        });
         setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();
       }).finally(() => redis.disconnect()),
     ]);

@@ -128,7 +128,10 @@ export async function dev(args: string[]): Promise<number> {
   );
 
   const stop = () => {
-    running.close().then(() => process.exit(0));
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -44,7 +44,13 @@ export async function serve(): Promise<number> {
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => process.exit(1), DRAIN_MS).unref();
-    running.close().then(() => process.exit(0));
+    running.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error({ error: err.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading the policy');

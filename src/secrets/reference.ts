@@ -7,8 +7,8 @@ export interface SecretReference {
 }
 
 // Segments that Vault would read as something else than a plain path element:
-// relative steps, and characters that would start a query or an escape in the URL.
-const BAD_SEGMENT = /^\.{1,2}$|[?%#\\\u0000-\u001f\u007f]/;
+// relative steps, characters that would start a query or an escape in the URL, and control characters.
+const BAD_SEGMENT = /^\.{1,2}$|[?%#\\]|\p{Cc}/u;
 
 /**
  * Vault's own trees, never secrets a step should get: `auth/` and `identity/`
@@ -40,7 +40,7 @@ export function parseReference(ref: string): SecretReference {
   if (forbidden) {
     throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} names ${forbidden}/, which vaultgate never reads`);
   }
-  if (/[\u0000-\u001f\u007f]/.test(field)) {
+  if (/\p{Cc}/u.test(field)) {
     throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid field name`);
   }
   return { path, field };

@@ -127,13 +127,15 @@ export class VaultClient {
    * One Vault API call. A 403 is most often a path this token may not read; only
    * when lookup-self says the token itself is gone does a login (AppRole, JWT)
    * happen, once, before a retry. Network failures, timeouts, sealed or overloaded
-   * Vault become VaultUnavailableError; other answers VaultResponseError.
+   * Vault become VaultUnavailableError; other answers VaultResponseError. The
+   * answer is typed as the caller expects it (Vault documents each endpoint's
+   * shape); the callers read it defensively.
    */
-  async request(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<any> {
+  async request<T>(method: 'GET' | 'POST', path: string, timeoutMs = this.options.timeoutMs): Promise<T> {
     if (this.login || !this.authenticated) await this.authenticate();
     const token = this.token();
     try {
-      return await this.call(method, path, timeoutMs);
+      return await this.call<T>(method, path, timeoutMs);
     } catch (err) {
       if (!(err instanceof VaultResponseError) || err.status !== 403) throw err;
       // The token is still good: the path is refused to it, and no login would change that.
@@ -147,7 +149,7 @@ export class VaultClient {
         await this.authenticate();
       }
       // With a fresh token, a 403 is the path's.
-      return await this.call(method, path, timeoutMs);
+      return await this.call<T>(method, path, timeoutMs);
     }
   }
 
@@ -195,11 +197,11 @@ export class VaultClient {
     }
   }
 
-  private async call(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
+  private async call<T>(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<T> {
     const started = performance.now();
     const done = (outcome: 'ok' | 'error' | 'unavailable') => this.options.onCall?.(outcome, (performance.now() - started) / 1000);
     try {
-      const body = await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs });
+      const body = (await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs })) as T;
       done('ok');
       return body;
     } catch (err) {
@@ -246,7 +248,7 @@ export class VaultClient {
     // A given token: check it now, and renew it when it is renewable.
     let lookup: { data?: { ttl?: number; renewable?: boolean } };
     try {
-      lookup = await this.call('GET', 'auth/token/lookup-self', this.options.timeoutMs);
+      lookup = await this.call<typeof lookup>('GET', 'auth/token/lookup-self', this.options.timeoutMs);
     } catch (err) {
       const reason = err instanceof VaultResponseError && err.status === 403 ? 'VAULT_TOKEN is not valid' : (err as Error).message;
       throw new VaultUnavailableError(`vault token check failed: ${reason}`);
@@ -273,7 +275,7 @@ export class VaultClient {
     const token = this.token();
     let renewed: LoginAuth | undefined;
     try {
-      renewed = ((await this.call('POST', 'auth/token/renew-self', this.options.timeoutMs)) as { auth?: LoginAuth }).auth;
+      renewed = (await this.call<{ auth?: LoginAuth }>('POST', 'auth/token/renew-self', this.options.timeoutMs)).auth;
     } catch (err) {
       if (this.token() !== token) return; // a login replaced it meanwhile
       const gone = err instanceof VaultResponseError && err.status === 403;

@@ -49,7 +49,7 @@ export class VaultSecretStore implements SecretStore {
     const readPath = kv2 ? `${mount.path}data/${path.slice(mount.path.length)}` : path;
     let body: { data?: Record<string, unknown> | null; lease_id?: string; lease_duration?: number };
     try {
-      body = await this.vault.request('GET', readPath, timeoutMs);
+      body = await this.vault.request<typeof body>('GET', readPath, timeoutMs);
     } catch (err) {
       if (err instanceof VaultResponseError && err.status === 404) return undefined;
       if (err instanceof VaultResponseError && err.status === 403) throw new SecretAccessDeniedError(path);
@@ -98,7 +98,7 @@ export class VaultSecretStore implements SecretStore {
   private async lookUpMount(path: string): Promise<Mount | undefined> {
     let body: { data?: { path?: string; type?: string; options?: { version?: string } | null } };
     try {
-      body = await this.vault.request('GET', `sys/internal/ui/mounts/${path}`);
+      body = await this.vault.request<typeof body>('GET', `sys/internal/ui/mounts/${path}`);
     } catch (err) {
       // Not mounted, or vaultgate's token may see nothing in the mount. The
       // Vault CLI then reads the path as written; vaultgate does not, since

@@ -1,6 +1,6 @@
 import { watchFile, unwatchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { VaultgateError } from '../errors.js';
@@ -34,7 +34,9 @@ export interface ListenOptions {
 }
 
 /** Serves the app over HTTP, or HTTPS with a certificate reloaded whenever its files change. */
-export async function listen(handler: RequestListener, options: ListenOptions): Promise<Listening> {
+export async function listen(handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>, options: ListenOptions): Promise<Listening> {
+  // Koa's handler settles its own promise (its errors go to the app's error handling); node:http wants no promise back.
+  const handler: RequestListener = (req, res) => void handle(req, res);
   const { tls, logger } = options;
   const readPair = async () => (tls ? { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) } : undefined);
   const pair = await readPair();

@@ -23,7 +23,7 @@ async function run(command: string, args: string[], env: NodeJS.ProcessEnv = pro
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number | string; stdout: string; stderr: string };
-    if (e.code === 'ENOENT') throw new Error(`${command} not found: install Debian's systemd package (apt-get install systemd)`);
+    if (e.code === 'ENOENT') throw new Error(`${command} not found: install Debian's systemd package (apt-get install systemd)`, { cause: err });
     return { code: Number(e.code), stdout: e.stdout, stderr: e.stderr };
   }
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { record } from './run-record.js';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
@@ -47,28 +47,28 @@ export class TestIssuer {
 
   static async start(options: { alg?: string } = {}): Promise<TestIssuer> {
     const alg = options.alg ?? 'RS256';
-    let issuer: TestIssuer | undefined;
-    const server = createServer((req, res) => {
-      const path = new URL(req.url ?? '/', issuer!.url).pathname;
-      if (issuer!.hanging) return;
-      if (issuer!.down) {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const issuer = new TestIssuer(server, `http://127.0.0.1:${port}${ISSUER_PATH}`, privateKey, alg);
+    issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg, use: 'sig' }] };
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const path = new URL(req.url ?? '/', issuer.url).pathname;
+      if (issuer.hanging) return;
+      if (issuer.down) {
         res.writeHead(503).end();
         return;
       }
       const body =
         path === `${ISSUER_PATH}/.well-known/openid-configuration`
-          ? { issuer: issuer!.url, jwks_uri: `${issuer!.url}/jwks`, id_token_signing_alg_values_supported: [alg] }
+          ? { issuer: issuer.url, jwks_uri: `${issuer.url}/jwks`, id_token_signing_alg_values_supported: [alg] }
           : path === `${ISSUER_PATH}/jwks`
-            ? (issuer!.jwksFetches++, issuer!.jwksPadding ? { ...issuer!.jwks, padding: 'x'.repeat(issuer!.jwksPadding) } : issuer!.jwks)
+            ? (issuer.jwksFetches++, issuer.jwksPadding ? { ...issuer.jwks, padding: 'x'.repeat(issuer.jwksPadding) } : issuer.jwks)
             : undefined;
       res.writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body ?? { error: 'not found' }));
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const { port } = server.address() as AddressInfo;
-    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-    issuer = new TestIssuer(server, `http://127.0.0.1:${port}${ISSUER_PATH}`, privateKey, alg);
-    issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg, use: 'sig' }] };
     return issuer;
   }
 

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN, waitFor } from './processes.js';
 import { mustNotLeak } from './run-record.js';
-import { VaultAdmin, vaultCall } from './vault.js';
+import { VaultAdmin, vaultApi, vaultCall, type VaultAnswer } from './vault.js';
 
 /** One Vault server of a cluster: its API port, and its cluster port (the next one). */
 export class VaultNode {
@@ -144,10 +144,8 @@ export class TestVaultCluster extends VaultAdmin {
   }
 
   /** One API call to this node, with the root token once there is one. */
-  private async on(node: VaultNode, method: string, path: string, body?: unknown): Promise<any> {
-    const { status, text } = await vaultCall(node.addr, method, path, body, this.rootToken);
-    if (status >= 300) throw new Error(`vault ${node.name} ${method} ${path}: ${status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
+  private on(node: VaultNode, method: string, path: string, body?: unknown): Promise<VaultAnswer> {
+    return vaultApi(node.addr, method, path, body, this.rootToken);
   }
 
   private async unseal(node: VaultNode): Promise<void> {

@@ -26,6 +26,20 @@ export function vaultCall(addr: string, method: string, path: string, body: unkn
   });
 }
 
+/** Vault's JSON answer as tests read it: what an endpoint returns is under `data` or `auth`. */
+export interface VaultAnswer {
+  data: Record<string, unknown>;
+  auth: { client_token: string; lease_duration: number; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** One Vault API call that must succeed: its JSON answer (empty for Vault's 204s), or an error naming the call. */
+export async function vaultApi(addr: string, method: string, path: string, body: unknown, token: string, ca?: Buffer): Promise<VaultAnswer> {
+  const { status, text } = await vaultCall(addr, method, path, body, token, ca);
+  if (status >= 300) throw new Error(`vault ${addr} ${method} ${path}: ${status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as VaultAnswer;
+}
+
 /**
  * What tests do to a Vault with its root token (seed it, give vaultgate an AppRole,
  * count what its audit device saw), the same for one dev server (TestVault) and a
@@ -43,10 +57,8 @@ export abstract class VaultAdmin {
   }
 
   /** One Vault API call with the root token; throws on an error status. */
-  async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<any> {
-    const { status, text } = await vaultCall(this.addr, method, path, body, token, this.ca());
-    if (status >= 300) throw new Error(`vault ${method} ${path}: ${status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
+  api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<VaultAnswer> {
+    return vaultApi(this.addr, method, path, body, token, this.ca());
   }
 
   async mount(path: string, type: string, options?: Record<string, string>): Promise<void> {

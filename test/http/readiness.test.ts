@@ -24,7 +24,14 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-async function get(url: string): Promise<{ status: number; text: string; body: any }> {
+/** What the health and policy endpoints answer, as far as these tests read it. */
+interface Answer {
+  status: string;
+  revision: string;
+  checks: { vault: string; redis: string; policy: string };
+}
+
+async function get(url: string): Promise<{ status: number; text: string; body: Answer }> {
   const response = await fetch(url);
   const text = await response.text();
   bodies.push(text);

@@ -26,7 +26,20 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-const lines = () => gateway.logs.map((l) => JSON.parse(l) as Record<string, any>);
+/** A log line as these tests read it: a shadow comparison or a decision log entry. */
+interface LogLine {
+  msg: string;
+  shadow?: boolean;
+  decision_id: string;
+  path: string;
+  input: { claims: Record<string, string>; request: Record<string, string> };
+  result: unknown;
+  bundles: { vaultgate: { revision: string } };
+  metrics: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+const lines = () => gateway.logs.map((l) => JSON.parse(l) as LogLine);
 async function call(repository: string) {
   const response = await gateway.get(await issuer.mint(repository, { claims: { branchName: 'feature/x' } }));
   return { id: response.headers.get('x-request-id')!, status: response.status, body: (await response.json()) as Record<string, string> };
