@@ -10,15 +10,19 @@ commands:
   policy build [DIR]           compile DIR (default $VAULTGATE_POLICY_DIR or ./policies) to DIR/bundle.tar.gz
                                (--output, --revision, --signing-key: a signed bundle for a bundle server)
   policy test [DIR]            run the Rego unit tests (*_test.rego)
+                               (--coverage [--min PERCENT]: OPA's coverage report, failing under PERCENT)
   policy fmt [DIR] [--check]   format the Rego files (--check: list unformatted ones and fail)
   policy lint [DIR]            lint with Regal (or opa check --strict without it)
   policy eval ...              explain the decision for a token or claims
+  policy replay ...            what a policy change does to the decisions in a decision log
 
 Run \`vaultgate <command> --help\` for a command's options.
 `;
 
 const HELP: Record<string, () => Promise<string>> = {
   dev: async () => (await import('./dev.js')).DEV_USAGE,
+  'policy test': async () => (await import('./policy-test.js')).TEST_USAGE,
+  'policy replay': async () => (await import('./policy-replay.js')).REPLAY_USAGE,
   token: async () => (await import('./token.js')).TOKEN_USAGE,
   'policy eval': async () => (await import('./policy-eval.js')).EVAL_USAGE,
   'policy build': async () => (await import('./policy-tools.js')).BUILD_USAGE,
@@ -49,13 +53,15 @@ export async function main(argv: string[]): Promise<number> {
       case 'policy build':
         return await (await import('./policy-tools.js')).policyBuild(rest);
       case 'policy test':
-        return await (await import('./policy-tools.js')).policyTest(dir());
+        return await (await import('./policy-test.js')).policyTest(rest);
       case 'policy fmt':
         return await (await import('./policy-tools.js')).policyFmt(dir(), rest.includes('--check'));
       case 'policy lint':
         return await (await import('./policy-tools.js')).policyLint(dir());
       case 'policy eval':
         return await (await import('./policy-eval.js')).policyEval(rest);
+      case 'policy replay':
+        return await (await import('./policy-replay.js')).policyReplay(rest);
     }
   } catch (err) {
     // parseArgs refuses unknown or malformed options with a message of its own.

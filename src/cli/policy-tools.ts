@@ -78,12 +78,6 @@ export async function policyBuild(args: string[]): Promise<number> {
   }
 }
 
-// Bundle mode (-b), as vaultgate builds: only .rego files and data.json/data.yaml load,
-// so other JSON beside the policy (test cases, notes) is not taken for data.
-
-/** `vaultgate policy test [DIR]`: the Rego unit tests, with OPA's own report. */
-export const policyTest = (dir: string) => runInherited(opaPath(), ['test', '--bundle', dir, '--verbose']);
-
 /** `vaultgate policy fmt [DIR] [--check]`: format in place, or (--check) list what is not formatted and fail. */
 export const policyFmt = (dir: string, check: boolean) =>
   runInherited(opaPath(), check ? ['fmt', '--list', '--fail', dir] : ['fmt', '--write', dir]);

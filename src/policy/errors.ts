@@ -44,3 +44,10 @@ export class PolicyOutputError extends VaultgateError {
     super('ERR_POLICY_OUTPUT', message);
   }
 }
+
+/** A decision log line that says it is a decision but is not one vaultgate can replay; the message names the file and line. */
+export class DecisionLogError extends VaultgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DECISION_LOG', message, options);
+  }
+}
