@@ -68,7 +68,7 @@ const env = () =>
   });
 
 test('the tarball holds what runs, the pinned dependency tree, and no tests, benchmarks, tools or results', (t) => {
-  for (const file of ['bin/vaultgate.js', 'dist/cli/main.js', 'dist/server/vaultgate.js', 'npm-shrinkwrap.json', 'policies/vaultgate.rego', 'policies/data.json', 'examples/dev-secrets.yaml', 'deploy/systemd/vaultgate.service']) {
+  for (const file of ['bin/vaultgate.js', 'dist/cli/main.js', 'dist/server/vaultgate.js', 'npm-shrinkwrap.json', 'policies/vaultgate.rego', 'policies/data.json', 'examples/dev-secrets.yaml', 'examples/policy-repo/bitbucket-pipelines.yml', 'examples/policy-repo/decisions/sample.jsonl', 'deploy/systemd/vaultgate.service']) {
     t.true(packed.includes(file), `${file} is packed`);
   }
   const unwanted = packed.filter((f) => /^(test|bench|tools|\.tools|src|\.test-run|node_modules)\//.test(f) || /\.test\.|bundle\.tar\.gz$|\.tsbuildinfo$/.test(f));
