@@ -311,10 +311,15 @@ test('replay reads a log as a collector keeps it, skipping and counting other li
     writeFileSync(join(dir, name), `${lines.join('\n')}\n`);
     return join(dir, name);
   };
-  const mixed = write('mixed.log', ['Pulling image…', '{"level":"info","msg":"vaultgate listening","address":"0.0.0.0:8080"}', first, '', '{"path":"other/decision","decision_id":"x","input":{}}', second]);
+  // As OPA's own decision logger writes it: no `msg` of vaultgate's, the same fields.
+  const { decision_id, path, input, result } = JSON.parse(first) as Record<string, unknown>;
+  const opa = JSON.stringify({ decision_id: `${decision_id}-opa`, path, input, result, msg: 'Decision Log', level: 'info' });
+  const mixed = write('mixed.log', ['Pulling image…', '{"level":"info","msg":"vaultgate listening","address":"0.0.0.0:8080"}', first, '', '{"path":"other/decision","decision_id":"x","input":{}}', second, opa]);
   const ok = await cli(['policy', 'replay', '--decisions', mixed, '--policy', policy]);
   t.is(ok.code, 0, ok.stderr);
-  t.regex(ok.stdout, /^replayed 2 decisions from .*mixed\.log with .*; 3 other lines skipped\n/);
+  t.regex(ok.stdout, /^replayed 3 decisions from .*mixed\.log with .*; 3 other lines skipped\n/);
+  const delisted = await cli(['policy', 'replay', '--decisions', mixed, '--policy', narrower(), '--json']);
+  t.is(JSON.parse(delisted.stdout).changed, 3, 'the OPA-shaped line is replayed as well');
 
   const cut = await cli(['policy', 'replay', '--decisions', write('cut.log', [first, second.slice(0, 120)]), '--policy', policy]);
   t.is(cut.code, 2);
