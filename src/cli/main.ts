@@ -21,11 +21,11 @@ Run \`vaultgate <command> --help\` for a command's options.
 
 const HELP: Record<string, () => Promise<string>> = {
   dev: async () => (await import('./dev.js')).DEV_USAGE,
-  'policy test': async () => (await import('./policy-test.js')).TEST_USAGE,
-  'policy replay': async () => (await import('./policy-replay.js')).REPLAY_USAGE,
   token: async () => (await import('./token.js')).TOKEN_USAGE,
   'policy eval': async () => (await import('./policy-eval.js')).EVAL_USAGE,
   'policy build': async () => (await import('./policy-tools.js')).BUILD_USAGE,
+  'policy test': async () => (await import('./policy-test.js')).TEST_USAGE,
+  'policy replay': async () => (await import('./policy-replay.js')).REPLAY_USAGE,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -6,7 +6,16 @@ import { parseArgs } from 'node:util';
 import { loadBundle, readBundle } from '../policy/bundle.js';
 import { parseDecisionLine, rewriteDecisionLine, type LoggedDecision } from '../policy/decision-log.js';
 import { DecisionLogError, PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
-import { CHANGE_KINDS, ImpactAnalysis, type Change, type ChangeKind, type ImpactReport, type Outcome, type ReplayedStep, type StepExample } from '../policy/impact.js';
+import {
+  CHANGE_KINDS,
+  ImpactAnalysis,
+  type Change,
+  type ChangeKind,
+  type ImpactReport,
+  type Outcome,
+  type ReplayedStep,
+  type StepExample,
+} from '../policy/impact.js';
 import { Policy, type PolicyInput } from '../policy/policy.js';
 import { opaPath } from './tools.js';
 
@@ -44,7 +53,9 @@ interface LoadedPolicy {
 
 /** A policy directory is compiled as serve compiles it; a file is taken for a built bundle. */
 async function loadPolicyAt(path: string): Promise<LoadedPolicy> {
-  const bundle = (await stat(path)).isDirectory() ? (await loadBundle(path, opaPath())).bundle : await readBundle(await readFile(path));
+  const bundle = (await stat(path)).isDirectory()
+    ? (await loadBundle(path, opaPath())).bundle
+    : await readBundle(await readFile(path));
   return { path, policy: await Policy.load(bundle), data: bundle.data, revision: bundle.revision };
 }
 
@@ -66,7 +77,11 @@ function stepOf(logged: LoggedDecision): ReplayedStep {
     const value = claim(name);
     if (value !== undefined) example[name] = value;
   }
-  return { repository: claim('repositoryUuid') ?? NO_REPOSITORY, step: claim('stepUuid') ?? logged.decisionId, example };
+  return {
+    repository: claim('repositoryUuid') ?? NO_REPOSITORY,
+    step: claim('stepUuid') ?? logged.decisionId,
+    example,
+  };
 }
 
 /** The repository's name where a policy's data names it as the shipped layout does (`repositories[UUID].name`). */
@@ -81,7 +96,8 @@ function repositoryName(uuid: string, policies: LoadedPolicy[]): string | undefi
 }
 
 const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
-const short = (revision: string) => (revision === '' ? '(none)' : /^[0-9a-f]{13,}$/.test(revision) ? revision.slice(0, 12) : revision);
+const short = (revision: string) =>
+  revision === '' ? '(none)' : /^[0-9a-f]{13,}$/.test(revision) ? revision.slice(0, 12) : revision;
 
 interface Replay {
   report: ImpactReport;
@@ -95,7 +111,12 @@ interface Replay {
  * `update` (for a committed sample, small), collects every line into it, decision
  * lines with the candidate's result.
  */
-async function replay(file: string, candidate: LoadedPolicy, baseline: LoadedPolicy | undefined, update: string[] | undefined): Promise<Replay> {
+async function replay(
+  file: string,
+  candidate: LoadedPolicy,
+  baseline: LoadedPolicy | undefined,
+  update: string[] | undefined,
+): Promise<Replay> {
   const analysis = new ImpactAnalysis();
   const recorded = new Map<string, number>();
   let skipped = 0;
@@ -112,9 +133,14 @@ async function replay(file: string, candidate: LoadedPolicy, baseline: LoadedPol
       }
       recorded.set(logged.revision, (recorded.get(logged.revision) ?? 0) + 1);
       const after = outcome(candidate.policy, logged.input);
-      analysis.record(stepOf(logged), baseline ? outcome(baseline.policy, logged.input) : { decision: logged.result }, after);
+      analysis.record(
+        stepOf(logged),
+        baseline ? outcome(baseline.policy, logged.input) : { decision: logged.result },
+        after,
+      );
       if (update) {
-        if ('error' in after) throw new PolicyOutputError(`cannot --update ${file}: the candidate fails on line ${line}: ${after.error}`);
+        if ('error' in after)
+          throw new PolicyOutputError(`cannot --update ${file}: the candidate fails on line ${line}: ${after.error}`);
         update.push(rewriteDecisionLine(logged, after.decision, candidate.revision));
       }
     }
@@ -156,7 +182,9 @@ function textReport(file: string, result: Replay, candidate: LoadedPolicy, basel
       : `baseline: the decisions recorded in the log (${[...recorded].map(([revision, n]) => `revision ${short(revision)}: ${n}`).join(', ')})`,
   ];
   if (report.changed === 0) return `${lines.join('\n')}\nno change\n`;
-  lines.push(`changed: ${report.changed} of ${plural(report.decisions, 'decision')}, in ${plural(report.repositories.length, 'repository', 'repositories')}`);
+  lines.push(
+    `changed: ${report.changed} of ${plural(report.decisions, 'decision')}, in ${plural(report.repositories.length, 'repository', 'repositories')}`,
+  );
   const policies = baseline ? [candidate, baseline] : [candidate];
   // One set of columns for the whole report, so repositories read as one table.
   const changes = report.repositories.flatMap((r) => r.changes);
@@ -177,14 +205,23 @@ function textReport(file: string, result: Replay, candidate: LoadedPolicy, basel
   return `${lines.join('\n')}\n`;
 }
 
-function jsonReport(file: string, result: Replay, candidate: LoadedPolicy, baseline: LoadedPolicy | undefined, failOn: ChangeKind[], failed: ChangeKind[]): string {
+function jsonReport(
+  file: string,
+  result: Replay,
+  candidate: LoadedPolicy,
+  baseline: LoadedPolicy | undefined,
+  failOn: ChangeKind[],
+  failed: ChangeKind[],
+): string {
   const { report, skipped, recorded } = result;
   const policies = baseline ? [candidate, baseline] : [candidate];
   return `${JSON.stringify(
     {
       decisions: { file, read: report.decisions, skipped },
       candidate: { policy: candidate.path, revision: candidate.revision },
-      baseline: baseline ? { policy: baseline.path, revision: baseline.revision } : { recorded: true, revisions: Object.fromEntries(recorded) },
+      baseline: baseline
+        ? { policy: baseline.path, revision: baseline.revision }
+        : { recorded: true, revisions: Object.fromEntries(recorded) },
       changed: report.changed,
       steps: report.steps,
       failOn,
@@ -218,29 +255,56 @@ export async function policyReplay(args: string[]): Promise<number> {
     return EXIT.usage;
   };
   const file = values.decisions;
-  if (!file) return refuse('--decisions FILE is required: a decision log vaultgate wrote (VAULTGATE_DECISION_LOG=true)', true);
-  const failOption = values['fail-on-change'] ? '--fail-on-change' : values['fail-on'] !== undefined ? '--fail-on' : undefined;
-  if (values['fail-on-change'] && values['fail-on'] !== undefined) return refuse('give --fail-on-change or --fail-on KINDS, not both', true);
+  if (!file)
+    return refuse('--decisions FILE is required: a decision log vaultgate wrote (VAULTGATE_DECISION_LOG=true)', true);
+  const failOption = values['fail-on-change']
+    ? '--fail-on-change'
+    : values['fail-on'] !== undefined
+      ? '--fail-on'
+      : undefined;
+  if (values['fail-on-change'] && values['fail-on'] !== undefined)
+    return refuse('give --fail-on-change or --fail-on KINDS, not both', true);
   if (values.update && (values.baseline !== undefined || failOption)) {
-    return refuse(`--update writes the candidate's results into ${file}: it takes no --baseline, --fail-on-change or --fail-on`, true);
+    return refuse(
+      `--update writes the candidate's results into ${file}: it takes no --baseline, --fail-on-change or --fail-on`,
+      true,
+    );
   }
   let failOn: ChangeKind[] = values['fail-on-change'] ? [...CHANGE_KINDS] : [];
   if (values['fail-on'] !== undefined) {
-    const kinds = values['fail-on'].split(',').map((k) => k.trim()).filter(Boolean);
+    const kinds = values['fail-on']
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
     const unknown = kinds.filter((k) => !(CHANGE_KINDS as readonly string[]).includes(k));
     if (kinds.length === 0 || unknown.length > 0) {
-      return refuse(`--fail-on: ${kinds.length === 0 ? 'no kind given' : `unknown kind ${unknown.join(', ')}`}; the kinds are ${CHANGE_KINDS.join(', ')}`);
+      return refuse(
+        `--fail-on: ${kinds.length === 0 ? 'no kind given' : `unknown kind ${unknown.join(', ')}`}; the kinds are ${CHANGE_KINDS.join(', ')}`,
+      );
     }
     failOn = kinds as ChangeKind[];
   }
-  for (const [option, path] of [['--decisions', file], ['--policy', values.policy], ['--baseline', values.baseline]] as const) {
+  for (const [option, path] of [
+    ['--decisions', file],
+    ['--policy', values.policy],
+    ['--baseline', values.baseline],
+  ] as const) {
     if (path === undefined) continue;
-    const problem = await stat(path).then(() => undefined, (err: Error) => err.message);
+    const problem = await stat(path).then(
+      () => undefined,
+      (err: Error) => err.message,
+    );
     if (problem) return refuse(`${option}: cannot read ${path}: ${problem}`);
   }
 
-  const policies: Record<'candidate' | 'baseline', LoadedPolicy | undefined> = { candidate: undefined, baseline: undefined };
-  for (const [role, path] of [['candidate', values.policy], ['baseline', values.baseline]] as const) {
+  const policies: Record<'candidate' | 'baseline', LoadedPolicy | undefined> = {
+    candidate: undefined,
+    baseline: undefined,
+  };
+  for (const [role, path] of [
+    ['candidate', values.policy],
+    ['baseline', values.baseline],
+  ] as const) {
     if (path === undefined) continue;
     try {
       policies[role] = await loadPolicyAt(path);
@@ -279,9 +343,15 @@ export async function policyReplay(args: string[]): Promise<number> {
   }
 
   const failed = failOn.filter((kind) => result.report.steps[kind] > 0);
-  process.stdout.write(values.json ? jsonReport(file, result, candidate, baseline, failOn, failed) : textReport(file, result, candidate, baseline));
+  process.stdout.write(
+    values.json
+      ? jsonReport(file, result, candidate, baseline, failOn, failed)
+      : textReport(file, result, candidate, baseline),
+  );
   if (values.update) {
-    (values.json ? process.stderr : process.stdout).write(`updated ${file}: its decisions are now the candidate's (revision ${short(candidate.revision)})\n`);
+    (values.json ? process.stderr : process.stdout).write(
+      `updated ${file}: its decisions are now the candidate's (revision ${short(candidate.revision)})\n`,
+    );
   }
   if (failed.length === 0) return EXIT.ok;
   const asked = failOption === '--fail-on-change' ? '--fail-on-change' : `--fail-on ${failOn.join(',')}`;

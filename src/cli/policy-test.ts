@@ -32,9 +32,13 @@ const percent = (value: number) => `${(Math.floor(value * 10) / 10).toFixed(1)}%
 
 /** "3, 7-9, 12": the lines not covered, as ranges. */
 function lineRanges(ranges: FileCoverage['not_covered'] = []): string {
-  const rows = [...new Set(ranges.flatMap(({ start, end }) => Array.from({ length: end.row - start.row + 1 }, (_, i) => start.row + i)))].sort((a, b) => a - b);
+  const rows = [
+    ...new Set(
+      ranges.flatMap(({ start, end }) => Array.from({ length: end.row - start.row + 1 }, (_, i) => start.row + i)),
+    ),
+  ].sort((a, b) => a - b);
   const spans: string[] = [];
-  for (let i = 0; i < rows.length; ) {
+  for (let i = 0; i < rows.length;) {
     let j = i;
     while (j + 1 < rows.length && rows[j + 1] === rows[j]! + 1) j++;
     spans.push(i === j ? `${rows[i]}` : `${rows[i]}-${rows[j]}`);
@@ -44,7 +48,10 @@ function lineRanges(ranges: FileCoverage['not_covered'] = []): string {
 }
 
 /** OPA's exit code and output, run in `dir` (a path to OPA made absolute first). */
-function runOpaIn(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
+function runOpaIn(
+  dir: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
   const opa = opaPath().includes('/') ? resolve(opaPath()) : opaPath();
   return new Promise((done) => {
     execFile(opa, args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -71,7 +78,12 @@ export async function policyTest(args: string[]): Promise<number> {
     process.stderr.write(`vaultgate policy test: --min takes a percentage from 0 to 100, not "${values.min}"\n`);
     return 2;
   }
-  if (!(await stat(dir).then((info) => info.isDirectory(), () => false))) {
+  if (
+    !(await stat(dir).then(
+      (info) => info.isDirectory(),
+      () => false,
+    ))
+  ) {
     process.stderr.write(`vaultgate policy test: ${dir} is not a directory\n`);
     return 2;
   }
@@ -95,7 +107,12 @@ export async function policyTest(args: string[]): Promise<number> {
   const report = JSON.parse(run.stdout) as CoverageReport;
   const files = Object.entries(report.files)
     .filter(([name]) => !name.endsWith('_test.rego'))
-    .map(([name, file]) => ({ name, covered: file.covered_lines ?? 0, total: (file.covered_lines ?? 0) + (file.not_covered_lines ?? 0), missed: lineRanges(file.not_covered) }))
+    .map(([name, file]) => ({
+      name,
+      covered: file.covered_lines ?? 0,
+      total: (file.covered_lines ?? 0) + (file.not_covered_lines ?? 0),
+      missed: lineRanges(file.not_covered),
+    }))
     .sort((a, b) => a.name.localeCompare(b.name));
   const covered = files.reduce((sum, f) => sum + f.covered, 0);
   const total = files.reduce((sum, f) => sum + f.total, 0);
@@ -103,14 +120,21 @@ export async function policyTest(args: string[]): Promise<number> {
   const width = Math.max(0, ...files.map((f) => f.name.length));
   const lines = [`${dir}: the tests pass; coverage, lines of the policy files the tests evaluate:`];
   for (const f of files) {
-    const share = f.total === 0 ? 'no lines' : `${percent((f.covered / f.total) * 100).padStart(6)}  ${f.covered} of ${f.total} lines`;
+    const share =
+      f.total === 0
+        ? 'no lines'
+        : `${percent((f.covered / f.total) * 100).padStart(6)}  ${f.covered} of ${f.total} lines`;
     lines.push(`  ${f.name.padEnd(width)}  ${share}${f.missed ? `  not covered: ${f.missed}` : ''}`);
   }
-  lines.push(`total ${percent(overall)} (${covered} of ${total} lines in ${files.length === 1 ? '1 policy file' : `${files.length} policy files`}; with the test files, as opa test counts: ${percent(report.coverage)})`);
+  lines.push(
+    `total ${percent(overall)} (${covered} of ${total} lines in ${files.length === 1 ? '1 policy file' : `${files.length} policy files`}; with the test files, as opa test counts: ${percent(report.coverage)})`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
   if (min === undefined) return 0;
   if (overall < min) {
-    process.stderr.write(`vaultgate policy test: coverage ${percent(overall)} is under the minimum of ${min}% (--min): test the lines listed as not covered\n`);
+    process.stderr.write(
+      `vaultgate policy test: coverage ${percent(overall)} is under the minimum of ${min}% (--min): test the lines listed as not covered\n`,
+    );
     return 1;
   }
   process.stdout.write(`meets the minimum of ${min}% (--min)\n`);

@@ -37,15 +37,20 @@ export function parseDecisionLine(text: string, file: string, line: number): Log
   try {
     entry = JSON.parse(trimmed);
   } catch (err) {
-    throw new DecisionLogError(`${where}: not a complete JSON line (${(err as Error).message}); a log cut mid-line? remove the line`, { cause: err });
+    throw new DecisionLogError(
+      `${where}: not a complete JSON line (${(err as Error).message}); a log cut mid-line? remove the line`,
+      { cause: err },
+    );
   }
   if (!isObject(entry)) return undefined;
   // vaultgate's lines say so in `msg`; OPA's own decision logs carry a decision_id and a path.
-  const isDecision = entry.msg === 'decision log' || (typeof entry.decision_id === 'string' && typeof entry.path === 'string');
+  const isDecision =
+    entry.msg === 'decision log' || (typeof entry.decision_id === 'string' && typeof entry.path === 'string');
   if (!isDecision || entry.path !== ENTRYPOINT) return undefined;
   if (typeof entry.decision_id !== 'string') throw new DecisionLogError(`${where}: the decision has no decision_id`);
   const input = entry.input;
-  if (!isObject(input) || !isObject(input.claims)) throw new DecisionLogError(`${where}: the decision's input.claims is not an object`);
+  if (!isObject(input) || !isObject(input.claims))
+    throw new DecisionLogError(`${where}: the decision's input.claims is not an object`);
   let result: Decision;
   try {
     // OPA leaves `result` out when the policy decided nothing: a deny, as when serving.

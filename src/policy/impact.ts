@@ -67,7 +67,9 @@ export interface ImpactReport {
 /** How the candidate's outcome for one input differs from the baseline's; empty when it does not. */
 export function compareOutcomes(baseline: Outcome, candidate: Outcome): ChangeDetail[] {
   if ('error' in candidate) {
-    return 'error' in baseline && baseline.error === candidate.error ? [] : [{ kind: 'error', policy: 'candidate', error: candidate.error }];
+    return 'error' in baseline && baseline.error === candidate.error
+      ? []
+      : [{ kind: 'error', policy: 'candidate', error: candidate.error }];
   }
   if ('error' in baseline) return [{ kind: 'error', policy: 'baseline', error: baseline.error }];
   const before = baseline.decision;
@@ -78,7 +80,12 @@ export function compareOutcomes(baseline: Outcome, candidate: Outcome): ChangeDe
   return [
     ...diff.removed.map((key): ChangeDetail => ({ kind: 'removed', key, from: before.secrets[key]! })),
     ...diff.added.map((key): ChangeDetail => ({ kind: 'added', key, to: after.secrets[key]! })),
-    ...diff.changed.map((key): ChangeDetail => ({ kind: 'repointed', key, from: before.secrets[key]!, to: after.secrets[key]! })),
+    ...diff.changed.map((key): ChangeDetail => ({
+      kind: 'repointed',
+      key,
+      from: before.secrets[key]!,
+      to: after.secrets[key]!,
+    })),
   ];
 }
 
@@ -95,7 +102,9 @@ export class ImpactAnalysis {
   private decisions = 0;
   private changed = 0;
   private readonly groups = new Map<string, Group>();
-  private readonly stepsByKind = new Map<ChangeKind, Set<string>>(CHANGE_KINDS.map((kind) => [kind, new Set<string>()]));
+  private readonly stepsByKind = new Map<ChangeKind, Set<string>>(
+    CHANGE_KINDS.map((kind) => [kind, new Set<string>()]),
+  );
 
   record(step: ReplayedStep, baseline: Outcome, candidate: Outcome): void {
     this.decisions++;
@@ -103,7 +112,15 @@ export class ImpactAnalysis {
     if (details.length === 0) return;
     this.changed++;
     for (const detail of details) {
-      const id = JSON.stringify([step.repository, detail.kind, detail.key, detail.from, detail.to, detail.policy, detail.error]);
+      const id = JSON.stringify([
+        step.repository,
+        detail.kind,
+        detail.key,
+        detail.from,
+        detail.to,
+        detail.policy,
+        detail.error,
+      ]);
       let group = this.groups.get(id);
       if (!group) {
         group = { repository: step.repository, detail, steps: new Set(), decisions: 0, example: step.example };
@@ -123,7 +140,8 @@ export class ImpactAnalysis {
       changes.push({ ...group.detail, steps: group.steps.size, decisions: group.decisions, example: group.example });
       byRepository.set(group.repository, changes);
     }
-    const order = (c: Change) => [CHANGE_KINDS.indexOf(c.kind), c.key ?? '', c.from ?? '', c.to ?? '', c.error ?? ''] as const;
+    const order = (c: Change) =>
+      [CHANGE_KINDS.indexOf(c.kind), c.key ?? '', c.from ?? '', c.to ?? '', c.error ?? ''] as const;
     const compare = (a: Change, b: Change) => {
       const [x, y] = [order(a), order(b)];
       for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
@@ -132,7 +150,10 @@ export class ImpactAnalysis {
     return {
       decisions: this.decisions,
       changed: this.changed,
-      steps: Object.fromEntries(CHANGE_KINDS.map((kind) => [kind, this.stepsByKind.get(kind)!.size])) as Record<ChangeKind, number>,
+      steps: Object.fromEntries(CHANGE_KINDS.map((kind) => [kind, this.stepsByKind.get(kind)!.size])) as Record<
+        ChangeKind,
+        number
+      >,
       repositories: [...byRepository.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         .map(([repository, changes]) => ({ repository, changes: changes.sort(compare) })),

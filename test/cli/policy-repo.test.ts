@@ -40,10 +40,15 @@ interface LogLine {
   result: { allow: boolean; secrets: Record<string, string> };
   bundles: { vaultgate: { revision: string } };
 }
-const sample = readFileSync(SAMPLE, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as LogLine);
+const sample = readFileSync(SAMPLE, 'utf8')
+  .trimEnd()
+  .split('\n')
+  .map((l) => JSON.parse(l) as LogLine);
 /** Distinct steps of the sample that match, counted as replay counts them. */
-const stepsWhere = (match: (l: LogLine) => boolean) => new Set(sample.filter(match).map((l) => l.input.claims.stepUuid)).size;
-const allowedIn = (repository: string) => (l: LogLine) => l.input.claims.repositoryUuid === repository && l.result.allow;
+const stepsWhere = (match: (l: LogLine) => boolean) =>
+  new Set(sample.filter(match).map((l) => l.input.claims.stepUuid)).size;
+const allowedIn = (repository: string) => (l: LogLine) =>
+  l.input.claims.repositoryUuid === repository && l.result.allow;
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** A working copy of the example, as a pipeline clones it (the build writes into it). */
@@ -53,10 +58,16 @@ function checkout(): string {
   return dir;
 }
 
+/** A repository's entry in the example's data.json. */
+interface Grants {
+  name?: string;
+  secrets?: Record<string, string>;
+}
+
 /** The example's policy with its data.json edited: a candidate change. */
-function candidate(edit: (repositories: Record<string, Record<string, any>>) => void): string {
+function candidate(edit: (repositories: Record<string, Grants>) => void): string {
   const dir = join(checkout(), 'policy');
-  const data = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8'));
+  const data = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8')) as { repositories: Record<string, Grants> };
   edit(data.repositories);
   writeFileSync(join(dir, 'data.json'), JSON.stringify(data, null, 2));
   return dir;
@@ -65,8 +76,8 @@ function candidate(edit: (repositories: Record<string, Record<string, any>>) => 
 // Removes a key from acme/payments-api, points acme/web's NPM_TOKEN elsewhere, delists acme/legacy-batch.
 const narrower = () =>
   candidate((r) => {
-    delete r[PAYMENTS]!.secrets.API_KEY;
-    r[WEB]!.secrets.NPM_TOKEN = 'kv/ci/web#npm_token';
+    delete r[PAYMENTS]!.secrets!.API_KEY;
+    r[WEB]!.secrets!.NPM_TOKEN = 'kv/ci/web#npm_token';
     delete r[LEGACY];
   });
 
@@ -77,9 +88,11 @@ interface PipelineStep {
   deployment?: string;
 }
 type Pipeline = Array<{ step: PipelineStep }>;
-const pipelines = (parse(readFileSync(join(EXAMPLE, 'bitbucket-pipelines.yml'), 'utf8')) as {
-  pipelines: { 'pull-requests': Record<string, Pipeline>; branches: Record<string, Pipeline> };
-}).pipelines;
+const pipelines = (
+  parse(readFileSync(join(EXAMPLE, 'bitbucket-pipelines.yml'), 'utf8')) as {
+    pipelines: { 'pull-requests': Record<string, Pipeline>; branches: Record<string, Pipeline> };
+  }
+).pipelines;
 
 /** Runs a step's script as Pipelines does: one shell, stopping at the first command that fails. */
 async function runScript(script: string[], cwd: string, env: Record<string, string>) {
@@ -97,19 +110,36 @@ async function runScript(script: string[], cwd: string, env: Record<string, stri
 test('vaultgate --help lists policy replay, and policy test --help its coverage options', async (t) => {
   t.regex((await cli(['--help'])).stdout, /\n {2}policy replay /);
   t.regex((await cli(['policy', 'test', '--help'])).stdout, /--coverage.*\n[\s\S]*--min PERCENT/);
-  t.regex((await cli(['policy', 'replay', '--help'])).stdout, /--fail-on KINDS[\s\S]*allow-to-deny, deny-to-allow, removed, added, repointed, error/);
+  t.regex(
+    (await cli(['policy', 'replay', '--help'])).stdout,
+    /--fail-on KINDS[\s\S]*allow-to-deny, deny-to-allow, removed, added, repointed, error/,
+  );
 });
 
-test('the example pipeline: every command but the publish runs green through the real CLI and OPA, and builds the bundle of the sample\'s decisions', async (t) => {
+test('the example pipeline: every command but the publish runs green through the real CLI and OPA; the bundle is signed with the commit as revision, OPA verifies it, and it decides as the sample recorded', async (t) => {
   const main = pipelines.branches.main!.map((s) => s.step);
-  t.deepEqual(main.map((s) => s.name), ['Check the policy', 'Build and sign the bundle', 'Publish the bundle']);
-  t.deepEqual(pipelines['pull-requests']['**']!.map((s) => s.step), [main[0]], 'every pull request gets the same check as main');
+  t.deepEqual(
+    main.map((s) => s.name),
+    ['Check the policy', 'Build and sign the bundle', 'Publish the bundle'],
+  );
+  t.deepEqual(
+    pipelines['pull-requests']['**']!.map((s) => s.step),
+    [main[0]],
+    'every pull request gets the same check as main',
+  );
   const [check, build, publish] = main as [PipelineStep, PipelineStep, PipelineStep];
-  t.true(main.every((step) => step.script.every((command) => typeof command === 'string')), 'no command YAML read as a mapping');
-  t.is(build.deployment, 'production', 'the signing key is a deployment variable, out of pull requests\' reach');
+  t.true(
+    main.every((step) => step.script.every((command) => typeof command === 'string')),
+    'no command YAML read as a mapping',
+  );
+  t.is(build.deployment, 'production', "the signing key is a deployment variable, out of pull requests' reach");
   t.is(publish.deployment, undefined);
   t.deepEqual(build.artifacts, ['policy/bundle.tar.gz']);
-  t.regex(publish.script.join('\n'), /--upload-file policy\/bundle\.tar\.gz "\$BUNDLE_SERVER_URL\//, 'the publish step, a placeholder for the team\'s server, sends what the build left');
+  t.regex(
+    publish.script.join('\n'),
+    /--upload-file policy\/bundle\.tar\.gz "\$BUNDLE_SERVER_URL\//,
+    "the publish step, a placeholder for the team's server, sends what the build left",
+  );
 
   const repo = checkout();
   // The image's `vaultgate` on PATH is this tree's CLI here.
@@ -119,40 +149,57 @@ test('the example pipeline: every command but the publish runs green through the
   const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const key = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const commit = randomBytes(20).toString('hex');
-  const env = { PATH: `${shim}:${TOOLS_BIN}:${process.env.PATH}`, HOME: process.env.HOME!, BITBUCKET_COMMIT: commit, POLICY_SIGNING_KEY: Buffer.from(key).toString('base64') };
+  const env = {
+    PATH: `${shim}:${TOOLS_BIN}:${process.env.PATH}`,
+    HOME: process.env.HOME!,
+    BITBUCKET_COMMIT: commit,
+    POLICY_SIGNING_KEY: Buffer.from(key).toString('base64'),
+  };
   mustNotLeak(env.POLICY_SIGNING_KEY);
 
   const checked = await runScript(check.script, repo, env);
   t.is(checked.code, 0, checked.stdout + checked.stderr);
-  t.regex(checked.stderr, /Regal not found.*opa check --strict/, 'lint ran (OPA\'s strict checks: no Regal here)');
+  t.regex(checked.stderr, /Regal not found.*opa check --strict/, "lint ran (OPA's strict checks: no Regal here)");
   t.regex(checked.stdout, /policy: opa check --strict found nothing/);
   t.regex(checked.stdout, /total \d+\.\d% \(\d+ of \d+ lines in 1 policy file;/);
   t.regex(checked.stdout, /meets the minimum of 90% \(--min\)/);
-  t.regex(checked.stdout, new RegExp(`replayed ${sample.length} decisions from decisions/sample\\.jsonl with policy \\(revision [0-9a-f]{12}\\)\\nbaseline: the decisions recorded in the log \\(revision [0-9a-f]{12}: ${sample.length}\\)\\nno change\\n`));
+  t.regex(
+    checked.stdout,
+    new RegExp(
+      `replayed ${sample.length} decisions from decisions/sample\\.jsonl with policy \\(revision [0-9a-f]{12}\\)\\nbaseline: the decisions recorded in the log \\(revision [0-9a-f]{12}: ${sample.length}\\)\\nno change\\n`,
+    ),
+  );
 
   const built = await runScript(build.script, repo, env);
   t.is(built.code, 0, built.stdout + built.stderr);
   t.regex(built.stdout, /wrote policy\/bundle\.tar\.gz/);
   t.false(existsSync(join(repo, 'signing-key.pem')), 'the key file does not outlive the step');
   const archive = readFileSync(join(repo, 'policy', 'bundle.tar.gz'));
-  const files = (await exec('tar', ['-tzf', join(repo, 'policy', 'bundle.tar.gz')])).stdout.split('\n').map((f) => f.replace(/^\/+/, ''));
-  // `policy build --signing-key/--revision` come with issue 13 §2 (another branch); until then the
-  // build ignores them and this step builds an unsigned bundle with the sources' hash as revision.
-  if ((await cli(['policy', 'build', '--help'])).stdout.includes('--signing-key')) {
-    t.true(files.includes('.signatures.json'), files.join(' '));
-    t.is((await readBundle(archive)).revision, commit);
-    // OPA's own verification: the pipeline's key verifies it, another key does not.
-    const verify = (publicKey: string) => {
-      const dir = tempDir('verify');
-      writeFileSync(join(dir, 'public.pem'), publicKey);
-      return exec(OPA, ['build', '--bundle', join(repo, 'policy', 'bundle.tar.gz'), '--verification-key', join(dir, 'public.pem'), '--output', join(dir, 'out.tar.gz')]);
-    };
-    await t.notThrowsAsync(verify(keys.publicKey.export({ type: 'spki', format: 'pem' }) as string));
-    await t.throwsAsync(verify(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string));
-  } else {
-    t.log('policy build has no --signing-key on this branch (issue 13 §2): the build step made an unsigned bundle');
-    t.false(files.includes('.signatures.json'));
-  }
+  const files = (await exec('tar', ['-tzf', join(repo, 'policy', 'bundle.tar.gz')])).stdout
+    .split('\n')
+    .map((f) => f.replace(/^\/+/, ''));
+  t.true(files.includes('.signatures.json'), files.join(' '));
+  t.is((await readBundle(archive)).revision, commit);
+  // OPA's own verification: the pipeline's key verifies it, another key does not.
+  const verify = (publicKey: string) => {
+    const dir = tempDir('verify');
+    writeFileSync(join(dir, 'public.pem'), publicKey);
+    return exec(OPA, [
+      'build',
+      '--bundle',
+      join(repo, 'policy', 'bundle.tar.gz'),
+      '--verification-key',
+      join(dir, 'public.pem'),
+      '--output',
+      join(dir, 'out.tar.gz'),
+    ]);
+  };
+  await t.notThrowsAsync(verify(keys.publicKey.export({ type: 'spki', format: 'pem' }) as string));
+  await t.throwsAsync(
+    verify(
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string,
+    ),
+  );
   // What the bundle decides is what was recorded: the sample was recorded by this policy.
   const policy = await Policy.load(await readBundle(archive));
   for (const line of sample) {
@@ -178,16 +225,50 @@ test('replay reports each kind of change per repository, with counts of steps an
     t.is(line.input.claims.repositoryUuid, repository);
     return line;
   };
-  const payments = example(stdout.match(new RegExp(`acme/payments-api ${escape(PAYMENTS)}\\n  removed +${removed} steps +API_KEY  kv/ci/payments-api#api_key\\n +e\\.g\\. line (\\d+): step (\\{[^}]+\\})`)), PAYMENTS);
+  const payments = example(
+    stdout.match(
+      new RegExp(
+        `acme/payments-api ${escape(PAYMENTS)}\\n  removed +${removed} steps +API_KEY  kv/ci/payments-api#api_key\\n +e\\.g\\. line (\\d+): step (\\{[^}]+\\})`,
+      ),
+    ),
+    PAYMENTS,
+  );
   t.true('API_KEY' in payments.result.secrets);
-  example(stdout.match(new RegExp(`acme/web ${escape(WEB)}\\n  repointed +${repointed} steps +NPM_TOKEN  kv/ci/shared#npm_token → kv/ci/web#npm_token\\n +e\\.g\\. line (\\d+): step (\\{[^}]+\\})`)), WEB);
+  example(
+    stdout.match(
+      new RegExp(
+        `acme/web ${escape(WEB)}\\n  repointed +${repointed} steps +NPM_TOKEN  kv/ci/shared#npm_token → kv/ci/web#npm_token\\n +e\\.g\\. line (\\d+): step (\\{[^}]+\\})`,
+      ),
+    ),
+    WEB,
+  );
   // Delisted, so the candidate has no name for it.
-  example(stdout.match(new RegExp(`\\n${escape(LEGACY)}\\n  allow-to-deny +${denied} steps +e\\.g\\. line (\\d+): step (\\{[^}]+\\}), branch main`)), LEGACY);
-  t.regex(stdout, new RegExp(`\\nsteps changed, by kind: allow-to-deny ${denied}, removed ${removed}, repointed ${repointed}\\n$`));
+  example(
+    stdout.match(
+      new RegExp(
+        `\\n${escape(LEGACY)}\\n  allow-to-deny +${denied} steps +e\\.g\\. line (\\d+): step (\\{[^}]+\\}), branch main`,
+      ),
+    ),
+    LEGACY,
+  );
+  t.regex(
+    stdout,
+    new RegExp(`\\nsteps changed, by kind: allow-to-deny ${denied}, removed ${removed}, repointed ${repointed}\\n$`),
+  );
 });
 
-test('replay --json: the report\'s shape, counts of steps and decisions, and examples that point into the log', async (t) => {
-  const { code, stdout } = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', narrower(), '--json', '--fail-on', 'added,deny-to-allow']);
+test("replay --json: the report's shape, counts of steps and decisions, and examples that point into the log", async (t) => {
+  const { code, stdout } = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    SAMPLE,
+    '--policy',
+    narrower(),
+    '--json',
+    '--fail-on',
+    'added,deny-to-allow',
+  ]);
   t.is(code, 0, 'none of the kinds --fail-on names');
   const report = JSON.parse(stdout);
   const revision = sample[0]!.bundles.vaultgate.revision;
@@ -206,7 +287,11 @@ test('replay --json: the report\'s shape, counts of steps and decisions, and exa
   t.deepEqual(report.failOn, ['added', 'deny-to-allow']);
   t.deepEqual(report.failed, []);
   t.deepEqual(
-    report.repositories.map((r: { repository: string; name?: string; changes: Array<{ kind: string }> }) => [r.repository, r.name, r.changes.map((c) => c.kind)]),
+    report.repositories.map((r: { repository: string; name?: string; changes: Array<{ kind: string }> }) => [
+      r.repository,
+      r.name,
+      r.changes.map((c) => c.kind),
+    ]),
     [
       [WEB, 'acme/web', ['repointed']],
       [LEGACY, undefined, ['allow-to-deny']],
@@ -219,10 +304,20 @@ test('replay --json: the report\'s shape, counts of steps and decisions, and exa
   for (const { changes } of report.repositories) {
     for (const change of changes) {
       const line = sample[change.example.line - 1]!;
-      t.like(change.example, { decisionId: line.decision_id, stepUuid: line.input.claims.stepUuid, pipelineUuid: line.input.claims.pipelineUuid, branchName: line.input.claims.branchName });
+      t.like(change.example, {
+        decisionId: line.decision_id,
+        stepUuid: line.input.claims.stepUuid,
+        pipelineUuid: line.input.claims.pipelineUuid,
+        branchName: line.input.claims.branchName,
+      });
     }
   }
-  t.like(report.repositories[0].changes[0], { kind: 'repointed', key: 'NPM_TOKEN', from: 'kv/ci/shared#npm_token', to: 'kv/ci/web#npm_token' });
+  t.like(report.repositories[0].changes[0], {
+    kind: 'repointed',
+    key: 'NPM_TOKEN',
+    from: 'kv/ci/shared#npm_token',
+    to: 'kv/ci/web#npm_token',
+  });
   t.like(report.repositories[2].changes[0], { kind: 'removed', key: 'API_KEY', from: 'kv/ci/payments-api#api_key' });
 });
 
@@ -230,15 +325,54 @@ test('replay --fail-on-change and --fail-on exit 3 on the kinds they name, and r
   const policy = narrower();
   const all = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, '--fail-on-change']);
   t.is(all.code, 3);
-  t.regex(all.stderr, /allow-to-deny \(\d+ steps\), removed \(\d+ steps\), repointed \(\d+ steps\): failing, as --fail-on-change asks/);
+  t.regex(
+    all.stderr,
+    /allow-to-deny \(\d+ steps\), removed \(\d+ steps\), repointed \(\d+ steps\): failing, as --fail-on-change asks/,
+  );
   t.regex(all.stdout, /changed: /, 'the report is printed all the same');
-  const some = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, '--fail-on', 'repointed,added']);
+  const some = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    SAMPLE,
+    '--policy',
+    policy,
+    '--fail-on',
+    'repointed,added',
+  ]);
   t.is(some.code, 3);
   t.regex(some.stderr, /: repointed \(\d+ steps\): failing, as --fail-on repointed,added asks/);
-  const unknown = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, '--fail-on', 'removed,flipped']);
+  const unknown = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    SAMPLE,
+    '--policy',
+    policy,
+    '--fail-on',
+    'removed,flipped',
+  ]);
   t.is(unknown.code, 2);
-  t.regex(unknown.stderr, /--fail-on: unknown kind flipped; the kinds are allow-to-deny, deny-to-allow, removed, added, repointed, error/);
-  t.is((await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, '--fail-on-change', '--fail-on', 'added'])).code, 2);
+  t.regex(
+    unknown.stderr,
+    /--fail-on: unknown kind flipped; the kinds are allow-to-deny, deny-to-allow, removed, added, repointed, error/,
+  );
+  t.is(
+    (
+      await cli([
+        'policy',
+        'replay',
+        '--decisions',
+        SAMPLE,
+        '--policy',
+        policy,
+        '--fail-on-change',
+        '--fail-on',
+        'added',
+      ])
+    ).code,
+    2,
+  );
 });
 
 test('replay of a built bundle against a --baseline policy: steps newly allowed, keys added, and inputs the candidate fails on', async (t) => {
@@ -250,21 +384,41 @@ test('replay of a built bundle against a --baseline policy: steps newly allowed,
   const build = await cli(['policy', 'build', dir]);
   t.is(build.code, 0, build.stderr);
   const bundle = join(dir, 'bundle.tar.gz');
-  const { code, stdout, stderr } = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', bundle, '--baseline', join(EXAMPLE, 'policy'), '--json', '--fail-on', 'error']);
+  const { code, stdout, stderr } = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    SAMPLE,
+    '--policy',
+    bundle,
+    '--baseline',
+    join(EXAMPLE, 'policy'),
+    '--json',
+    '--fail-on',
+    'error',
+  ]);
   t.is(code, 3, stderr);
   const report = JSON.parse(stdout);
   t.like(report.baseline, { policy: join(EXAMPLE, 'policy'), revision: sample[0]!.bundles.vaultgate.revision });
   t.is(report.candidate.policy, bundle);
   t.like(report.steps, {
-    'deny-to-allow': stepsWhere((l) => l.input.claims.repositoryUuid === UNLISTED && l.input.claims.workspaceUuid === ACME),
+    'deny-to-allow': stepsWhere(
+      (l) => l.input.claims.repositoryUuid === UNLISTED && l.input.claims.workspaceUuid === ACME,
+    ),
     added: stepsWhere(allowedIn(INFRA)),
     error: stepsWhere(allowedIn(LEGACY)),
     removed: 0,
   });
-  const byRepository = Object.fromEntries(report.repositories.map((r: { repository: string; changes: unknown[] }) => [r.repository, r.changes]));
+  const byRepository = Object.fromEntries(
+    report.repositories.map((r: { repository: string; changes: unknown[] }) => [r.repository, r.changes]),
+  );
   t.like(byRepository[UNLISTED][0], { kind: 'deny-to-allow' });
   t.like(byRepository[INFRA][0], { kind: 'added', key: 'TF_PLAN_TOKEN', to: 'kv/ci/infra#plan_token' });
-  t.like(byRepository[LEGACY][0], { kind: 'error', policy: 'candidate', error: 'decision.secrets key "legacy-db-password" is not an environment variable name' });
+  t.like(byRepository[LEGACY][0], {
+    kind: 'error',
+    policy: 'candidate',
+    error: 'decision.secrets key "legacy-db-password" is not an environment variable name',
+  });
   t.deepEqual(report.failed, ['error']);
   t.regex(stderr, /error \(\d+ steps\): failing, as --fail-on error asks/);
 
@@ -272,7 +426,10 @@ test('replay of a built bundle against a --baseline policy: steps newly allowed,
   cpSync(SAMPLE, log);
   const refused = await cli(['policy', 'replay', '--decisions', log, '--policy', bundle, '--update']);
   t.is(refused.code, 1);
-  t.regex(refused.stderr, /cannot --update .*decisions\.jsonl: the candidate fails on line \d+: decision\.secrets key "legacy-db-password"/);
+  t.regex(
+    refused.stderr,
+    /cannot --update .*decisions\.jsonl: the candidate fails on line \d+: decision\.secrets key "legacy-db-password"/,
+  );
   t.is(readFileSync(log, 'utf8'), readFileSync(SAMPLE, 'utf8'), 'the file is left as it was');
 });
 
@@ -284,7 +441,10 @@ test('replay --update accepts a change into the sample: the next replay finds no
   const updated = await cli(['policy', 'replay', '--decisions', log, '--policy', policy, '--update']);
   t.is(updated.code, 0, updated.stderr);
   t.regex(updated.stdout, /changed: \d+ of \d+ decisions/);
-  t.regex(updated.stdout, /updated .*sample\.jsonl: its decisions are now the candidate's \(revision [0-9a-f]{12}\)\n$/);
+  t.regex(
+    updated.stdout,
+    /updated .*sample\.jsonl: its decisions are now the candidate's \(revision [0-9a-f]{12}\)\n$/,
+  );
   const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
   t.is(lines[0], '{"level":"info","msg":"vaultgate listening"}', 'other lines are kept as they were');
   const after = lines.slice(1).map((l) => JSON.parse(l) as LogLine);
@@ -300,7 +460,10 @@ test('replay --update accepts a change into the sample: the next replay finds no
   const again = await cli(['policy', 'replay', '--decisions', log, '--policy', policy, '--fail-on-change']);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /; 1 other line skipped\n[\s\S]*\nno change\n$/);
-  t.is((await cli(['policy', 'replay', '--decisions', log, '--policy', policy, '--update', '--fail-on-change'])).code, 2);
+  t.is(
+    (await cli(['policy', 'replay', '--decisions', log, '--policy', policy, '--update', '--fail-on-change'])).code,
+    2,
+  );
 });
 
 test('replay reads a log as a collector keeps it, skipping and counting other lines; a broken decision line is an error naming the file and line', async (t) => {
@@ -313,28 +476,74 @@ test('replay reads a log as a collector keeps it, skipping and counting other li
   };
   // As OPA's own decision logger writes it: no `msg` of vaultgate's, the same fields.
   const { decision_id, path, input, result } = JSON.parse(first) as Record<string, unknown>;
-  const opa = JSON.stringify({ decision_id: `${decision_id}-opa`, path, input, result, msg: 'Decision Log', level: 'info' });
-  const mixed = write('mixed.log', ['Pulling image…', '{"level":"info","msg":"vaultgate listening","address":"0.0.0.0:8080"}', first, '', '{"path":"other/decision","decision_id":"x","input":{}}', second, opa]);
+  const opa = JSON.stringify({
+    decision_id: `${decision_id}-opa`,
+    path,
+    input,
+    result,
+    msg: 'Decision Log',
+    level: 'info',
+  });
+  const mixed = write('mixed.log', [
+    'Pulling image…',
+    '{"level":"info","msg":"vaultgate listening","address":"0.0.0.0:8080"}',
+    first,
+    '',
+    '{"path":"other/decision","decision_id":"x","input":{}}',
+    second,
+    opa,
+  ]);
   const ok = await cli(['policy', 'replay', '--decisions', mixed, '--policy', policy]);
   t.is(ok.code, 0, ok.stderr);
   t.regex(ok.stdout, /^replayed 3 decisions from .*mixed\.log with .*; 3 other lines skipped\n/);
   const delisted = await cli(['policy', 'replay', '--decisions', mixed, '--policy', narrower(), '--json']);
   t.is(JSON.parse(delisted.stdout).changed, 3, 'the OPA-shaped line is replayed as well');
 
-  const cut = await cli(['policy', 'replay', '--decisions', write('cut.log', [first, second.slice(0, 120)]), '--policy', policy]);
+  const cut = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    write('cut.log', [first, second.slice(0, 120)]),
+    '--policy',
+    policy,
+  ]);
   t.is(cut.code, 2);
   t.regex(cut.stderr, /cut\.log:2: not a complete JSON line \(.*\); a log cut mid-line\? remove the line/);
-  const bad = await cli(['policy', 'replay', '--decisions', write('bad.log', [first, second.replace('"allow":true', '"allow":"yes"')]), '--policy', policy]);
+  const bad = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    write('bad.log', [first, second.replace('"allow":true', '"allow":"yes"')]),
+    '--policy',
+    policy,
+  ]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /bad\.log:2: result\.allow is not a boolean/);
   const noClaims = JSON.parse(second);
   noClaims.input.claims = 'none';
-  const claims = await cli(['policy', 'replay', '--decisions', write('claims.log', [JSON.stringify(noClaims)]), '--policy', policy]);
+  const claims = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    write('claims.log', [JSON.stringify(noClaims)]),
+    '--policy',
+    policy,
+  ]);
   t.is(claims.code, 2);
   t.regex(claims.stderr, /claims\.log:1: the decision's input\.claims is not an object/);
-  const none = await cli(['policy', 'replay', '--decisions', write('none.log', ['Pulling image…', '{"msg":"vaultgate listening"}']), '--policy', policy]);
+  const none = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    write('none.log', ['Pulling image…', '{"msg":"vaultgate listening"}']),
+    '--policy',
+    policy,
+  ]);
   t.is(none.code, 2);
-  t.regex(none.stderr, /none\.log: no decision log lines \(2 other lines\): record them with VAULTGATE_DECISION_LOG=true/);
+  t.regex(
+    none.stderr,
+    /none\.log: no decision log lines \(2 other lines\): record them with VAULTGATE_DECISION_LOG=true/,
+  );
   const missing = await cli(['policy', 'replay', '--decisions', join(dir, 'absent.log'), '--policy', policy]);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /--decisions: cannot read .*absent\.log: ENOENT/);
@@ -349,7 +558,10 @@ test('a log vaultgate itself wrote (VAULTGATE_DECISION_LOG=true), mixed with its
   const repo = checkout();
   const state = tempDir('dev-state');
   const port = await getPort({ host: '127.0.0.1' });
-  const dev = spawnCli(['dev', '--port', String(port), '--state', state, '--policy', join(repo, 'policy')], { ...ENV, VAULTGATE_DECISION_LOG: 'true' });
+  const dev = spawnCli(['dev', '--port', String(port), '--state', state, '--policy', join(repo, 'policy')], {
+    ...ENV,
+    VAULTGATE_DECISION_LOG: 'true',
+  });
   try {
     await waitFor(`vaultgate dev: ${dev.errors()}`, async () => dev.output().includes('TOKEN='), 30_000, dev.child);
     const steps = [
@@ -362,50 +574,86 @@ test('a log vaultgate itself wrote (VAULTGATE_DECISION_LOG=true), mixed with its
       t.is(minted.code, 0, minted.stderr);
       const token = minted.stdout.trim();
       record('tokens', token);
-      await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer());
+      await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${token}` } }).then((r) =>
+        r.arrayBuffer(),
+      );
     }
-    await waitFor('three decision lines', async () => dev.errors().split('"msg":"decision log"').length - 1 === steps.length, 10_000, dev.child);
+    await waitFor(
+      'three decision lines',
+      async () => dev.errors().split('"msg":"decision log"').length - 1 === steps.length,
+      10_000,
+      dev.child,
+    );
   } finally {
     await stopProcess(dev.child);
   }
   const log = join(repo, 'decisions', 'dev.log');
   writeFileSync(log, dev.errors());
-  const same = await cli(['policy', 'replay', '--decisions', log, '--policy', join(repo, 'policy'), '--fail-on-change']);
+  const same = await cli([
+    'policy',
+    'replay',
+    '--decisions',
+    log,
+    '--policy',
+    join(repo, 'policy'),
+    '--fail-on-change',
+  ]);
   t.is(same.code, 0, same.stderr);
   t.regex(same.stdout, /^replayed 3 decisions from .*; \d+ other lines skipped\n[\s\S]*no change\n$/);
   const changed = await cli(['policy', 'replay', '--decisions', log, '--policy', narrower(), '--json']);
   t.like(JSON.parse(changed.stdout).steps, { 'allow-to-deny': 1, removed: 1, 'deny-to-allow': 0 });
 });
 
-test('policy test --coverage prints each policy file\'s coverage and the lines not covered; --min fails under it', async (t) => {
+test("policy test --coverage prints each policy file's coverage and the lines not covered; --min fails under it", async (t) => {
   const dir = tempDir('coverage');
   writeFileSync(
     join(dir, 'policy.rego'),
     'package vaultgate\n\nimport rego.v1\n\ndefault decision := {"allow": false, "secrets": {}}\n\ndecision := {"allow": true, "secrets": {}} if input.claims.repositoryUuid == "a"\n\nnote := "x" if input.x == 2\n\nnote := "y" if input.x == 3\n',
   );
   mkdirSync(join(dir, 'tests'));
-  writeFileSync(join(dir, 'tests', 'policy_test.rego'), 'package vaultgate_test\n\nimport rego.v1\n\nimport data.vaultgate\n\ntest_a if vaultgate.decision.allow with input as {"claims": {"repositoryUuid": "a"}}\n');
+  writeFileSync(
+    join(dir, 'tests', 'policy_test.rego'),
+    'package vaultgate_test\n\nimport rego.v1\n\nimport data.vaultgate\n\ntest_a if vaultgate.decision.allow with input as {"claims": {"repositoryUuid": "a"}}\n',
+  );
   // OPA alone, for the figures to compare with: every line of both files, tests included.
-  const opa = JSON.parse((await exec(OPA, ['test', '--bundle', '.', '--coverage', '--format=json'], { cwd: dir })).stdout) as { coverage: number; files: Record<string, { covered_lines?: number; not_covered_lines?: number }> };
+  const opa = JSON.parse(
+    (await exec(OPA, ['test', '--bundle', '.', '--coverage', '--format=json'], { cwd: dir })).stdout,
+  ) as { coverage: number; files: Record<string, { covered_lines?: number; not_covered_lines?: number }> };
   const file = opa.files['policy.rego']!;
   const share = (file.covered_lines! / (file.covered_lines! + file.not_covered_lines!)) * 100;
-  t.true(share < opa.coverage, 'OPA\'s own total counts the test file, fully covered');
+  t.true(share < opa.coverage, "OPA's own total counts the test file, fully covered");
 
   const report = await cli(['policy', 'test', dir, '--coverage']);
   t.is(report.code, 0, report.stderr);
-  t.regex(report.stdout, new RegExp(`\\n  policy\\.rego +${share.toFixed(1)}% +${file.covered_lines} of ${file.covered_lines! + file.not_covered_lines!} lines +not covered: 5, 9, 11\\n`));
+  t.regex(
+    report.stdout,
+    new RegExp(
+      `\\n  policy\\.rego +${share.toFixed(1)}% +${file.covered_lines} of ${file.covered_lines! + file.not_covered_lines!} lines +not covered: 5, 9, 11\\n`,
+    ),
+  );
   t.notRegex(report.stdout, /policy_test\.rego/);
-  t.regex(report.stdout, new RegExp(`\\ntotal ${share.toFixed(1)}% \\(${file.covered_lines} of \\d+ lines in 1 policy file; with the test files, as opa test counts: ${opa.coverage.toFixed(1)}%\\)\\n$`));
+  t.regex(
+    report.stdout,
+    new RegExp(
+      `\\ntotal ${share.toFixed(1)}% \\(${file.covered_lines} of \\d+ lines in 1 policy file; with the test files, as opa test counts: ${opa.coverage.toFixed(1)}%\\)\\n$`,
+    ),
+  );
 
   const above = await cli(['policy', 'test', '--min', String(Math.ceil(share) + 1), dir]);
   t.is(above.code, 1);
-  t.regex(above.stderr, new RegExp(`coverage ${share.toFixed(1)}% is under the minimum of ${Math.ceil(share) + 1}% \\(--min\\)`));
+  t.regex(
+    above.stderr,
+    new RegExp(`coverage ${share.toFixed(1)}% is under the minimum of ${Math.ceil(share) + 1}% \\(--min\\)`),
+  );
   const below = await cli(['policy', 'test', dir, '--coverage', '--min', String(Math.floor(share) - 1)]);
   t.is(below.code, 0, below.stderr);
   t.regex(below.stdout, /meets the minimum of \d+% \(--min\)\n$/);
   t.is((await cli(['policy', 'test', dir, '--min', '101'])).code, 2);
 
-  writeFileSync(join(dir, 'tests', 'policy_test.rego'), 'package vaultgate_test\n\nimport rego.v1\n\nimport data.vaultgate\n\ntest_b if vaultgate.decision.allow with input as {"claims": {"repositoryUuid": "b"}}\n');
+  writeFileSync(
+    join(dir, 'tests', 'policy_test.rego'),
+    'package vaultgate_test\n\nimport rego.v1\n\nimport data.vaultgate\n\ntest_b if vaultgate.decision.allow with input as {"claims": {"repositoryUuid": "b"}}\n',
+  );
   const failing = await cli(['policy', 'test', dir, '--coverage', '--min', '0']);
   t.not(failing.code, 0);
   t.regex(failing.stdout, /test_b: FAIL/);
