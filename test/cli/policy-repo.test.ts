@@ -323,56 +323,25 @@ test("replay --json: the report's shape, counts of steps and decisions, and exam
 
 test('replay --fail-on-change and --fail-on exit 3 on the kinds they name, and refuse unknown kinds', async (t) => {
   const policy = narrower();
-  const all = await cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, '--fail-on-change']);
+  const replay = (...options: string[]) =>
+    cli(['policy', 'replay', '--decisions', SAMPLE, '--policy', policy, ...options]);
+  const all = await replay('--fail-on-change');
   t.is(all.code, 3);
   t.regex(
     all.stderr,
     /allow-to-deny \(\d+ steps\), removed \(\d+ steps\), repointed \(\d+ steps\): failing, as --fail-on-change asks/,
   );
   t.regex(all.stdout, /changed: /, 'the report is printed all the same');
-  const some = await cli([
-    'policy',
-    'replay',
-    '--decisions',
-    SAMPLE,
-    '--policy',
-    policy,
-    '--fail-on',
-    'repointed,added',
-  ]);
+  const some = await replay('--fail-on', 'repointed,added');
   t.is(some.code, 3);
   t.regex(some.stderr, /: repointed \(\d+ steps\): failing, as --fail-on repointed,added asks/);
-  const unknown = await cli([
-    'policy',
-    'replay',
-    '--decisions',
-    SAMPLE,
-    '--policy',
-    policy,
-    '--fail-on',
-    'removed,flipped',
-  ]);
+  const unknown = await replay('--fail-on', 'removed,flipped');
   t.is(unknown.code, 2);
   t.regex(
     unknown.stderr,
     /--fail-on: unknown kind flipped; the kinds are allow-to-deny, deny-to-allow, removed, added, repointed, error/,
   );
-  t.is(
-    (
-      await cli([
-        'policy',
-        'replay',
-        '--decisions',
-        SAMPLE,
-        '--policy',
-        policy,
-        '--fail-on-change',
-        '--fail-on',
-        'added',
-      ])
-    ).code,
-    2,
-  );
+  t.is((await replay('--fail-on-change', '--fail-on', 'added')).code, 2);
 });
 
 test('replay of a built bundle against a --baseline policy: steps newly allowed, keys added, and inputs the candidate fails on', async (t) => {
