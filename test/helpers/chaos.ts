@@ -438,12 +438,16 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       log(`chaos: replica phase ${JSON.stringify(phase.events)}; new pid ${restarted.pid}`);
       await sleep(holdMs);
 
+      // Lines each replica logs when a Redis call fails and it goes to Vault instead: the proof the kill was felt.
+      const bypasses = () => replicas.reduce((n, r) => n + (r.serve.output().match(/"msg":"redis bypassed"/g)?.length ?? 0), 0);
+      const bypassedBefore = bypasses();
       phase = begin('redis', 'SIGKILL the Redis master (Sentinel promotes its replica)');
       next(phase);
       sentinels.killMaster();
       await sentinels.waitForPromotion();
       phase.events.promoted = since(phase);
       await recovery(phase);
+      phase.events.redisBypassesLogged = bypasses() - bypassedBefore;
       log(`chaos: redis phase ${JSON.stringify(phase.events)}`);
       await sleep(holdMs);
 
@@ -504,6 +508,7 @@ export function verdict(report: ChaosReport): string[] {
   if (failedIn('baseline') > 0) out.push(`baseline: ${failedIn('baseline')} answers failed before any fault`);
   // The README's promise: Redis is bypassed until the replica is promoted, never a cause of failure.
   if (failedIn('redis') > 0) out.push(`redis: ${failedIn('redis')} answers failed during a Redis failover`);
+  if (report.phases.find((p) => p.name === 'redis')?.events.redisBypassesLogged === 0) out.push('redis: no replica logged a Redis bypass: the kill was not felt');
   if (report.leases === 0) out.push('no leased secret was handed out');
   if (report.survivors.length !== report.replicas - 1) out.push(`${report.survivors.length} survivors`);
   for (const s of report.survivors) {
