@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`). On a fresh machine it provisions
-# everything the tests need (redis-server, redis-sentinel, haproxy and
+# everything the tests need (redis-server, redis-sentinel, haproxy, ss and
 # systemd-analyze from Debian;
 # Vault, OPA, Helm, compose-go and the Kubernetes manifest checker built from
 # their Go modules; the npm packages), then runs every test against those real
@@ -15,6 +15,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: installing ${missing[*]} from Debian's packages"
   sudo=""

@@ -1,6 +1,7 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isDeepStrictEqual } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import getPort from 'get-port';
 import { spawnServe, type ServeProcess } from './cli.js';
 import { DYNAMIC, enableDynamicRedisCredentials, fetchRecorded, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, TYPED, WEB } from './fixture.js';
@@ -67,7 +68,7 @@ export const GATEWAY_BALANCER: HaproxyOptions = {
  * No failover settings here, on purpose: a request sent to the killed active node waits out
  * HAProxy's connection retries (3, a second apart), by when a fast election is mostly over,
  * and then vaultgate finds the new active node through VAULT_HA_ADDRS, within its deadline.
- * Measured (docs/fleet-measurements.md, Chaos run): 1–2 failed requests per kill this way,
+ * Measured (docs/fleet-measurements.md, Chaos run): 0–10 failed requests per kill this way,
  * 21–56 with this balancer's `failover` settings, which answer 503 at once during the election.
  */
 export const VAULT_BALANCER: HaproxyOptions = { backend: 'vault', checkPath: '/v1/sys/health', inter: 500, fall: 2, rise: 1 };
@@ -106,7 +107,7 @@ export interface PhaseReport {
 }
 
 export interface ChaosReport {
-  /** Seconds of load the phases were scaled to (VAULTGATE_CHAOS_SECONDS). */
+  /** Seconds of load the phases were scaled to (VAULTGATE_TEST_CHAOS_SECONDS). */
   seconds: number;
   clients: number;
   replicas: number;
@@ -150,6 +151,12 @@ interface Answer {
 }
 
 const failed = (a: Answer) => a.status !== 200 || a.problem !== undefined;
+
+/** The processes listening on a loopback TCP port, from iproute2's `ss`. */
+async function listeningPids(port: number): Promise<number[]> {
+  const { stdout } = await promisify(execFile)('ss', ['-ltnpH', `sport = :${port}`]);
+  return [...new Set([...stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))];
+}
 
 /** Tokens minted ahead, topped up in the background while the load runs, so minting does not pace the clients. */
 class TokenPool {
@@ -464,13 +471,16 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       close();
 
       const end = new Map((await balancer.stats()).map((s) => [s.name, s.sessions]));
-      const survivors = fleet.filter((r) => r !== victim).map((r) => ({
-        name: r.name,
-        pid: r.pid,
-        alive: r.serve.child.exitCode === null && r.serve.child.signalCode === null,
-        samePid: r.serve.child.pid === r.pid && replicas.filter((x) => x.port === r.port).length === 1,
-        requestsAfterFaults: end.get(r.name)! - afterFaults.get(r.name)!,
-      }));
+      const survivors = await Promise.all(
+        fleet.filter((r) => r !== victim).map(async (r) => ({
+          name: r.name,
+          pid: r.pid,
+          alive: r.serve.child.exitCode === null && r.serve.child.signalCode === null,
+          // What listens on its port is still the process started before the faults.
+          samePid: isDeepStrictEqual(await listeningPids(r.port), [r.pid]),
+          requestsAfterFaults: end.get(r.name)! - afterFaults.get(r.name)!,
+        })),
+      );
       const report: ChaosReport = {
         seconds,
         clients,
@@ -482,6 +492,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
         survivors,
       };
       return { report, outputs: replicas.map((r) => r.serve.output() + r.serve.errors()), tokens: pool.sent, leasedPasswords: judge.leasedPasswords };
+    } catch (err) {
+      // A phase that never recovered: what the answers were until then says why.
+      log(`chaos: stopped by ${(err as Error).message}; so far: ${JSON.stringify([...new Set([...phases.map((p) => p.phase), current])].map((p) => phaseReport(p, Date.now(), false)))}`);
+      throw err;
     } finally {
       await load.stop();
     }
