@@ -12,6 +12,7 @@ import { request } from 'undici';
 import { usableCpus } from '../src/config/cpus.js';
 import { compileBundle, readBundle } from '../src/policy/bundle.js';
 import { Policy } from '../src/policy/policy.js';
+import { runChaos, verdict, windowsTable } from '../test/helpers/chaos.js';
 import { AUDIENCE, TestIssuer } from '../test/helpers/issuer.js';
 import { ROOT, tempDir, TOOLS_BIN, waitFor } from '../test/helpers/processes.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -35,6 +36,9 @@ const CPU_ONLY = process.env.BENCH_CPU_ONLY === '1';
 const CPU_WARMUP_STEPS = Number(process.env.BENCH_CPU_WARMUP_STEPS ?? 10_000);
 /** Steps whose CPU is counted; cold steps (three Vault reads each) use a quarter of both counts. */
 const CPU_STEPS = Number(process.env.BENCH_CPU_STEPS ?? 20_000);
+/** BENCH_CHAOS=1: instead, the chaos run of test/cli/chaos.test.ts for BENCH_CHAOS_SECONDS of load, its per-fault windows written to bench/results/. */
+const CHAOS = process.env.BENCH_CHAOS === '1';
+const CHAOS_SECONDS = Number(process.env.BENCH_CHAOS_SECONDS ?? 300);
 /** BENCH_PROFILE_DIR=DIR: vaultgate's processes write V8 CPU profiles there when they exit (`node --cpu-prof`). */
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const OPA = join(TOOLS_BIN, 'opa');
@@ -159,6 +163,7 @@ const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'),
 
 async function main(): Promise<number> {
   await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  if (CHAOS) return chaos();
   const [vault, redis, issuer] = await Promise.all([TestVault.start(), TestRedis.start(), TestIssuer.start()]);
   const rows: Row[] = [];
   const notes: Record<string, unknown> = {};
@@ -296,12 +301,22 @@ async function main(): Promise<number> {
 /** Prints the report, writes the figures under bench/results/, and gives the exit code. */
 function writeFigures(figures: Record<string, unknown>, report: string, failed: boolean): number {
   const date = new Date().toISOString();
-  const all = { date, node: process.version, workers: Number(WORKERS), repositories: REPOSITORIES, tokens: TOKENS, ...figures };
+  // The chaos run has its own fleet (one process per replica) and steps: the scenarios' settings do not apply to it.
+  const setup = CHAOS ? {} : { workers: Number(WORKERS), repositories: REPOSITORIES, tokens: TOKENS };
+  const all = { date, node: process.version, ...setup, ...figures };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const file = join(ROOT, 'bench', 'results', `${date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(all, null, 2));
   process.stdout.write(`${report}\nwritten: ${file}\n`);
   return failed ? 1 : 0;
+}
+
+/** The chaos run, longer than the test's: the per-fault windows, and whether the fleet kept its promises (exit 1 if not). */
+async function chaos(): Promise<number> {
+  const { report } = await runChaos({ seconds: CHAOS_SECONDS, log: (line) => process.stderr.write(`bench: ${line}\n`) });
+  const broken = verdict(report);
+  const summary = `${windowsTable(report)}\n\n${broken.length ? `not kept:\n${broken.join('\n')}` : 'every promise kept'}`;
+  return writeFigures({ chaos: report, notKept: broken }, summary, broken.length > 0);
 }
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`). On a fresh machine it provisions
-# everything the tests need (redis-server, redis-sentinel, haproxy, nginx and
+# everything the tests need (redis-server, redis-sentinel, haproxy, nginx, ss and
 # systemd-analyze from Debian;
 # Vault, OPA, Helm, compose-go and the Kubernetes manifest checker built from
 # their Go modules; the npm packages), then runs every test against those real
@@ -17,6 +17,7 @@ command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The policy bundle server in the bundle tests: a static file server with ETags.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: installing ${missing[*]} from Debian's packages"
   sudo=""

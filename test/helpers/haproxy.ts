@@ -17,6 +17,9 @@ export interface ServerStat {
   chkfail: number;
   /** Requests sent to it so far (`stot`). */
   sessions: number;
+  /** Requests retried after a failed attempt on it (`wretr`), and sent on to another server (`wredis`). */
+  retries: number;
+  redispatches: number;
 }
 
 /** How HAProxy balances and checks its backend. */
@@ -31,6 +34,17 @@ export interface HaproxyOptions {
   fall?: number;
   /** Passed checks in a row that put it back. */
   rise?: number;
+  /** `timeout connect`; also HAProxy's pause before retrying the same server (at most 1 s). */
+  timeoutConnectMs?: number;
+  /**
+   * Ride out a server's death between two checks: its first failed connection takes it out
+   * (`observe layer4 error-limit 1 on-error mark-down`), and a request it failed is sent again
+   * to another server (`option redispatch 1`, `retries`) when the connection failed, when it
+   * closed without an answer (the server was killed while answering: `empty-response`) or when
+   * it answered nothing within `timeout server` (`response-timeout`). Only for servers where a
+   * replayed request does no harm; vaultgate's GET /secrets is one (see README, Running a fleet).
+   */
+  failover?: { retries: number; retryOn: Array<'conn-failure' | 'empty-response' | 'response-timeout'> };
 }
 
 /**
@@ -47,7 +61,7 @@ export class TestHaproxy {
     readonly port: number,
     private readonly dir: string,
     private readonly servers: Array<{ name: string; port: number }>,
-    private readonly options: Required<HaproxyOptions>,
+    private readonly options: HaproxyOptions & Required<Omit<HaproxyOptions, 'failover'>>,
   ) {}
 
   get url(): string {
@@ -60,7 +74,7 @@ export class TestHaproxy {
 
   static start(servers: Array<{ name: string; port: number }>, options: HaproxyOptions = {}): Promise<TestHaproxy> {
     if (!existsSync(HAPROXY)) throw new Error(`no haproxy at ${HAPROXY}: install Debian's haproxy package (apt-get install haproxy), or set VAULTGATE_TEST_HAPROXY`);
-    const settings = { backend: 'gateways', checkPath: '/readyz', inter: 500, fall: 2, rise: 1, ...options };
+    const settings = { backend: 'gateways', checkPath: '/readyz', inter: 500, fall: 2, rise: 1, timeoutConnectMs: 1000, ...options };
     return startOnFreePort(
       async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, settings),
       (haproxy) => haproxy.boot(),
@@ -68,7 +82,8 @@ export class TestHaproxy {
   }
 
   private async boot(): Promise<void> {
-    const { backend, checkPath, inter, fall, rise } = this.options;
+    const { backend, checkPath, inter, fall, rise, timeoutConnectMs, failover } = this.options;
+    const observe = failover ? ' observe layer4 error-limit 1 on-error mark-down' : '';
     const config = join(this.dir, 'haproxy.cfg');
     writeFileSync(
       config,
@@ -77,7 +92,7 @@ export class TestHaproxy {
         `  stats socket ${this.socket} mode 600 level admin`,
         'defaults',
         '  mode http',
-        '  timeout connect 1s',
+        `  timeout connect ${timeoutConnectMs}ms`,
         '  timeout client 10s',
         '  timeout server 10s',
         // Shorter than the gateways' Vault deadline (3 s): a /readyz that waited for a frozen Vault would fail.
@@ -89,7 +104,8 @@ export class TestHaproxy {
         '  balance roundrobin',
         `  option httpchk GET ${checkPath}`,
         '  http-check expect status 200',
-        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter ${inter} fall ${fall} rise ${rise}`),
+        ...(failover ? [`  retries ${failover.retries}`, '  option redispatch 1', `  retry-on ${failover.retryOn.join(' ')}`] : []),
+        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter ${inter} fall ${fall} rise ${rise}${observe}`),
         '',
       ].join('\n'),
     );
@@ -109,7 +125,14 @@ export class TestHaproxy {
     return rows
       .map((row) => row.split(','))
       .filter((f) => f[at('pxname')] === this.options.backend && !['FRONTEND', 'BACKEND'].includes(f[at('svname')]!))
-      .map((f) => ({ name: f[at('svname')]!, status: f[at('status')]!, chkfail: Number(f[at('chkfail')]), sessions: Number(f[at('stot')]) }));
+      .map((f) => ({
+        name: f[at('svname')]!,
+        status: f[at('status')]!,
+        chkfail: Number(f[at('chkfail')]),
+        sessions: Number(f[at('stot')]),
+        retries: Number(f[at('wretr')]),
+        redispatches: Number(f[at('wredis')]),
+      }));
   }
 
   /** One command on the stats socket, and its whole answer. */
