@@ -2,6 +2,28 @@ export interface CacheEntry<V> {
   key: string;
   value: V;
   ttlSeconds: number;
+  /** Seconds past the TTL the value may still be served while its source cannot answer (stale-if-error); 0: never. */
+  staleSeconds: number;
+}
+
+/** A value found in the cache. */
+export interface Cached<V> {
+  value: V;
+  /**
+   * Absent while the value is fresh. Set only for a caller that asked for stale
+   * values: the value is past its TTL, within the stale window it was stored
+   * with, by this many ms.
+   */
+  staleForMs?: number;
+}
+
+export interface GetOptions {
+  /**
+   * Also return values past their TTL but within their stale window, marked
+   * with `staleForMs`: for serving when the source fails, and only then. Off,
+   * they are misses.
+   */
+  stale?: boolean;
 }
 
 /**
@@ -11,7 +33,7 @@ export interface CacheEntry<V> {
  */
 export interface SecretCache<V> {
   /** Values for the keys, in order; `undefined` for a miss. One round trip. */
-  getMany(keys: string[]): Promise<Array<V | undefined>>;
+  getMany(keys: string[], options?: GetOptions): Promise<Array<Cached<V> | undefined>>;
   setMany(entries: CacheEntry<V>[]): Promise<void>;
   /** Readiness: resolves when the cache answers, rejects otherwise. */
   ping(): Promise<void>;

@@ -1,5 +1,5 @@
 import { Cluster } from 'ioredis';
-import type { CacheEntry, SecretCache } from './cache.js';
+import type { CacheEntry, Cached, GetOptions, SecretCache } from './cache.js';
 import type { RedisClient } from './redis-client.js';
 import { seal, unseal } from './seal.js';
 
@@ -24,7 +24,7 @@ export class RedisCache<V> implements SecretCache<V> {
     this.now = options.now ?? Date.now;
   }
 
-  async getMany(keys: string[]): Promise<Array<V | undefined>> {
+  async getMany(keys: string[], options: GetOptions = {}): Promise<Array<Cached<V> | undefined>> {
     if (keys.length === 0) return [];
     let raw: Array<Buffer | null>;
     try {
@@ -37,13 +37,17 @@ export class RedisCache<V> implements SecretCache<V> {
     return raw.map((value, i) => {
       if (!value) return undefined;
       try {
-        const { expiresAt, plaintext } = unseal(this.options.key, keys[i]!, value);
-        // Redis's TTL is whatever Redis was last told: still there past its sealed expiry, it was put back (or sealed by a clock behind ours).
-        if (expiresAt <= now) {
-          this.options.onError('expired', new Error(`sealed entry expired ${Math.ceil((now - expiresAt) / 1000)} s ago`));
+        const { freshUntil, staleUntil, plaintext } = unseal(this.options.key, keys[i]!, value);
+        // Redis's TTL is whatever Redis was last told: still there past its sealed lifetime, it was put back (or sealed by a clock behind ours).
+        if (staleUntil <= now) {
+          this.options.onError('expired', new Error(`sealed entry expired ${Math.ceil((now - staleUntil) / 1000)} s ago`));
           return undefined;
         }
-        return JSON.parse(plaintext.toString('utf8')) as V;
+        // Past its TTL, within its stale window: kept in Redis for stale-if-error, a miss to everyone else.
+        if (freshUntil <= now && !options.stale) return undefined;
+        const cached: Cached<V> = { value: JSON.parse(plaintext.toString('utf8')) as V };
+        if (freshUntil <= now) cached.staleForMs = now - freshUntil;
+        return cached;
       } catch (err) {
         this.options.onError('unseal', err as Error);
         return undefined;
@@ -75,15 +79,19 @@ export class RedisCache<V> implements SecretCache<V> {
     const live = entries.filter((e) => e.ttlSeconds > 0);
     if (live.length === 0) return;
     const now = this.now();
-    const sealed = live.map((e) => ({ e, value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), now + e.ttlSeconds * 1000) }));
+    const sealed = live.map((e) => {
+      const lifetime = { freshUntil: now + e.ttlSeconds * 1000, staleUntil: now + (e.ttlSeconds + e.staleSeconds) * 1000 };
+      // Redis keeps the entry through its stale window; the sealed times say what it may be used for.
+      return { e, seconds: e.ttlSeconds + e.staleSeconds, value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), lifetime) };
+    });
     try {
       if (this.redis instanceof Cluster) {
         // A MULTI is one slot's too: one SET per entry, each to its own slot's master (see read()).
         const cluster = this.redis;
-        await Promise.all(sealed.map(({ e, value }) => cluster.set(e.key, value, 'EX', e.ttlSeconds)));
+        await Promise.all(sealed.map(({ e, seconds, value }) => cluster.set(e.key, value, 'EX', seconds)));
       } else {
         const batch = this.redis.multi();
-        for (const { e, value } of sealed) batch.set(e.key, value, 'EX', e.ttlSeconds);
+        for (const { e, seconds, value } of sealed) batch.set(e.key, value, 'EX', seconds);
         await batch.exec();
       }
     } catch (err) {

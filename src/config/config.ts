@@ -155,6 +155,8 @@ export interface Config {
   };
   cache: {
     ttlSeconds: number;
+    /** Seconds a KV value may still be served past its TTL while Vault cannot answer; 0: off. */
+    staleIfErrorSeconds: number;
     redis: (RedisTopology & { key: Buffer }) | undefined;
   };
   logLevel: string;
@@ -337,6 +339,7 @@ const env = z.object({
   REDIS_PASSWORD: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
+  VAULTGATE_CACHE_STALE_IF_ERROR: whole(0, 0, 86400, ' of seconds'),
   VAULTGATE_READINESS: z
     .enum(READINESS_MODES, {
       message: `must be replica (ready while this process serves, whatever Vault and Redis do) or dependencies (ready only while Vault and Redis answer too)`,
@@ -598,6 +601,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     problems.push('VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) or remove it');
   }
 
+  if (e.VAULTGATE_CACHE_STALE_IF_ERROR > 0 && e.VAULTGATE_CACHE_TTL === 0) {
+    problems.push('VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0');
+  }
+
   if (problems.length > 0 || !auth) throw new ConfigError(problems);
 
   return {
@@ -636,7 +643,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       skipVerify: e.VAULT_SKIP_VERIFY,
       allowedMounts: e.VAULTGATE_ALLOWED_MOUNTS,
     },
-    cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, redis },
+    cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, staleIfErrorSeconds: e.VAULTGATE_CACHE_STALE_IF_ERROR, redis },
     logLevel: e.VAULTGATE_LOG_LEVEL,
     readiness: e.VAULTGATE_READINESS,
   };

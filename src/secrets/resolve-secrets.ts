@@ -1,26 +1,81 @@
 import { createHmac } from 'node:crypto';
-import type { SecretCache } from '../cache/cache.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cached, SecretCache } from '../cache/cache.js';
+import type { ReadLock } from '../cache/read-lock.js';
 import { SecretAccessDeniedError, SecretRefusedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
 import { parseReference, type SecretReference } from './reference.js';
 import type { SecretRecord, SecretStore } from './store.js';
+
+/**
+ * How long one replica holds the read lock of an uncached path. A healthy Vault
+ * read takes milliseconds; a holder that died mid-read (a SIGKILLed replica)
+ * holds the others up for at most this long, and one slower than this only
+ * gets company (one more Vault read), never a failure.
+ */
+const LOCK_TTL_MS = 1000;
+/**
+ * Waiters look for the holder's entry after 5 ms, then twice as long each time,
+ * up to 100 ms between looks: a Vault read and the write of its entry take a
+ * few ms on a LAN, so most waiters find it at their first or second look. By
+ * polling, not through Redis keyspace notifications: those must be switched on
+ * in Redis's configuration (managed services often refuse), are fire-and-forget
+ * (lost across a reconnect or a failover), and in a Cluster each node publishes
+ * only its own keys' events, so a subscriber needs a connection to every master.
+ * A burst of misses costs each waiter a few GETs.
+ */
+const POLL_FIRST_MS = 5;
+const POLL_MAX_MS = 100;
+/**
+ * With stale-if-error, Vault's part of a request ends this much before the
+ * request's deadline (at most half of it), so a Vault that never answers
+ * (frozen, or a black-holed address) leaves time to find the stale values: one
+ * Redis round trip, whose command timeout is 250 ms.
+ */
+const STALE_RESERVE_MS = 300;
+
+/** How a replica filled a KV entry under the read lock (a counter's label). */
+export type SharedReadOutcome =
+  /** It held the lock and read Vault. */
+  | 'read'
+  /** Another replica (or worker) held it, and its entry was found. */
+  | 'waited'
+  /** The holder did not write the entry in time (it died, or Vault is slow or failing): read Vault without the lock. */
+  | 'took_over';
 
 export interface ResolverOptions {
   store: SecretStore;
   cache: SecretCache<SecretRecord>;
   /** Upper bound on how long a value is cached; a shorter lease wins. 0 turns caching off. */
   ttlSeconds: number;
+  /**
+   * Seconds a KV value may be served past its TTL while Vault cannot answer
+   * (stale-if-error); 0: never. Leased values never are.
+   */
+  staleIfErrorSeconds: number;
   /** Time allowed for all of one request's Vault work together. */
   deadlineMs: number;
   /** Separates cache entries of different Vault servers, namespaces or vaultgate logins sharing one Redis. */
   scope: string;
   /** Keys the entry names, so that Redis shows which entries exist but not which paths they hold. */
   nameKey: Buffer;
+  /**
+   * Shared by the replicas (Redis): of those missing the same KV entry at once,
+   * one reads Vault and the others wait for its entry. Without it, only this
+   * process's concurrent reads are shared.
+   */
+  lock?: ReadLock | undefined;
+  /** Told about each value served past its TTL: its entry name (an HMAC, no path) and how long past. */
+  onStale?: (entry: string, staleForMs: number) => void;
+  /** Told how each fill under the lock went. */
+  onSharedRead?: (outcome: SharedReadOutcome) => void;
 }
 
 export interface Resolved {
   values: Record<string, string>;
   cacheHits: number;
   cacheMisses: number;
+  /** Paths served past their TTL because Vault could not answer (stale-if-error). */
+  cacheStale: number;
 }
 
 /** Vault values are typed; environment variables are text. */
@@ -63,13 +118,11 @@ export class SecretResolver {
       byPath.set(ref.path, names);
     }
     const paths = [...byPath.keys()];
-    if (paths.length === 0) return { values: {}, cacheHits: 0, cacheMisses: 0 };
+    if (paths.length === 0) return { values: {}, cacheHits: 0, cacheMisses: 0, cacheStale: 0 };
 
-    const deadline = Date.now() + this.options.deadlineMs;
-    const { records, hits, denied } = await withDeadline(
-      this.admitAll(paths, byPath).then((dynamic) => this.readAll(paths, dynamic, step, deadline)),
-      this.options.deadlineMs,
-    );
+    const { deadlineMs } = this.options;
+    const vaultMs = this.options.staleIfErrorSeconds > 0 ? deadlineMs - Math.min(STALE_RESERVE_MS, deadlineMs / 2) : deadlineMs;
+    const { records, hits, stale, denied } = await withDeadline(this.readAll(paths, byPath, step, Date.now() + vaultMs), deadlineMs);
 
     // No prototype: a key named like an Object.prototype member stays an ordinary key.
     const values: Record<string, string> = Object.create(null);
@@ -90,22 +143,25 @@ export class SecretResolver {
       }
     });
     if (missing.length > 0) throw new SecretUnavailableError(missing.sort(), [...new Set(reasons)]);
-    return { values, cacheHits: hits, cacheMisses: paths.length - hits };
+    return { values, cacheHits: hits, cacheStale: stale, cacheMisses: paths.length - hits - stale };
   }
 
   /**
    * Asks the store about every path before the cache or Vault is touched: a
    * refused path fails the request at once, so nothing is read (no lease minted)
    * for a request that cannot succeed, and a value cached before the mount was
-   * refused is not served.
+   * refused is not served. Per path: whether it is dynamic, or the
+   * VaultUnavailableError that kept Vault from saying (then only a cached KV
+   * entry can serve the path).
    */
-  private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>): Promise<boolean[]> {
+  private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, vaultDeadline: number) {
     const refused = new Map<string, string>();
     const admitted = await Promise.all(
       paths.map((path) =>
-        this.options.store.admit(path).then(
-          ({ dynamic }) => dynamic,
+        this.options.store.admit(path, Math.max(1, vaultDeadline - Date.now())).then(
+          ({ dynamic }): boolean | VaultUnavailableError => dynamic,
           (err: unknown) => {
+            if (err instanceof VaultUnavailableError) return err;
             if (!(err instanceof SecretRefusedError)) throw err;
             refused.set(path, err.message);
             return false;
@@ -120,49 +176,127 @@ export class SecretResolver {
     return admitted;
   }
 
-  private async readAll(paths: string[], dynamic: boolean[], step: string, deadline: number) {
+  private async readAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, step: string, vaultDeadline: number) {
+    const admitted = await this.admitAll(paths, byPath, vaultDeadline);
     // The scope is in the prefix already: per entry, only what tells entries of one scope apart.
-    const keys = paths.map((p, i) => this.keyPrefix + this.name(dynamic[i] ? ['step', step, p] : ['path', p]));
-    const caching = this.options.ttlSeconds > 0;
-    const cached = caching ? await this.options.cache.getMany(keys) : paths.map(() => undefined);
+    // A path Vault could not admit is looked up under its KV name: only a KV value is ever stored there.
+    const keys = paths.map((p, i) => this.keyPrefix + this.name(admitted[i] === true ? ['step', step, p] : ['path', p]));
+    const staleIfError = this.options.staleIfErrorSeconds > 0;
+    const cached: Array<Cached<SecretRecord> | undefined> =
+      this.options.ttlSeconds > 0 ? await this.options.cache.getMany(keys, { stale: staleIfError }) : paths.map(() => undefined);
 
-    const fresh: Array<{ key: string; record: SecretRecord }> = [];
+    // Vault cannot tell what such a path is, and no entry can serve it: fail before reading (and leasing) anything else.
+    const unservable = admitted.find((a, i): a is VaultUnavailableError => a instanceof VaultUnavailableError && !cached[i]);
+    if (unservable) throw unservable;
+
     const denied = new Set<string>();
+    const staleServed: Array<[entry: string, staleForMs: number]> = [];
     const records = await Promise.all(
       paths.map(async (path, i) => {
         const hit = cached[i];
-        if (hit) return hit;
-        const record = await this.readOnce(keys[i]!, path, deadline).catch((err: unknown) => {
+        const admission = admitted[i]!;
+        if (hit && hit.staleForMs === undefined) return hit.value;
+        try {
+          if (admission instanceof VaultUnavailableError) throw admission;
+          return await this.readOnce(keys[i]!, path, admission, vaultDeadline);
+        } catch (err) {
           // Refused like a missing secret: a 502 naming the keys, with the reason in the log.
           if (err instanceof SecretAccessDeniedError) {
             denied.add(path);
             return undefined;
           }
+          // Only a KV entry has a stale window (leased ones are stored without): stale-if-error.
+          if (err instanceof VaultUnavailableError && hit && admission !== true) {
+            staleServed.push([keys[i]!, hit.staleForMs!]);
+            return hit.value;
+          }
           throw err;
-        });
-        if (record) fresh.push({ key: keys[i]!, record });
-        return record;
+        }
       }),
     );
-    if (caching && fresh.length > 0) {
-      await this.options.cache.setMany(
-        fresh.map(({ key, record }) => ({
-          key,
-          value: record,
-          ttlSeconds: record.leaseSeconds > 0 ? Math.min(this.options.ttlSeconds, record.leaseSeconds) : this.options.ttlSeconds,
-        })),
-      );
-    }
-    return { records, denied, hits: cached.filter((c) => c !== undefined).length };
+    for (const [entry, staleForMs] of staleServed) this.options.onStale?.(entry, staleForMs);
+    const hits = cached.filter((c) => c !== undefined && c.staleForMs === undefined).length;
+    return { records, denied, hits, stale: staleServed.length };
   }
 
-  private readOnce(key: string, path: string, deadline: number): Promise<SecretRecord | undefined> {
+  private readOnce(key: string, path: string, dynamic: boolean, vaultDeadline: number): Promise<SecretRecord | undefined> {
     let read = this.inFlight.get(key);
     if (!read) {
-      read = this.options.store.read(path, Math.max(1, deadline - Date.now())).finally(() => this.inFlight.delete(key));
+      const { lock } = this.options;
+      // A leased value is one step's alone: nothing to share with other replicas, nothing to wait for.
+      const shared = lock && !dynamic && this.options.ttlSeconds > 0;
+      read = (shared ? this.readShared(lock, key, path, vaultDeadline) : this.readAndCache(key, path, dynamic, vaultDeadline)).finally(() =>
+        this.inFlight.delete(key),
+      );
       this.inFlight.set(key, read);
     }
     return read;
+  }
+
+  /**
+   * Single flight across replicas: the replica that takes the entry's lock
+   * reads Vault and writes the entry before it lets go; the others look for
+   * that entry with a growing pause, and read Vault themselves when the lock is
+   * free without it (the holder failed, or found nothing) or when they have
+   * waited as long as the lock lives (the holder died or is slow).
+   */
+  private async readShared(lock: ReadLock, key: string, path: string, vaultDeadline: number): Promise<SecretRecord | undefined> {
+    const lockName = `${key}:lock`;
+    // At most half the time left, so a waiter that gives up can still read Vault itself.
+    const waitUntil = Date.now() + Math.min(LOCK_TTL_MS, (vaultDeadline - Date.now()) / 2);
+    let pause = POLL_FIRST_MS;
+    for (let look = 0; ; look++) {
+      const release = await lock.acquire(lockName, LOCK_TTL_MS);
+      if (release) {
+        try {
+          // The holder may have written it and let go between our last look and this lock.
+          const found = look > 0 ? await this.fresh(key) : undefined;
+          if (found) {
+            this.options.onSharedRead?.('waited');
+            return found;
+          }
+          this.options.onSharedRead?.('read');
+          return await this.readAndCache(key, path, false, vaultDeadline);
+        } finally {
+          await release();
+        }
+      }
+      const left = waitUntil - Date.now();
+      if (left <= 0) {
+        this.options.onSharedRead?.('took_over');
+        return this.readAndCache(key, path, false, vaultDeadline);
+      }
+      await sleep(Math.min(pause, left));
+      pause = Math.min(pause * 2, POLL_MAX_MS);
+      const found = await this.fresh(key);
+      if (found) {
+        this.options.onSharedRead?.('waited');
+        return found;
+      }
+    }
+  }
+
+  private async fresh(key: string): Promise<SecretRecord | undefined> {
+    const [hit] = await this.options.cache.getMany([key]);
+    return hit?.value;
+  }
+
+  /** Reads a path from Vault and caches what it found: a KV value with the stale window, a leased one without. */
+  private async readAndCache(key: string, path: string, dynamic: boolean, vaultDeadline: number): Promise<SecretRecord | undefined> {
+    const record = await this.options.store.read(path, Math.max(1, vaultDeadline - Date.now()));
+    const { ttlSeconds, staleIfErrorSeconds } = this.options;
+    if (record && ttlSeconds > 0) {
+      const leased = dynamic || record.leaseId !== undefined;
+      await this.options.cache.setMany([
+        {
+          key,
+          value: record,
+          ttlSeconds: record.leaseSeconds > 0 ? Math.min(ttlSeconds, record.leaseSeconds) : ttlSeconds,
+          staleSeconds: leased ? 0 : staleIfErrorSeconds,
+        },
+      ]);
+    }
+    return record;
   }
 }
 

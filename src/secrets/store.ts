@@ -13,9 +13,10 @@ export interface SecretStore {
    * Asked for every path before the cache or any read: throws
    * SecretRefusedError when the store will not serve `path` at all. `dynamic`:
    * each read mints a new credential (a non-KV engine); such values are cached
-   * only per step, so two steps never share one lease.
+   * only per step, so two steps never share one lease. Asking Vault (its mount
+   * table) takes at most `timeoutMs`; VaultUnavailableError when it cannot answer.
    */
-  admit(path: string): Promise<{ dynamic: boolean }>;
+  admit(path: string, timeoutMs: number): Promise<{ dynamic: boolean }>;
   /**
    * Reads a path; `undefined` when Vault has nothing there. Throws
    * SecretAccessDeniedError when Vault refuses vaultgate the path, SecretRefusedError

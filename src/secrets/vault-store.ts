@@ -38,13 +38,13 @@ export class VaultSecretStore implements SecretStore {
     private readonly allowed: MountAllowList,
   ) {}
 
-  async admit(path: string): Promise<{ dynamic: boolean }> {
-    const mount = await this.allowedMountOf(path);
+  async admit(path: string, timeoutMs: number): Promise<{ dynamic: boolean }> {
+    const mount = await this.allowedMountOf(path, timeoutMs);
     return { dynamic: mount.type !== 'kv' };
   }
 
   async read(path: string, timeoutMs: number): Promise<SecretRecord | undefined> {
-    const mount = await this.allowedMountOf(path);
+    const mount = await this.allowedMountOf(path, timeoutMs);
     const kv2 = mount.kvVersion === 2;
     const readPath = kv2 ? `${mount.path}data/${path.slice(mount.path.length)}` : path;
     let body: { data?: Record<string, unknown> | null; lease_id?: string; lease_duration?: number };
@@ -64,12 +64,12 @@ export class VaultSecretStore implements SecretStore {
     };
   }
 
-  private async allowedMountOf(path: string): Promise<Mount> {
+  private async allowedMountOf(path: string, timeoutMs: number): Promise<Mount> {
     // Outside every listed mount: refused without asking Vault.
     if (outsideListedMounts(path, this.allowed)) {
       throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
     }
-    const mount = await this.mountOf(path);
+    const mount = await this.mountOf(path, timeoutMs);
     if (!mount) {
       throw new SecretRefusedError(path, "no mount found for it (not mounted, or vaultgate's token may not see the mount)");
     }
@@ -78,7 +78,8 @@ export class VaultSecretStore implements SecretStore {
     return mount;
   }
 
-  private mountOf(path: string): Promise<Mount | undefined> {
+  /** A lookup is shared by the requests asking meanwhile: the first one's `timeoutMs` bounds it. */
+  private mountOf(path: string, timeoutMs: number): Promise<Mount | undefined> {
     const now = Date.now();
     const known = this.mounts.find((m) => `${path}/`.startsWith(m.path) && now - m.seenAt < MOUNT_TTL_MS);
     if (known) return Promise.resolve(known);
@@ -89,16 +90,16 @@ export class VaultSecretStore implements SecretStore {
     }
     let lookup = this.lookups.get(path);
     if (!lookup) {
-      lookup = this.lookUpMount(path).finally(() => this.lookups.delete(path));
+      lookup = this.lookUpMount(path, timeoutMs).finally(() => this.lookups.delete(path));
       this.lookups.set(path, lookup);
     }
     return lookup;
   }
 
-  private async lookUpMount(path: string): Promise<Mount | undefined> {
+  private async lookUpMount(path: string, timeoutMs: number): Promise<Mount | undefined> {
     let body: { data?: { path?: string; type?: string; options?: { version?: string } | null } };
     try {
-      body = await this.vault.request<typeof body>('GET', `sys/internal/ui/mounts/${path}`);
+      body = await this.vault.request<typeof body>('GET', `sys/internal/ui/mounts/${path}`, timeoutMs);
     } catch (err) {
       // Not mounted, or vaultgate's token may see nothing in the mount. The
       // Vault CLI then reads the path as written; vaultgate does not, since

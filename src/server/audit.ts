@@ -20,6 +20,8 @@ export class AuditRecord {
   keys?: string[];
   cacheHits = 0;
   cacheMisses = 0;
+  /** Served past their TTL while Vault could not answer (stale-if-error). */
+  cacheStale = 0;
 
   constructor(readonly requestId: string) {}
 
@@ -87,6 +89,7 @@ export function audited(logger: Logger, metrics: Metrics) {
         keys: audit.keys,
         cacheHits: audit.cacheHits,
         cacheMisses: audit.cacheMisses,
+        ...(audit.cacheStale ? { cacheStale: audit.cacheStale } : {}),
         status: ctx.status,
         reason,
         error,

@@ -16,6 +16,16 @@ export function createMetrics() {
     duration: histogram('vaultgate_secrets_request_duration_seconds', 'Secret request latency by HTTP status', 'status', LATENCY_BUCKETS),
     cacheLookups: counter('vaultgate_cache_lookups_total', 'Secret cache lookups by result', 'result'),
     cacheErrors: counter('vaultgate_cache_errors_total', 'Cache failures that were bypassed, by operation', 'operation'),
+    staleServed: new Counter({
+      name: 'vaultgate_cache_stale_served_total',
+      help: 'KV values served past their cache TTL because Vault could not answer (VAULTGATE_CACHE_STALE_IF_ERROR)',
+      registers: [registry],
+    }),
+    sharedReads: counter(
+      'vaultgate_cache_shared_reads_total',
+      'Uncached KV reads under the cross-replica lock, by outcome (read: this replica read Vault; waited: another one did; took_over: the holder did not finish in time)',
+      'outcome',
+    ),
     policyEvaluation: histogram('vaultgate_policy_evaluation_seconds', 'Time to evaluate the live policy for one request', undefined, [
       0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
     ]),

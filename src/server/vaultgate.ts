@@ -6,6 +6,7 @@ import { createIssuerKeys } from '../auth/issuer-keys.js';
 import { CLOCK_TOLERANCE_SECONDS, createTokenVerifier } from '../auth/verify-token.js';
 import type { SecretCache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/memory-cache.js';
+import { RedisReadLock } from '../cache/read-lock.js';
 import { RedisCache } from '../cache/redis-cache.js';
 import { createRedisClient, type RedisClient } from '../cache/redis-client.js';
 import type { Config, VaultAuth } from '../config/config.js';
@@ -158,10 +159,13 @@ async function startParts(
   };
   let redis: RedisClient | undefined;
   let cache: SecretCache<SecretRecord>;
+  let lock: RedisReadLock | undefined;
   if (config.cache.redis) {
     redis = createRedisClient({ topology: config.cache.redis, onError: (err) => bypassed('connection', err) });
     cache = new RedisCache<SecretRecord>({ redis, key: config.cache.redis.key, onError: bypassed, now });
+    lock = new RedisReadLock({ redis, onError: bypassed });
   } else {
+    // Without Redis each process has a cache of its own, and the resolver's in-flight reads are its single flight.
     cache = new MemoryCache<SecretRecord>({ now });
   }
   closers.push(() => redis?.disconnect());
@@ -171,6 +175,14 @@ async function startParts(
     store: backend.store,
     cache,
     ttlSeconds: config.cache.ttlSeconds,
+    staleIfErrorSeconds: config.cache.staleIfErrorSeconds,
+    lock,
+    onStale: (entry, staleForMs) => {
+      metrics.staleServed.inc();
+      // The entry's name is an HMAC: it tells operators which entry, and nobody the path or the value.
+      logger.warn({ entry, staleForSeconds: Math.round(staleForMs / 1000) }, 'vault unavailable: cached value served past its TTL (VAULTGATE_CACHE_STALE_IF_ERROR)');
+    },
+    onSharedRead: (outcome) => metrics.sharedReads.inc({ outcome }),
     deadlineMs: config.vault.timeoutMs,
     scope: JSON.stringify([config.vault.addr, config.vault.namespace ?? '', ...vaultIdentity(config.vault.auth)]),
     // Derived, so the key that names entries is not the one that seals them. Without Redis the names never leave the process.

@@ -30,6 +30,7 @@ test('defaults fill in what the documentation says', (t) => {
   t.false(config.oidc.allowInsecureHttp);
   t.is(config.policy.dir, './policies');
   t.is(config.cache.ttlSeconds, 60);
+  t.is(config.cache.staleIfErrorSeconds, 0, 'stale-if-error is opt-in');
   t.is(config.cache.redis, undefined);
   t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
   t.is(config.workers, Math.min(64, usableCpus()), 'one worker per usable core');
@@ -41,6 +42,16 @@ test('VAULTGATE_READINESS is replica or dependencies, and a wrong value says wha
   t.is(loadConfig({ ...valid, VAULTGATE_READINESS: 'dependencies' }).readiness, 'dependencies');
   t.deepEqual(problems({ ...valid, VAULTGATE_READINESS: 'vault' }), [
     'VAULTGATE_READINESS: must be replica (ready while this process serves, whatever Vault and Redis do) or dependencies (ready only while Vault and Redis answer too)',
+  ]);
+});
+
+test('VAULTGATE_CACHE_STALE_IF_ERROR is whole seconds up to a day, and needs a cache to serve from', (t) => {
+  t.is(loadConfig({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: '3600' }).cache.staleIfErrorSeconds, 3600);
+  for (const value of ['-1', '1.5', 'an hour', '86401']) {
+    t.deepEqual(problems({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: value }), ['VAULTGATE_CACHE_STALE_IF_ERROR: must be a whole number of seconds from 0 to 86400']);
+  }
+  t.deepEqual(problems({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: '600', VAULTGATE_CACHE_TTL: '0' }), [
+    'VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0',
   ]);
 });
 

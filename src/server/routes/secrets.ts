@@ -42,6 +42,7 @@ export function secretsHandler(deps: SecretsRouteDeps) {
       const resolved = await deps.resolver.resolve(decision.secrets, `${claims.iss}\0${claims.sub}`);
       audit.cacheHits = resolved.cacheHits;
       audit.cacheMisses = resolved.cacheMisses;
+      audit.cacheStale = resolved.cacheStale;
       ctx.status = 200;
       ctx.type = 'application/json';
       ctx.body = resolved.values;
