@@ -156,24 +156,36 @@ export class SecretResolver {
    */
   private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, vaultDeadline: number) {
     const refused = new Map<string, string>();
-    const admitted = await Promise.all(
-      paths.map((path) =>
-        this.options.store.admit(path, Math.max(1, vaultDeadline - Date.now())).then(
-          ({ dynamic }): boolean | VaultUnavailableError => dynamic,
+    const admitted: Array<boolean | VaultUnavailableError | undefined> = paths.map(() => undefined);
+    const timeoutMs = Math.max(1, vaultDeadline - Date.now());
+    const admissions = Promise.all(
+      paths.map((path, i) =>
+        this.options.store.admit(path, timeoutMs).then(
+          ({ dynamic }) => {
+            admitted[i] = dynamic;
+          },
           (err: unknown) => {
-            if (err instanceof VaultUnavailableError) return err;
-            if (!(err instanceof SecretRefusedError)) throw err;
-            refused.set(path, err.message);
-            return false;
+            if (err instanceof SecretRefusedError) refused.set(path, err.message);
+            else if (err instanceof VaultUnavailableError) admitted[i] = err;
+            else throw err;
           },
         ),
       ),
     );
+    if (this.options.staleIfErrorSeconds > 0) {
+      // Over by Vault's deadline, whatever the HTTP client's timers do (undici's run up to a
+      // second late): a path Vault has not admitted by then can still be served stale.
+      await withDeadline(admissions, timeoutMs).catch((err: unknown) => {
+        if (!(err instanceof VaultUnavailableError)) throw err;
+      });
+    } else {
+      await admissions;
+    }
     if (refused.size > 0) {
       const keys = [...refused.keys()].flatMap((path) => byPath.get(path)!.map(([name]) => name));
       throw new SecretUnavailableError(keys.sort(), [...refused.values()]);
     }
-    return admitted;
+    return admitted.map((a) => a ?? new VaultUnavailableError(`vault did not admit a path within ${timeoutMs} ms`));
   }
 
   private async readAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, step: string, vaultDeadline: number) {
@@ -198,7 +210,9 @@ export class SecretResolver {
         if (hit && hit.staleForMs === undefined) return hit.value;
         try {
           if (admission instanceof VaultUnavailableError) throw admission;
-          return await this.readOnce(keys[i]!, path, admission, vaultDeadline);
+          const read = this.readOnce(keys[i]!, path, admission, vaultDeadline);
+          // With a stale value to fall back on, over by Vault's deadline whatever the HTTP client's timers do.
+          return await (hit ? withDeadline(read, Math.max(1, vaultDeadline - Date.now())) : read);
         } catch (err) {
           // Refused like a missing secret: a 502 naming the keys, with the reason in the log.
           if (err instanceof SecretAccessDeniedError) {
@@ -245,12 +259,13 @@ export class SecretResolver {
     // At most half the time left, so a waiter that gives up can still read Vault itself.
     const waitUntil = Date.now() + Math.min(LOCK_TTL_MS, (vaultDeadline - Date.now()) / 2);
     let pause = POLL_FIRST_MS;
-    for (let look = 0; ; look++) {
+    for (;;) {
       const release = await lock.acquire(lockName, LOCK_TTL_MS);
       if (release) {
         try {
-          // The holder may have written it and let go between our last look and this lock.
-          const found = look > 0 ? await this.fresh(key) : undefined;
+          // A holder writes the entry before it lets go, so a look after taking the lock sees it:
+          // our last look (or the request's first read) may have been just before that write.
+          const found = await this.fresh(key);
           if (found) {
             this.options.onSharedRead?.('waited');
             return found;

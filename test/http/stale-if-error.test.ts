@@ -5,6 +5,7 @@ import {
 } from '../helpers/fixture.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { TestRedis } from '../helpers/redis.js';
+import { mustNotLeak } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // VAULTGATE_CACHE_STALE_IF_ERROR: a KV secret past its TTL is served while Vault
@@ -88,6 +89,7 @@ for (const kind of ['memory', 'redis'] as const) {
     const clock = clocks[kind];
     const value = `stale-${kind}-${randomBytes(4).toString('hex')}`;
     values.push(value);
+    mustNotLeak(value);
     await vault.put('kv', `stale/${kind}`, { token: value }, 2);
     t.is((await call(clock.gateway, REPOSITORIES[kind])).status, 200);
     const counted = await staleServed(clock.gateway);
@@ -141,6 +143,7 @@ for (const kind of ['memory', 'redis'] as const) {
 test.serial('redis: a replica started while Vault is stopped serves the stale entries the others left in Redis', async (t) => {
   const value = `stale-restarted-${randomBytes(4).toString('hex')}`;
   values.push(value);
+  mustNotLeak(value);
   await vault.put('kv', 'stale/restarted', { token: value }, 2);
   t.is((await call(clocks.redis.gateway, RESTARTED)).status, 200);
   // Maintenance: Vault is shut down (connections refused), and a replica (re)starts meanwhile, knowing no mount.
