@@ -13,14 +13,15 @@ import { mustNotLeak, record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Three `vaultgate serve` processes behind a real HAProxy checking /readyz, sharing one
-// Redis and one Vault: one service, whichever replica a step reaches. Serial: the
-// last test freezes Vault.
+// Redis and one Vault: one service, whichever replica a step reaches. Serial: tests
+// freeze Vault, and the last one kills a replica.
 const TTL = 5;
 const STALE = 300;
 const BRANCH_RATE = 5;
 /** Repositories of this file alone, so no other test spends their budgets or fills their entries. */
 const RATED = '{3e91ca00-0000-4000-8000-0000000000a1}';
 const BURST = '{3e91ca00-0000-4000-8000-0000000000a2}';
+const HOLDER = '{3e91ca00-0000-4000-8000-0000000000a3}';
 const CACHE_KEY = randomBytes(32).toString('base64');
 const values: string[] = [];
 
@@ -49,6 +50,7 @@ test.before(async () => {
   addRepositories(env, {
     [RATED]: { name: 'acme/rated', secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token' } },
     [BURST]: { name: 'acme/burst', secrets: { BURST_TOKEN: 'kv/burst/app#token' } },
+    [HOLDER]: { name: 'acme/holder', secrets: { HOLDER_TOKEN: 'kv/holder/app#token' } },
   });
   for (let i = 0; i < 3; i++) {
     const port = await getPort({ host: '127.0.0.1' });
@@ -83,15 +85,23 @@ async function secrets(url: string, token: string) {
   return { status: response.status, retryAfter: response.headers.get('retry-after'), text };
 }
 
-/** A counter summed over the three replicas' /metrics. */
+/** A counter summed over the running replicas' /metrics. */
 async function counted(metric: string): Promise<number> {
   let sum = 0;
-  for (const r of replicas) {
+  for (const r of replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null)) {
     const text = await (await fetch(`${r.url}/metrics`)).text();
     const escaped = metric.replace(/[{}"]/g, (c) => `\\${c}`);
     sum += Number(new RegExp(`^${escaped} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
   }
   return sum;
+}
+
+/** A step at each replica, so that each has looked up the kv mount: then nothing but a read itself needs Vault. */
+async function eachKnowsTheKvMount(): Promise<void> {
+  for (const r of replicas) {
+    const answer = await secrets(r.url, await step(WEB));
+    if (answer.status !== 200) throw new Error(`${r.url}: ${answer.status} ${answer.text}`);
+  }
 }
 
 const decided = (r: ServeProcess, repository: string) =>
@@ -133,8 +143,7 @@ test.serial('a branch\'s rate is one budget across the replicas', async (t) => {
 });
 
 test.serial('a burst of steps on the three replicas needing one uncached path costs one Vault read', async (t) => {
-  // Each replica has met the kv mount: nothing but the read itself needs Vault.
-  for (const r of replicas) t.is((await secrets(r.url, await step(WEB))).status, 200);
+  await eachKnowsTheKvMount();
   const value = `burst-${randomBytes(4).toString('hex')}`;
   values.push(value);
   mustNotLeak(value);
@@ -205,6 +214,37 @@ test.serial('with Vault frozen, every replica serves a KV secret past its TTL (s
   } finally {
     vault.resume();
   }
+});
+
+test.serial('the lock holder killed mid-read: the replicas waiting for its entry read Vault themselves and answer', async (t) => {
+  const value = `holder-${randomBytes(4).toString('hex')}`;
+  values.push(value);
+  mustNotLeak(value);
+  await vault.put('kv', 'holder/app', { token: value }, 2);
+  await eachKnowsTheKvMount();
+  const reads = () => vault.auditedPaths().filter((p) => p === 'kv/data/holder/app').length;
+  const readsBefore = reads();
+  const [holder, ...others] = replicas as [(typeof replicas)[0], ...typeof replicas];
+  const took = (outcome: string) => counted(`vaultgate_cache_shared_reads_total{outcome="${outcome}"}`);
+  vault.pause();
+  let waiting: Promise<Array<Awaited<ReturnType<typeof secrets>>>>;
+  let killedAt: number;
+  try {
+    const dying = secrets(holder.url, await step(HOLDER)).catch(() => undefined);
+    await waitFor('the first replica to take the lock', async () => ((await redis.command('KEYS', '*:lock')) as string[]).length === 1, 10_000);
+    waiting = Promise.all(others.map(async (r) => secrets(r.url, await step(HOLDER))));
+    await waitFor('the others to reach the entry', async () => others.every((r) => decided(r, HOLDER)), 10_000);
+    holder.child.kill('SIGKILL');
+    await Promise.all([holder.exited, dying]);
+    killedAt = Date.now();
+  } finally {
+    vault.resume();
+  }
+  const answers = await waiting;
+  const after = Date.now() - killedAt;
+  t.deepEqual(answers.map((a) => a.status), [200, 200]);
+  for (const a of answers) t.deepEqual(JSON.parse(a.text), { HOLDER_TOKEN: value });
+  t.log(`answered ${after} ms after the holder was killed; Vault reads of the path (the dead holder's included): ${reads() - readsBefore}; the survivors' outcomes so far: read ${await took('read')}, waited ${await took('waited')}, took_over ${await took('took_over')}`);
 });
 
 test.after('no log line or error body holds a value of these runs', (t) => {
