@@ -24,6 +24,12 @@ export interface GetOptions {
    * they are misses.
    */
   stale?: boolean;
+  /**
+   * Failures are not reported (logged, counted): a second look at entries the
+   * caller has looked up (and heard about) already, such as a replica waiting
+   * for another's write, which would otherwise report one bad entry per look.
+   */
+  quiet?: boolean;
 }
 
 /**

@@ -20,7 +20,11 @@ export class MemoryCache<V extends object> implements SecretCache<V> {
   constructor(options: MemoryCacheOptions = {}) {
     this.now = options.now ?? Date.now;
     // The LRU's own TTL only frees memory; an entry's lifetime is checked against `now`.
-    this.lru = new LRUCache<string, Held<V>>({ max: options.maxEntries ?? 10_000, ttlAutopurge: false, allowStale: false });
+    this.lru = new LRUCache<string, Held<V>>({
+      max: options.maxEntries ?? 10_000,
+      ttlAutopurge: false,
+      allowStale: false,
+    });
   }
 
   async getMany(keys: string[], options: GetOptions = {}): Promise<Array<Cached<V> | undefined>> {
@@ -42,7 +46,11 @@ export class MemoryCache<V extends object> implements SecretCache<V> {
     for (const e of entries) {
       if (e.ttlSeconds <= 0) continue;
       const kept = (e.ttlSeconds + e.staleSeconds) * 1000;
-      this.lru.set(e.key, { value: e.value, freshUntil: now + e.ttlSeconds * 1000, staleUntil: now + kept }, { ttl: kept });
+      this.lru.set(
+        e.key,
+        { value: e.value, freshUntil: now + e.ttlSeconds * 1000, staleUntil: now + kept },
+        { ttl: kept },
+      );
     }
   }
 

@@ -26,11 +26,12 @@ export class RedisCache<V> implements SecretCache<V> {
 
   async getMany(keys: string[], options: GetOptions = {}): Promise<Array<Cached<V> | undefined>> {
     if (keys.length === 0) return [];
+    const report = options.quiet ? () => undefined : this.options.onError;
     let raw: Array<Buffer | null>;
     try {
-      raw = await this.read(keys);
+      raw = await this.read(keys, report);
     } catch (err) {
-      this.options.onError('get', err as Error);
+      report('get', err as Error);
       return keys.map(() => undefined);
     }
     const now = this.now();
@@ -40,7 +41,7 @@ export class RedisCache<V> implements SecretCache<V> {
         const { freshUntil, staleUntil, plaintext } = unseal(this.options.key, keys[i]!, value);
         // Redis's TTL is whatever Redis was last told: still there past its sealed lifetime, it was put back (or sealed by a clock behind ours).
         if (staleUntil <= now) {
-          this.options.onError('expired', new Error(`sealed entry expired ${Math.ceil((now - staleUntil) / 1000)} s ago`));
+          report('expired', new Error(`sealed entry expired ${Math.ceil((now - staleUntil) / 1000)} s ago`));
           return undefined;
         }
         // Past its TTL, within its stale window: kept in Redis for stale-if-error, a miss to everyone else.
@@ -49,7 +50,7 @@ export class RedisCache<V> implements SecretCache<V> {
         if (freshUntil <= now) cached.staleForMs = now - freshUntil;
         return cached;
       } catch (err) {
-        this.options.onError('unseal', err as Error);
+        report('unseal', err as Error);
         return undefined;
       }
     });
@@ -66,12 +67,12 @@ export class RedisCache<V> implements SecretCache<V> {
    * auto-pipelining sends those bound for one node together, and a key whose
    * shard is failing over fails alone (a miss) without failing the others.
    */
-  private async read(keys: string[]): Promise<Array<Buffer | null>> {
+  private async read(keys: string[], report: RedisCacheOptions['onError']): Promise<Array<Buffer | null>> {
     if (!(this.redis instanceof Cluster)) return this.redis.mgetBuffer(...keys);
     const cluster = this.redis;
     const results = await Promise.allSettled(keys.map((k) => cluster.getBuffer(k)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) this.options.onError('get', failed.reason as Error);
+    if (failed) report('get', failed.reason as Error);
     return results.map((r) => (r.status === 'fulfilled' ? r.value : null));
   }
 

@@ -2,7 +2,12 @@ import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cached, SecretCache } from '../cache/cache.js';
 import type { ReadLock } from '../cache/read-lock.js';
-import { SecretAccessDeniedError, SecretRefusedError, SecretUnavailableError, VaultUnavailableError } from './errors.js';
+import {
+  SecretAccessDeniedError,
+  SecretRefusedError,
+  SecretUnavailableError,
+  VaultUnavailableError,
+} from './errors.js';
 import { parseReference, type SecretReference } from './reference.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
@@ -121,8 +126,12 @@ export class SecretResolver {
     if (paths.length === 0) return { values: {}, cacheHits: 0, cacheMisses: 0, cacheStale: 0 };
 
     const { deadlineMs } = this.options;
-    const vaultMs = this.options.staleIfErrorSeconds > 0 ? deadlineMs - Math.min(STALE_RESERVE_MS, deadlineMs / 2) : deadlineMs;
-    const { records, hits, stale, denied } = await withDeadline(this.readAll(paths, byPath, step, Date.now() + vaultMs), deadlineMs);
+    const vaultMs =
+      this.options.staleIfErrorSeconds > 0 ? deadlineMs - Math.min(STALE_RESERVE_MS, deadlineMs / 2) : deadlineMs;
+    const { records, hits, stale, denied } = await withDeadline(
+      this.readAll(paths, byPath, step, Date.now() + vaultMs),
+      deadlineMs,
+    );
 
     // No prototype: a key named like an Object.prototype member stays an ordinary key.
     const values: Record<string, string> = Object.create(null);
@@ -154,7 +163,11 @@ export class SecretResolver {
    * VaultUnavailableError that kept Vault from saying (then only a cached KV
    * entry can serve the path).
    */
-  private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, vaultDeadline: number) {
+  private async admitAll(
+    paths: string[],
+    byPath: Map<string, Array<[string, SecretReference]>>,
+    vaultDeadline: number,
+  ) {
     const refused = new Map<string, string>();
     const admitted: Array<boolean | VaultUnavailableError | undefined> = paths.map(() => undefined);
     const timeoutMs = Math.max(1, vaultDeadline - Date.now());
@@ -188,17 +201,28 @@ export class SecretResolver {
     return admitted.map((a) => a ?? new VaultUnavailableError(`vault did not admit a path within ${timeoutMs} ms`));
   }
 
-  private async readAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, step: string, vaultDeadline: number) {
+  private async readAll(
+    paths: string[],
+    byPath: Map<string, Array<[string, SecretReference]>>,
+    step: string,
+    vaultDeadline: number,
+  ) {
     const admitted = await this.admitAll(paths, byPath, vaultDeadline);
     // The scope is in the prefix already: per entry, only what tells entries of one scope apart.
     // A path Vault could not admit is looked up under its KV name: only a KV value is ever stored there.
-    const keys = paths.map((p, i) => this.keyPrefix + this.name(admitted[i] === true ? ['step', step, p] : ['path', p]));
+    const keys = paths.map(
+      (p, i) => this.keyPrefix + this.name(admitted[i] === true ? ['step', step, p] : ['path', p]),
+    );
     const staleIfError = this.options.staleIfErrorSeconds > 0;
     const cached: Array<Cached<SecretRecord> | undefined> =
-      this.options.ttlSeconds > 0 ? await this.options.cache.getMany(keys, { stale: staleIfError }) : paths.map(() => undefined);
+      this.options.ttlSeconds > 0
+        ? await this.options.cache.getMany(keys, { stale: staleIfError })
+        : paths.map(() => undefined);
 
     // Vault cannot tell what such a path is, and no entry can serve it: fail before reading (and leasing) anything else.
-    const unservable = admitted.find((a, i): a is VaultUnavailableError => a instanceof VaultUnavailableError && !cached[i]);
+    const unservable = admitted.find(
+      (a, i): a is VaultUnavailableError => a instanceof VaultUnavailableError && !cached[i],
+    );
     if (unservable) throw unservable;
 
     const denied = new Set<string>();
@@ -233,15 +257,20 @@ export class SecretResolver {
     return { records, denied, hits, stale: staleServed.length };
   }
 
-  private readOnce(key: string, path: string, dynamic: boolean, vaultDeadline: number): Promise<SecretRecord | undefined> {
+  private readOnce(
+    key: string,
+    path: string,
+    dynamic: boolean,
+    vaultDeadline: number,
+  ): Promise<SecretRecord | undefined> {
     let read = this.inFlight.get(key);
     if (!read) {
       const { lock } = this.options;
       // A leased value is one step's alone: nothing to share with other replicas, nothing to wait for.
       const shared = lock && !dynamic && this.options.ttlSeconds > 0;
-      read = (shared ? this.readShared(lock, key, path, vaultDeadline) : this.readAndCache(key, path, dynamic, vaultDeadline)).finally(() =>
-        this.inFlight.delete(key),
-      );
+      read = (
+        shared ? this.readShared(lock, key, path, vaultDeadline) : this.readAndCache(key, path, dynamic, vaultDeadline)
+      ).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, read);
     }
     return read;
@@ -254,7 +283,12 @@ export class SecretResolver {
    * free without it (the holder failed, or found nothing) or when they have
    * waited as long as the lock lives (the holder died or is slow).
    */
-  private async readShared(lock: ReadLock, key: string, path: string, vaultDeadline: number): Promise<SecretRecord | undefined> {
+  private async readShared(
+    lock: ReadLock,
+    key: string,
+    path: string,
+    vaultDeadline: number,
+  ): Promise<SecretRecord | undefined> {
     const lockName = `${key}:lock`;
     // At most half the time left, so a waiter that gives up can still read Vault itself.
     const waitUntil = Date.now() + Math.min(LOCK_TTL_MS, (vaultDeadline - Date.now()) / 2);
@@ -291,13 +325,19 @@ export class SecretResolver {
     }
   }
 
+  /** A look for the entry another replica may have written; what is wrong with it was reported at the request's first look. */
   private async fresh(key: string): Promise<SecretRecord | undefined> {
-    const [hit] = await this.options.cache.getMany([key]);
+    const [hit] = await this.options.cache.getMany([key], { quiet: true });
     return hit?.value;
   }
 
   /** Reads a path from Vault and caches what it found: a KV value with the stale window, a leased one without. */
-  private async readAndCache(key: string, path: string, dynamic: boolean, vaultDeadline: number): Promise<SecretRecord | undefined> {
+  private async readAndCache(
+    key: string,
+    path: string,
+    dynamic: boolean,
+    vaultDeadline: number,
+  ): Promise<SecretRecord | undefined> {
     const record = await this.options.store.read(path, Math.max(1, vaultDeadline - Date.now()));
     const { ttlSeconds, staleIfErrorSeconds } = this.options;
     if (record && ttlSeconds > 0) {
