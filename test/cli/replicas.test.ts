@@ -3,7 +3,15 @@ import test from 'ava';
 import getPort from 'get-port';
 import { spawnServe, type ServeProcess } from '../helpers/cli.js';
 import {
-  addRepositories, DYNAMIC, enableDynamicRedisCredentials, fetchRecorded, findLeaks, gatewayEnv, SEEDED, startVaultAndIssuer, WEB,
+  addRepositories,
+  DYNAMIC,
+  enableDynamicRedisCredentials,
+  fetchRecorded,
+  findLeaks,
+  gatewayEnv,
+  SEEDED,
+  startVaultAndIssuer,
+  WEB,
 } from '../helpers/fixture.js';
 import { TestHaproxy } from '../helpers/haproxy.js';
 import { TestIssuer } from '../helpers/issuer.js';
@@ -33,7 +41,11 @@ let haproxy: TestHaproxy;
 const replicas: Array<ServeProcess & { port: number; url: string }> = [];
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([startVaultAndIssuer(), TestRedis.start(), TestRedis.start()]);
+  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
+    startVaultAndIssuer(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
   await enableDynamicRedisCredentials(vault, dynamicRedis);
   const env = gatewayEnv(issuer, vault, {
     REDIS_URL: redis.url,
@@ -54,9 +66,19 @@ test.before(async () => {
   });
   for (let i = 0; i < 3; i++) {
     const port = await getPort({ host: '127.0.0.1' });
-    replicas.push({ ...spawnServe({ ...env, VAULTGATE_LISTEN: `127.0.0.1:${port}` }), port, url: `http://127.0.0.1:${port}` });
+    replicas.push({
+      ...spawnServe({ ...env, VAULTGATE_LISTEN: `127.0.0.1:${port}` }),
+      port,
+      url: `http://127.0.0.1:${port}`,
+    });
   }
-  for (const r of replicas) await waitFor(`vaultgate on ${r.port}: ${r.errors()}`, async () => (await fetchRecorded(`${r.url}/readyz`)).ok, 30_000, r.child);
+  for (const r of replicas)
+    await waitFor(
+      `vaultgate on ${r.port}: ${r.errors()}`,
+      async () => (await fetchRecorded(`${r.url}/readyz`)).ok,
+      30_000,
+      r.child,
+    );
   haproxy = await TestHaproxy.start(replicas.map((r, i) => ({ name: `vg${i}`, port: r.port })));
   await waitFor('all three servers up', async () => (await haproxy.stats()).every((s) => s.status === 'UP'), 10_000);
 });
@@ -108,8 +130,13 @@ const decided = (r: ServeProcess, repository: string) =>
   r
     .output()
     .split('\n')
-    .some((l) => l.includes('"msg":"decision log"') && (JSON.parse(l) as { input: { claims: { repositoryUuid: string } } }).input.claims.repositoryUuid === repository);
+    .some(
+      (l) =>
+        l.includes('"msg":"decision log"') &&
+        (JSON.parse(l) as { input: { claims: { repositoryUuid: string } } }).input.claims.repositoryUuid === repository,
+    );
 
+// A replica's log reaches its standard output in batches (at most 250 ms late): tests wait for the lines they read.
 const auditLines = (r: ServeProcess) =>
   r
     .output()
@@ -122,24 +149,38 @@ test.serial('a one-use step token sent to the three replicas at once gets exactl
   const answers = await Promise.all(replicas.map((r) => secrets(r.url, token)));
   t.deepEqual(answers.map((a) => a.status).sort(), [200, 401, 401]);
   t.deepEqual(JSON.parse(answers.find((a) => a.status === 200)!.text), { NPM_TOKEN: SEEDED.npmToken });
-  for (const refused of answers.filter((a) => a.status === 401)) t.deepEqual(JSON.parse(refused.text), { error: 'invalid_token' });
+  for (const refused of answers.filter((a) => a.status === 401))
+    t.deepEqual(JSON.parse(refused.text), { error: 'invalid_token' });
   t.is((await secrets(haproxy.url, token)).status, 401, 'and through the balancer afterwards');
-  const replays = replicas.flatMap(auditLines).filter((l) => l.reason === 'ERR_TOKEN_REPLAY');
-  t.is(replays.length, 3, 'each refusal is a replay in its replica\'s audit line');
+  const replays = () => replicas.flatMap(auditLines).filter((l) => l.reason === 'ERR_TOKEN_REPLAY').length;
+  await waitFor('the refusals in the audit log', async () => replays() >= 3, 5000);
+  t.is(replays(), 3, "each refusal is a replay in its replica's audit line");
 });
 
-test.serial('a branch\'s rate is one budget across the replicas', async (t) => {
+test.serial("a branch's rate is one budget across the replicas", async (t) => {
   const statuses: number[] = [];
   for (let i = 0; i < BRANCH_RATE + 2; i++) {
-    statuses.push((await secrets(haproxy.url, await issuer.mint(RATED, { claims: { branchName: 'feature/rate' } }))).status);
+    statuses.push(
+      (await secrets(haproxy.url, await issuer.mint(RATED, { claims: { branchName: 'feature/rate' } }))).status,
+    );
   }
   t.deepEqual(statuses, [...Array(BRANCH_RATE).fill(200), 429, 429]);
-  const served = replicas.map((r) => auditLines(r).filter((l) => l.repository === RATED && l.status === 200).length);
-  t.true(served.filter((n) => n > 0).length >= 2, `round-robin spread the budget over the replicas: ${served.join(', ')}`);
+  const servedBy = () =>
+    replicas.map((r) => auditLines(r).filter((l) => l.repository === RATED && l.status === 200).length);
+  await waitFor('the answers in the audit log', async () => servedBy().reduce((a, b) => a + b) === BRANCH_RATE, 5000);
+  const served = servedBy();
+  t.true(
+    served.filter((n) => n > 0).length >= 2,
+    `round-robin spread the budget over the replicas: ${served.join(', ')}`,
+  );
   const limited = await secrets(haproxy.url, await issuer.mint(RATED, { claims: { branchName: 'feature/rate' } }));
   t.is(limited.status, 429);
   t.true(Number(limited.retryAfter) >= 1);
-  t.is((await secrets(haproxy.url, await issuer.mint(RATED, { claims: { branchName: 'feature/other' } }))).status, 200, 'another branch has its own');
+  t.is(
+    (await secrets(haproxy.url, await issuer.mint(RATED, { claims: { branchName: 'feature/other' } }))).status,
+    200,
+    'another branch has its own',
+  );
 });
 
 test.serial('a burst of steps on the three replicas needing one uncached path costs one Vault read', async (t) => {
@@ -165,11 +206,16 @@ test.serial('a burst of steps on the three replicas needing one uncached path co
     vault.resume();
   }
   const answers = await burst;
-  t.deepEqual(answers.map((a) => a.status), tokens.map(() => 200));
+  t.deepEqual(
+    answers.map((a) => a.status),
+    tokens.map(() => 200),
+  );
   for (const a of answers) t.deepEqual(JSON.parse(a.text), { BURST_TOKEN: value });
-  t.is(reads() - before.reads, 1, 'one read of the path in Vault\'s audit log');
+  t.is(reads() - before.reads, 1, "one read of the path in Vault's audit log");
   t.is((await shared('read')) - before.read, 1, 'one replica read it holding the lock');
-  t.log(`30 steps at 3 replicas, Vault held until each had one: 1 Vault read; ${(await shared('waited')) - before.waited} replicas waited for the entry it wrote`);
+  t.log(
+    `30 steps at 3 replicas, Vault held until each had one: 1 Vault read; ${(await shared('waited')) - before.waited} replicas waited for the entry it wrote`,
+  );
   t.deepEqual(await redis.command('KEYS', '*:lock'), [], 'every lock given back');
 });
 
@@ -185,67 +231,89 @@ test.serial('leased secrets are never shared: two steps on two replicas get two 
   t.not(first!.REDIS_PASSWORD, second!.REDIS_PASSWORD);
 });
 
-test.serial('with Vault frozen, every replica serves a KV secret past its TTL (stale-if-error) through the balancer', async (t) => {
-  t.is((await secrets(haproxy.url, await step(WEB))).status, 200);
-  // Redis keeps an entry for TTL + the stale window: once less than the window is left, the TTL is over.
-  const entries = (await redis.command('KEYS', 'vaultgate:v2:*')) as string[];
-  t.true(entries.length > 0);
-  await waitFor(
-    'the cached entries to pass their TTL',
-    async () => {
-      for (const key of entries) if (Number(await redis.command('PTTL', key)) > STALE * 1000) return false;
-      return true;
-    },
-    (TTL + 5) * 1000,
-  );
-  const before = await counted('vaultgate_cache_stale_served_total');
-  vault.pause();
-  try {
-    const answers = [];
-    // Round-robin: three steps, one per replica.
-    for (let i = 0; i < 3; i++) answers.push(await secrets(haproxy.url, await step(WEB)));
-    t.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
-    for (const a of answers) t.deepEqual(JSON.parse(a.text), { NPM_TOKEN: SEEDED.npmToken });
-    t.is((await counted('vaultgate_cache_stale_served_total')) - before, 3);
-    t.true(replicas.every((r) => r.output().includes('served past its TTL')), 'each replica logged it');
-    const uncached = await secrets(haproxy.url, await step(DYNAMIC));
-    t.is(uncached.status, 503, 'a leased secret is never served stale');
-    t.is(uncached.retryAfter, '5');
-  } finally {
-    vault.resume();
-  }
-});
+test.serial(
+  'with Vault frozen, every replica serves a KV secret past its TTL (stale-if-error) through the balancer',
+  async (t) => {
+    t.is((await secrets(haproxy.url, await step(WEB))).status, 200);
+    // Redis keeps an entry for TTL + the stale window: once less than the window is left, the TTL is over.
+    const entries = (await redis.command('KEYS', 'vaultgate:v2:*')) as string[];
+    t.true(entries.length > 0);
+    await waitFor(
+      'the cached entries to pass their TTL',
+      async () => {
+        for (const key of entries) if (Number(await redis.command('PTTL', key)) > STALE * 1000) return false;
+        return true;
+      },
+      (TTL + 5) * 1000,
+    );
+    const before = await counted('vaultgate_cache_stale_served_total');
+    vault.pause();
+    try {
+      const answers = [];
+      // Round-robin: three steps, one per replica.
+      for (let i = 0; i < 3; i++) answers.push(await secrets(haproxy.url, await step(WEB)));
+      t.deepEqual(
+        answers.map((a) => a.status),
+        [200, 200, 200],
+      );
+      for (const a of answers) t.deepEqual(JSON.parse(a.text), { NPM_TOKEN: SEEDED.npmToken });
+      t.is((await counted('vaultgate_cache_stale_served_total')) - before, 3);
+      await waitFor(
+        'each replica to log it',
+        async () => replicas.every((r) => r.output().includes('served past its TTL')),
+        5000,
+      );
+      const uncached = await secrets(haproxy.url, await step(DYNAMIC));
+      t.is(uncached.status, 503, 'a leased secret is never served stale');
+      t.is(uncached.retryAfter, '5');
+    } finally {
+      vault.resume();
+    }
+  },
+);
 
-test.serial('the lock holder killed mid-read: the replicas waiting for its entry read Vault themselves and answer', async (t) => {
-  const value = `holder-${randomBytes(4).toString('hex')}`;
-  values.push(value);
-  mustNotLeak(value);
-  await vault.put('kv', 'holder/app', { token: value }, 2);
-  await eachKnowsTheKvMount();
-  const reads = () => vault.auditedPaths().filter((p) => p === 'kv/data/holder/app').length;
-  const readsBefore = reads();
-  const [holder, ...others] = replicas as [(typeof replicas)[0], ...typeof replicas];
-  const took = (outcome: string) => counted(`vaultgate_cache_shared_reads_total{outcome="${outcome}"}`);
-  vault.pause();
-  let waiting: Promise<Array<Awaited<ReturnType<typeof secrets>>>>;
-  let killedAt: number;
-  try {
-    const dying = secrets(holder.url, await step(HOLDER)).catch(() => undefined);
-    await waitFor('the first replica to take the lock', async () => ((await redis.command('KEYS', '*:lock')) as string[]).length === 1, 10_000);
-    waiting = Promise.all(others.map(async (r) => secrets(r.url, await step(HOLDER))));
-    await waitFor('the others to reach the entry', async () => others.every((r) => decided(r, HOLDER)), 10_000);
-    holder.child.kill('SIGKILL');
-    await Promise.all([holder.exited, dying]);
-    killedAt = Date.now();
-  } finally {
-    vault.resume();
-  }
-  const answers = await waiting;
-  const after = Date.now() - killedAt;
-  t.deepEqual(answers.map((a) => a.status), [200, 200]);
-  for (const a of answers) t.deepEqual(JSON.parse(a.text), { HOLDER_TOKEN: value });
-  t.log(`answered ${after} ms after the holder was killed; Vault reads of the path (the dead holder's included): ${reads() - readsBefore}; the survivors' outcomes so far: read ${await took('read')}, waited ${await took('waited')}, took_over ${await took('took_over')}`);
-});
+test.serial(
+  'the lock holder killed mid-read: the replicas waiting for its entry read Vault themselves and answer',
+  async (t) => {
+    const value = `holder-${randomBytes(4).toString('hex')}`;
+    values.push(value);
+    mustNotLeak(value);
+    await vault.put('kv', 'holder/app', { token: value }, 2);
+    await eachKnowsTheKvMount();
+    const reads = () => vault.auditedPaths().filter((p) => p === 'kv/data/holder/app').length;
+    const readsBefore = reads();
+    const [holder, ...others] = replicas as [(typeof replicas)[0], ...typeof replicas];
+    const took = (outcome: string) => counted(`vaultgate_cache_shared_reads_total{outcome="${outcome}"}`);
+    vault.pause();
+    let waiting: Promise<Array<Awaited<ReturnType<typeof secrets>>>>;
+    let killedAt: number;
+    try {
+      const dying = secrets(holder.url, await step(HOLDER)).catch(() => undefined);
+      await waitFor(
+        'the first replica to take the lock',
+        async () => ((await redis.command('KEYS', '*:lock')) as string[]).length === 1,
+        10_000,
+      );
+      waiting = Promise.all(others.map(async (r) => secrets(r.url, await step(HOLDER))));
+      await waitFor('the others to reach the entry', async () => others.every((r) => decided(r, HOLDER)), 10_000);
+      holder.child.kill('SIGKILL');
+      await Promise.all([holder.exited, dying]);
+      killedAt = Date.now();
+    } finally {
+      vault.resume();
+    }
+    const answers = await waiting;
+    const after = Date.now() - killedAt;
+    t.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200],
+    );
+    for (const a of answers) t.deepEqual(JSON.parse(a.text), { HOLDER_TOKEN: value });
+    t.log(
+      `answered ${after} ms after the holder was killed; Vault reads of the path (the dead holder's included): ${reads() - readsBefore}; the survivors' outcomes so far: read ${await took('read')}, waited ${await took('waited')}, took_over ${await took('took_over')}`,
+    );
+  },
+);
 
 test.after('no log line or error body holds a value of these runs', (t) => {
   t.deepEqual(findLeaks([...replicas.map((r) => r.output() + r.errors()), ...errorBodies], values), []);

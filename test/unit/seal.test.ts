@@ -14,7 +14,10 @@ test('a sealed value opens under its key and cache key, with its lifetime, and h
 
 test('without a stale window, the value is stale-servable until it stops being fresh, never longer', (t) => {
   const { freshUntil } = lifetime;
-  t.like(unseal(key, 'k', seal(key, 'k', plaintext, { freshUntil, staleUntil: freshUntil - 1000 })), { freshUntil, staleUntil: freshUntil });
+  t.like(unseal(key, 'k', seal(key, 'k', plaintext, { freshUntil, staleUntil: freshUntil - 1000 })), {
+    freshUntil,
+    staleUntil: freshUntil,
+  });
 });
 
 test('sealing twice gives different bytes (fresh nonce)', (t) => {
