@@ -53,7 +53,10 @@ async function reads(vault: string, vaultToken: string, paths: string[]): Promis
 
 /** What a step does today without a gateway: a JWT login to Vault, then its reads. */
 async function directVaultStep(vault: string, token: string, step: { role: string; paths: string[] }): Promise<void> {
-  const login = await request(`${vault}/v1/auth/jwt/login`, { method: 'POST', body: JSON.stringify({ role: step.role, jwt: token }) });
+  const login = await request(`${vault}/v1/auth/jwt/login`, {
+    method: 'POST',
+    body: JSON.stringify({ role: step.role, jwt: token }),
+  });
   const auth = (await login.body.json()) as { auth?: { client_token: string }; errors?: string[] };
   if (!auth.auth) throw new Error(`login ${login.statusCode} ${JSON.stringify(auth.errors)}`);
   await reads(vault, auth.auth.client_token, step.paths);

@@ -49,7 +49,8 @@ profile.samples.forEach((id, i) => {
   const onStack = new Set<string>();
   for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
     const frame = byId.get(at)!.callFrame;
-    if (place(frame.url).startsWith('vaultgate/')) onStack.add(`${frame.functionName || '(anonymous)'} ${place(frame.url)}:${frame.lineNumber + 1}`);
+    if (place(frame.url).startsWith('vaultgate/'))
+      onStack.add(`${frame.functionName || '(anonymous)'} ${place(frame.url)}:${frame.lineNumber + 1}`);
   }
   for (const name of onStack) inclusiveOwn.set(name, (inclusiveOwn.get(name) ?? 0) + us);
 });

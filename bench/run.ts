@@ -73,7 +73,12 @@ function policyDir(secrets: number): string {
   const repositories = Object.fromEntries(
     Array.from({ length: REPOSITORIES }, (_, n) => [
       repoUuid(n),
-      { name: `bench/r${n}`, secrets: Object.fromEntries(Array.from({ length: secrets }, (_, i) => [`SECRET_${i}`, `${secretPath(n, i)}#value`])) },
+      {
+        name: `bench/r${n}`,
+        secrets: Object.fromEntries(
+          Array.from({ length: secrets }, (_, i) => [`SECRET_${i}`, `${secretPath(n, i)}#value`]),
+        ),
+      },
     ]),
   );
   writeFileSync(join(dir, 'data.json'), JSON.stringify({ repositories }));
@@ -156,7 +161,11 @@ async function cpuPerStep(pid: number, url: string, tokensFile: string, share = 
   const before = await cpuSeconds(pid);
   const result = await load({ ...job, stepCount: Math.ceil(CPU_STEPS * share) });
   const used = (await cpuSeconds(pid)) - before;
-  return { steps: result.steps, errors: warmup.errors + result.errors, cpuUsPerStep: (used * 1e6) / (result.steps + result.errors) };
+  return {
+    steps: result.steps,
+    errors: warmup.errors + result.errors,
+    cpuUsPerStep: (used * 1e6) / (result.steps + result.errors),
+  };
 }
 
 const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'), child.once('exit', r)));
@@ -168,16 +177,22 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const notes: Record<string, unknown> = {};
   try {
-    process.stderr.write(`bench: seeding ${REPOSITORIES} repositories × 20 secrets, JWT auth roles, ${TOKENS} tokens\n`);
+    process.stderr.write(
+      `bench: seeding ${REPOSITORIES} repositories × 20 secrets, JWT auth roles, ${TOKENS} tokens\n`,
+    );
     await vault.mount('kv', 'kv', { version: '2' });
     for (let n = 0; n < REPOSITORIES; n++) {
-      await Promise.all(Array.from({ length: 20 }, (_, i) => vault.put('kv', `bench/r${n}/s${i}`, { value: `bench-${n}-${i}` }, 2)));
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => vault.put('kv', `bench/r${n}/s${i}`, { value: `bench-${n}-${i}` }, 2)),
+      );
     }
     // The alternative users have today: Vault's JWT auth, one role per repository bound to its UUID.
     await vault.api('POST', 'sys/auth/jwt', { type: 'jwt' });
     await vault.api('POST', 'auth/jwt/config', { jwks_url: `${issuer.url}/jwks`, bound_issuer: issuer.url });
     for (let n = 0; n < REPOSITORIES; n++) {
-      await vault.api('PUT', `sys/policies/acl/r${n}`, { policy: `path "kv/data/bench/r${n}/*" { capabilities = ["read"] }` });
+      await vault.api('PUT', `sys/policies/acl/r${n}`, {
+        policy: `path "kv/data/bench/r${n}/*" { capabilities = ["read"] }`,
+      });
       await vault.api('POST', `auth/jwt/role/r${n}`, {
         role_type: 'jwt',
         bound_audiences: [AUDIENCE],
@@ -196,7 +211,10 @@ async function main(): Promise<number> {
     }
     writeFileSync(tokensFile, tokens.join('\n'));
     const stepsFor = (secrets: number) =>
-      repoOf.map((n) => ({ role: `r${n}`, paths: Array.from({ length: secrets }, (_, i) => `kv/data/bench/r${n}/s${i}`) }));
+      repoOf.map((n) => ({
+        role: `r${n}`,
+        paths: Array.from({ length: secrets }, (_, i) => `kv/data/bench/r${n}/s${i}`),
+      }));
 
     const base = {
       VAULTGATE_OIDC_ISSUERS: issuer.url,
@@ -209,16 +227,32 @@ async function main(): Promise<number> {
       VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
       VAULTGATE_RATE_LIMIT_PER_STEP: '0',
     };
-    const measure = async (scenario: string, secrets: number, job: Omit<LoadJob, 'concurrency' | 'durationMs' | 'tokensFile'>) => {
+    const measure = async (
+      scenario: string,
+      secrets: number,
+      job: Omit<LoadJob, 'concurrency' | 'durationMs' | 'tokensFile'>,
+    ) => {
       for (const concurrency of CONCURRENCY) {
-        const result = await load({ ...job, tokensFile, concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_SECONDS * 1000 });
+        const result = await load({
+          ...job,
+          tokensFile,
+          concurrency,
+          durationMs: SECONDS * 1000,
+          warmupMs: WARMUP_SECONDS * 1000,
+        });
         rows.push({ scenario, secrets, concurrency, result });
-        process.stderr.write(`bench: ${scenario} secrets=${secrets} c=${concurrency}: ${result.stepsPerSecond.toFixed(0)} steps/s p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}\n`);
+        process.stderr.write(
+          `bench: ${scenario} secrets=${secrets} c=${concurrency}: ${result.stepsPerSecond.toFixed(0)} steps/s p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}\n`,
+        );
       }
     };
 
     if (SOAK) {
-      const soak = await memorySoak({ ...base, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY }, tokens, tokensFile);
+      const soak = await memorySoak(
+        { ...base, REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY },
+        tokens,
+        tokensFile,
+      );
       return writeFigures({ memorySoak: soak }, JSON.stringify(soak.summary, null, 2), soak.errors > 0);
     }
     const rss: Record<string, number> = {};
@@ -232,7 +266,8 @@ async function main(): Promise<number> {
         VAULTGATE_CACHE_KEY: CACHE_KEY,
         VAULTGATE_CACHE_TTL: '3600',
       });
-      for (let n = 0; n < REPOSITORIES; n++) await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
+      for (let n = 0; n < REPOSITORIES; n++)
+        await fetch(warm.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
       if (!CPU_ONLY) await measure('warm', secrets, { mode: 'gateway', url: warm.url });
       if (secrets === 3) cpu.warm = await cpuPerStep(warm.child.pid!, warm.url, tokensFile);
       rss[`warm-${secrets}`] = await memoryMb(warm.child.pid!);
@@ -247,10 +282,19 @@ async function main(): Promise<number> {
       if (secrets === 3) {
         if (!CPU_ONLY) {
           await measure('direct-vault', secrets, { mode: 'direct-vault', url: vault.addr, steps: stepsFor(secrets) });
-          await measure('bare-vault-reads', secrets, { mode: 'bare-vault', url: vault.addr, steps: stepsFor(secrets), vaultToken: vault.rootToken });
+          await measure('bare-vault-reads', secrets, {
+            mode: 'bare-vault',
+            url: vault.addr,
+            steps: stepsFor(secrets),
+            vaultToken: vault.rootToken,
+          });
         }
         const port = await getPort({ host: '127.0.0.1' });
-        const ceiling = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port), WORKERS], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+        const ceiling = spawn(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), String(port), WORKERS],
+          { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+        );
         await waitFor('ceiling', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 30_000, ceiling);
         const ceilingUrl = `http://127.0.0.1:${port}/secrets`;
         if (!CPU_ONLY) await measure('framework-ceiling', secrets, { mode: 'gateway', url: ceilingUrl });
@@ -274,9 +318,13 @@ async function main(): Promise<number> {
   const headline = [
     '| CPU per step, 3 secrets | µs | × Koa ceiling |',
     '| --- | --- | --- |',
-    ...(['warm', 'cold', 'ceiling'] as const).map((k) => `| ${k} | ${cpu[k].cpuUsPerStep.toFixed(0)} | ${(cpu[k].cpuUsPerStep / cpu.ceiling.cpuUsPerStep).toFixed(2)} |`),
+    ...(['warm', 'cold', 'ceiling'] as const).map(
+      (k) =>
+        `| ${k} | ${cpu[k].cpuUsPerStep.toFixed(0)} | ${(cpu[k].cpuUsPerStep / cpu.ceiling.cpuUsPerStep).toFixed(2)} |`,
+    ),
   ].join('\n');
-  const failed = rows.some((r) => r.result.errors > 0) || (['warm', 'cold', 'ceiling'] as const).some((k) => cpu[k].errors > 0);
+  const failed =
+    rows.some((r) => r.result.errors > 0) || (['warm', 'cold', 'ceiling'] as const).some((k) => cpu[k].errors > 0);
   if (CPU_ONLY) return writeFigures({ ...notes }, headline, failed);
 
   const find = (scenario: string, secrets: number, concurrency: number) =>
@@ -289,7 +337,10 @@ async function main(): Promise<number> {
   const table = [
     '| scenario | secrets | concurrency | steps/s | p50 ms | p99 ms | errors |',
     '| --- | --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.secrets} | ${r.concurrency} | ${r.result.stepsPerSecond.toFixed(0)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.errors} |`,
+    ),
   ].join('\n');
   return writeFigures(
     { secondsPerRun: SECONDS, rows, ratios, ...notes },
@@ -313,7 +364,10 @@ function writeFigures(figures: Record<string, unknown>, report: string, failed: 
 
 /** The chaos run, longer than the test's: the per-fault windows, and whether the fleet kept its promises (exit 1 if not). */
 async function chaos(): Promise<number> {
-  const { report } = await runChaos({ seconds: CHAOS_SECONDS, log: (line) => process.stderr.write(`bench: ${line}\n`) });
+  const { report } = await runChaos({
+    seconds: CHAOS_SECONDS,
+    log: (line) => process.stderr.write(`bench: ${line}\n`),
+  });
   const broken = verdict(report);
   const summary = `${windowsTable(report)}\n\n${broken.length ? `not kept:\n${broken.join('\n')}` : 'every promise kept'}`;
   return writeFigures({ chaos: report, notKept: broken }, summary, broken.length > 0);
@@ -328,7 +382,8 @@ async function memorySoak(env: Record<string, string>, tokens: string[], tokensF
   const gateway = await startVaultgate({ ...env, VAULTGATE_POLICY_DIR: policyDir(20), VAULTGATE_CACHE_TTL: '3600' });
   try {
     process.stderr.write(`bench: soak: caching ${REPOSITORIES * 20} references\n`);
-    for (let n = 0; n < REPOSITORIES; n++) await fetch(gateway.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
+    for (let n = 0; n < REPOSITORIES; n++)
+      await fetch(gateway.url, { headers: { Authorization: `Bearer ${tokens[n]}` } });
     const samples: Array<{ seconds: number; rssMb: number; pssMb: number }> = [];
     const started = Date.now();
     const sample = async () =>
@@ -339,7 +394,13 @@ async function memorySoak(env: Record<string, string>, tokens: string[], tokensF
       });
     await sample();
     const timer = setInterval(() => void sample(), 10_000);
-    const result = await load({ mode: 'gateway', url: gateway.url, tokensFile, concurrency: 16, durationMs: SOAK_SECONDS * 1000 });
+    const result = await load({
+      mode: 'gateway',
+      url: gateway.url,
+      tokensFile,
+      concurrency: 16,
+      durationMs: SOAK_SECONDS * 1000,
+    });
     clearInterval(timer);
     await sample();
     const summary = {
@@ -378,7 +439,12 @@ async function policyEngine(): Promise<Record<string, EngineFigures>> {
     writeFileSync(
       join(dir, 'data.json'),
       JSON.stringify({
-        repositories: Object.fromEntries(Array.from({ length: repositories }, (_, n) => [repoUuid(n), { name: `r${n}`, secrets: { A: `kv/a/r${n}#a`, B: `kv/b/r${n}#b`, C: `kv/c/r${n}#c` } }])),
+        repositories: Object.fromEntries(
+          Array.from({ length: repositories }, (_, n) => [
+            repoUuid(n),
+            { name: `r${n}`, secrets: { A: `kv/a/r${n}#a`, B: `kv/b/r${n}#b`, C: `kv/c/r${n}#c` } },
+          ]),
+        ),
       }),
     );
     const inputs = Array.from({ length: 2000 }, (_, i) => ({
@@ -402,12 +468,17 @@ async function policyEngine(): Promise<Record<string, EngineFigures>> {
       afterIdle.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     const port = await getPort({ host: '127.0.0.1' });
-    const server = spawn(OPA, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', dir], { stdio: 'ignore' });
+    const server = spawn(OPA, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', dir], {
+      stdio: 'ignore',
+    });
     await waitFor('opa server', async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 60_000, server);
     const opa: number[] = [];
     for (const input of inputs) {
       const t0 = process.hrtime.bigint();
-      const response = await request(`http://127.0.0.1:${port}/v1/data/vaultgate/decision`, { method: 'POST', body: JSON.stringify({ input }) });
+      const response = await request(`http://127.0.0.1:${port}/v1/data/vaultgate/decision`, {
+        method: 'POST',
+        body: JSON.stringify({ input }),
+      });
       await response.body.json();
       opa.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
@@ -415,7 +486,12 @@ async function policyEngine(): Promise<Record<string, EngineFigures>> {
     const p50 = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const wasmP50Us = p50(wasm);
     const opaServerP50Us = p50(opa);
-    out[String(repositories)] = { wasmP50Us, wasmAfterIdleP50Us: p50(afterIdle), opaServerP50Us, ratio: opaServerP50Us / wasmP50Us };
+    out[String(repositories)] = {
+      wasmP50Us,
+      wasmAfterIdleP50Us: p50(afterIdle),
+      opaServerP50Us,
+      ratio: opaServerP50Us / wasmP50Us,
+    };
     process.stderr.write(
       `bench: policy engine, ${repositories} repositories: wasm p50 ${wasmP50Us.toFixed(1)} µs (${p50(afterIdle).toFixed(1)} µs after 1 ms idle), opa server p50 ${opaServerP50Us.toFixed(1)} µs\n`,
     );

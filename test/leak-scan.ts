@@ -25,8 +25,13 @@ const read = (kind: string) =>
 
 /** Every string value in examples/dev-secrets.yaml (`vaultgate dev`'s default secrets file). */
 const devSecrets = (): string[] => {
-  const file = parse(readFileSync(join(ROOT, 'examples', 'dev-secrets.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
-  return Object.values(file).flatMap((fields) => Object.values(fields).filter((v): v is string => typeof v === 'string'));
+  const file = parse(readFileSync(join(ROOT, 'examples', 'dev-secrets.yaml'), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  return Object.values(file).flatMap((fields) =>
+    Object.values(fields).filter((v): v is string => typeof v === 'string'),
+  );
 };
 
 /**
@@ -80,7 +85,10 @@ const exact = unique.filter((n) => !n.caseless);
 const caseless = unique.filter((n) => n.caseless).map((n) => ({ ...n, text: n.text.toLowerCase() }));
 
 let hits = 0;
-for (const [where, lines] of [['log line', logs], ['response body', bodies]] as const) {
+for (const [where, lines] of [
+  ['log line', logs],
+  ['response body', bodies],
+] as const) {
   for (const [index, line] of lines.entries()) {
     const lower = line.toLowerCase();
     const found = [

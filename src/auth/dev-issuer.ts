@@ -39,7 +39,12 @@ export class DevIssuer {
     } catch {
       const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
       const kid = `dev-${randomUUID().slice(0, 8)}`;
-      state = { issuer, kid, privateJwk: await exportJWK(privateKey), publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+      state = {
+        issuer,
+        kid,
+        privateJwk: await exportJWK(privateKey),
+        publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
+      };
     }
     state.issuer = issuer;
     await mkdir(stateDir, { recursive: true });
@@ -62,7 +67,11 @@ export class DevIssuer {
     const path = new URL(this.state.issuer).pathname;
     return async (ctx, next) => {
       if (ctx.method === 'GET' && ctx.path === `${path}/.well-known/openid-configuration`) {
-        ctx.body = { issuer: this.state.issuer, jwks_uri: `${this.state.issuer}/jwks`, id_token_signing_alg_values_supported: ['RS256'] };
+        ctx.body = {
+          issuer: this.state.issuer,
+          jwks_uri: `${this.state.issuer}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256'],
+        };
         return;
       }
       if (ctx.method === 'GET' && ctx.path === `${path}/jwks`) {

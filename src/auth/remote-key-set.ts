@@ -43,7 +43,11 @@ export class RemoteKeySet {
     if (!set || now - set.at > this.options.maxStaleMs) {
       // Nothing usable: this request has to wait for the issuer.
       set = await this.fetch();
-    } else if (now - set.at > this.options.refreshMs && !this.inFlight && now - this.lastFetch >= this.options.cooldownMs) {
+    } else if (
+      now - set.at > this.options.refreshMs &&
+      !this.inFlight &&
+      now - this.lastFetch >= this.options.cooldownMs
+    ) {
       // Due for a refresh: fetched in the background, so no request waits on a slow or
       // unreachable issuer while the keys it has are still within VAULTGATE_JWKS_MAX_STALE.
       this.fetch().catch(() => undefined);
@@ -53,7 +57,10 @@ export class RemoteKeySet {
     } catch (err) {
       // An unknown kid may be a freshly rotated key: join a fetch under way, or make one
       // unless one was made within the cooldown.
-      if (err instanceof joseErrors.JWKSNoMatchingKey && (this.inFlight || Date.now() - this.lastFetch >= this.options.cooldownMs)) {
+      if (
+        err instanceof joseErrors.JWKSNoMatchingKey &&
+        (this.inFlight || Date.now() - this.lastFetch >= this.options.cooldownMs)
+      ) {
         const fresh = await this.fetch().catch(() => undefined);
         if (fresh) return fresh.keys(header, token);
       }
@@ -72,7 +79,8 @@ export class RemoteKeySet {
       try {
         const body = await fetchJson(this.url, { ...this.options, code: 'ERR_JWKS_FETCH' });
         const jwks = body as JSONWebKeySet;
-        if (!jwks || !Array.isArray(jwks.keys)) throw new TokenError('ERR_JWKS_INVALID', `${this.url.href} is not a JSON Web Key Set`);
+        if (!jwks || !Array.isArray(jwks.keys))
+          throw new TokenError('ERR_JWKS_INVALID', `${this.url.href} is not a JSON Web Key Set`);
         this.current = { keys: createLocalJWKSet(jwks), at: Date.now() };
         this.options.onFetch?.('ok');
         return this.current;

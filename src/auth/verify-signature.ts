@@ -1,4 +1,11 @@
-import { constants, createPublicKey, KeyObject, verify, type JsonWebKeyInput, type VerifyKeyObjectInput } from 'node:crypto';
+import {
+  constants,
+  createPublicKey,
+  KeyObject,
+  verify,
+  type JsonWebKeyInput,
+  type VerifyKeyObjectInput,
+} from 'node:crypto';
 import type { CryptoKey, JWK } from 'jose';
 import { TokenError } from './errors.js';
 
@@ -7,9 +14,15 @@ import { TokenError } from './errors.js';
 // so the signature is checked here; jose still parses, and picks the key.
 
 const HASH: Record<string, string | null> = {
-  RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512',
-  ES256: 'sha256', ES384: 'sha384', ES512: 'sha512',
+  RS256: 'sha256',
+  RS384: 'sha384',
+  RS512: 'sha512',
+  PS256: 'sha256',
+  PS384: 'sha384',
+  PS512: 'sha512',
+  ES256: 'sha256',
+  ES384: 'sha384',
+  ES512: 'sha512',
   EdDSA: null,
 };
 
@@ -44,7 +57,8 @@ export function verifySignature(token: string, alg: string, key: VerificationKey
   const input = Buffer.from(token.slice(0, dot), 'ascii');
   const signature = Buffer.from(token.slice(dot + 1), 'base64url');
   const k: VerifyKeyObjectInput = { key: keyObject(key) };
-  if (alg.startsWith('PS')) Object.assign(k, { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST });
+  if (alg.startsWith('PS'))
+    Object.assign(k, { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST });
   if (alg.startsWith('ES')) Object.assign(k, { dsaEncoding: 'ieee-p1363' });
   let valid = false;
   try {

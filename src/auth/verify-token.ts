@@ -1,4 +1,10 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import { z } from 'zod';
 import { TokenError } from './errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
@@ -62,11 +68,13 @@ function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxL
       throw invalidClaim(`"${name}" claim must be a number`);
     }
   }
-  if (payload.nbf !== undefined && payload.nbf > now + tolerance) throw invalidClaim('"nbf" claim timestamp check failed');
+  if (payload.nbf !== undefined && payload.nbf > now + tolerance)
+    throw invalidClaim('"nbf" claim timestamp check failed');
   if (payload.exp! <= now - tolerance) throw new TokenError('ERR_JWT_EXPIRED', '"exp" claim timestamp check failed');
   const aud = payload.aud;
   const given = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!given.some((a) => typeof a === 'string' && audiences.includes(a))) throw invalidClaim('unexpected "aud" claim value');
+  if (!given.some((a) => typeof a === 'string' && audiences.includes(a)))
+    throw invalidClaim('unexpected "aud" claim value');
   const { iat, exp } = payload as { iat: number; exp: number };
   if (iat > now + tolerance) throw new TokenError('ERR_JWT_IAT', 'token was issued in the future');
   if (exp - iat > maxLifetime) {
@@ -105,7 +113,11 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
     const [protectedHeader, encodedPayload, signature] = token.split('.') as [string, string, string];
     let key;
     try {
-      key = await keys(header as Parameters<typeof keys>[0], { protected: protectedHeader, payload: encodedPayload, signature });
+      key = await keys(header as Parameters<typeof keys>[0], {
+        protected: protectedHeader,
+        payload: encodedPayload,
+        signature,
+      });
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code, err.message);

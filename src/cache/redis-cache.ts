@@ -81,9 +81,16 @@ export class RedisCache<V> implements SecretCache<V> {
     if (live.length === 0) return;
     const now = this.now();
     const sealed = live.map((e) => {
-      const lifetime = { freshUntil: now + e.ttlSeconds * 1000, staleUntil: now + (e.ttlSeconds + e.staleSeconds) * 1000 };
+      const lifetime = {
+        freshUntil: now + e.ttlSeconds * 1000,
+        staleUntil: now + (e.ttlSeconds + e.staleSeconds) * 1000,
+      };
       // Redis keeps the entry through its stale window; the sealed times say what it may be used for.
-      return { e, seconds: e.ttlSeconds + e.staleSeconds, value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), lifetime) };
+      return {
+        e,
+        seconds: e.ttlSeconds + e.staleSeconds,
+        value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), lifetime),
+      };
     });
     try {
       if (this.redis instanceof Cluster) {

@@ -27,7 +27,10 @@ export async function check(): Promise<number> {
   process.stdout.write('✓ configuration\n');
   const results: Array<[string, Promise<string>]> = [];
 
-  const keys = createIssuerKeys({ issuers: config.oidc.issuers.map((i) => i.issuer), allowInsecureHttp: config.oidc.allowInsecureHttp });
+  const keys = createIssuerKeys({
+    issuers: config.oidc.issuers.map((i) => i.issuer),
+    allowInsecureHttp: config.oidc.allowInsecureHttp,
+  });
   for (const { issuer } of config.oidc.issuers) {
     results.push([`issuer ${issuer}`, keys.forIssuer(issuer).then(() => 'discovery answered')]);
   }
@@ -36,12 +39,14 @@ export async function check(): Promise<number> {
     // One poll, as serve's first: downloaded, checked (the signature too, with a key) and instantiated; no polling, nothing kept.
     results.push([
       `policy bundle ${shown(server.url)}`,
-      BundlePoller.start({ settings: { ...server, dir: undefined }, logger: createLogger({ level: 'silent' }) }).then((poller) => {
-        poller.close();
-        const { revision, lastError } = poller.status();
-        if (!poller.loaded) throw new Error(lastError?.message ?? 'no bundle');
-        return `downloaded, ${server.verification ? `signed with key "${server.verification.keyId}"` : 'not signature-checked (no VAULTGATE_POLICY_VERIFICATION_KEY)'}, revision ${revision || '(none)'}`;
-      }),
+      BundlePoller.start({ settings: { ...server, dir: undefined }, logger: createLogger({ level: 'silent' }) }).then(
+        (poller) => {
+          poller.close();
+          const { revision, lastError } = poller.status();
+          if (!poller.loaded) throw new Error(lastError?.message ?? 'no bundle');
+          return `downloaded, ${server.verification ? `signed with key "${server.verification.keyId}"` : 'not signature-checked (no VAULTGATE_POLICY_VERIFICATION_KEY)'}, revision ${revision || '(none)'}`;
+        },
+      ),
     ]);
   } else {
     results.push([

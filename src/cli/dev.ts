@@ -19,7 +19,9 @@ examples/dev-secrets.yaml). For trying policies, not for production.
 /** The first repository the policy's data.json lists, for the ready-made token. */
 async function firstRepository(policyDir: string): Promise<string | undefined> {
   try {
-    const data = JSON.parse(await readFile(join(policyDir, 'data.json'), 'utf8')) as { repositories?: Record<string, unknown> };
+    const data = JSON.parse(await readFile(join(policyDir, 'data.json'), 'utf8')) as {
+      repositories?: Record<string, unknown>;
+    };
     return Object.keys(data.repositories ?? {})[0];
   } catch {
     return undefined;
@@ -41,7 +43,9 @@ export async function dev(args: string[]): Promise<number> {
   const base = `http://${values.host}:${values.port}`;
   const issuer = await DevIssuer.open(values.state, `${base}${DEV_ISSUER_PATH}`);
   const useVault = Boolean(process.env.VAULT_ADDR) && !values['secrets-file'];
-  const secretsFile = useVault ? undefined : resolve(values['secrets-file'] ?? join(PACKAGE_ROOT, 'examples', 'dev-secrets.yaml'));
+  const secretsFile = useVault
+    ? undefined
+    : resolve(values['secrets-file'] ?? join(PACKAGE_ROOT, 'examples', 'dev-secrets.yaml'));
 
   let config;
   try {
@@ -66,8 +70,16 @@ export async function dev(args: string[]): Promise<number> {
       // Vault settings from the shell would only be refused against the placeholder login the file mode needs.
       ...(secretsFile
         ? {
-            VAULTGATE_CACHE_TTL: '0', VAULT_ADDR: base, VAULT_TOKEN: 'unused-by-the-secrets-file', VAULT_ROLE_ID: '', VAULT_SECRET_ID: '',
-            VAULT_AUTH_METHOD: '', VAULT_AUTH_ROLE: '', VAULT_AUTH_MOUNT: '', VAULT_AUTH_JWT_FILE: '', VAULT_APPROLE_MOUNT: '',
+            VAULTGATE_CACHE_TTL: '0',
+            VAULT_ADDR: base,
+            VAULT_TOKEN: 'unused-by-the-secrets-file',
+            VAULT_ROLE_ID: '',
+            VAULT_SECRET_ID: '',
+            VAULT_AUTH_METHOD: '',
+            VAULT_AUTH_ROLE: '',
+            VAULT_AUTH_MOUNT: '',
+            VAULT_AUTH_JWT_FILE: '',
+            VAULT_APPROLE_MOUNT: '',
           }
         : {}),
     });
@@ -84,13 +96,19 @@ export async function dev(args: string[]): Promise<number> {
     try {
       await access(secretsFile);
     } catch {
-      process.stderr.write(`vaultgate dev: no secrets file at ${secretsFile}; pass --secrets-file FILE (JSON or YAML), or set VAULT_ADDR to use Vault\n`);
+      process.stderr.write(
+        `vaultgate dev: no secrets file at ${secretsFile}; pass --secrets-file FILE (JSON or YAML), or set VAULT_ADDR to use Vault\n`,
+      );
       return 2;
     }
     backend = {
       name: 'secrets-file',
       store: new FileSecretStore(secretsFile, config.vault.allowedMounts),
-      health: () => access(secretsFile).then(() => ({ ok: true, detail: 'ok' }), (err: Error) => ({ ok: false, detail: err.message })),
+      health: () =>
+        access(secretsFile).then(
+          () => ({ ok: true, detail: 'ok' }),
+          (err: Error) => ({ ok: false, detail: err.message }),
+        ),
       stop: () => undefined,
     };
   }
@@ -99,7 +117,10 @@ export async function dev(args: string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel, destination: process.stderr });
   let running;
   try {
-    running = await startVaultgate(config, logger, { middleware: [issuer.middleware()], ...(backend ? { backend } : {}) });
+    running = await startVaultgate(config, logger, {
+      middleware: [issuer.middleware()],
+      ...(backend ? { backend } : {}),
+    });
   } catch (err) {
     // startVaultgate closed what it had opened (a taken port, a policy that does not compile).
     process.stderr.write(`vaultgate dev: ${err instanceof Error ? err.message : String(err)}\n`);

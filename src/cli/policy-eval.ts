@@ -58,12 +58,16 @@ export async function policyEval(args: string[]): Promise<number> {
       return 0;
     }
     const names = Object.keys(decision.secrets).sort();
-    const lines = [`decision: ${decision.allow ? 'allow' : 'deny'}${decision.allow ? ` (${names.length} secret${names.length === 1 ? '' : 's'})` : ''}`];
+    const lines = [
+      `decision: ${decision.allow ? 'allow' : 'deny'}${decision.allow ? ` (${names.length} secret${names.length === 1 ? '' : 's'})` : ''}`,
+    ];
     const width = Math.max(0, ...names.map((n) => n.length));
     const refWidth = Math.max(0, ...names.map((n) => decision.secrets[n]!.length));
     for (const name of names) {
       const why = decision.reasons?.[name];
-      lines.push(`  ${name.padEnd(width)}  ${decision.secrets[name]!.padEnd(refWidth)}${why ? `  granted by ${why}` : ''}`);
+      lines.push(
+        `  ${name.padEnd(width)}  ${decision.secrets[name]!.padEnd(refWidth)}${why ? `  granted by ${why}` : ''}`,
+      );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

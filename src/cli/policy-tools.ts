@@ -43,24 +43,34 @@ export async function policyBuild(args: string[]): Promise<number> {
   const dir = positionals[0] ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
   const algorithm = values['signing-alg'] as BundleSigningAlgorithm;
   if (!BUNDLE_SIGNING_ALGORITHMS.includes(algorithm)) {
-    process.stderr.write(`vaultgate policy build: --signing-alg must be one of ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}\n`);
+    process.stderr.write(
+      `vaultgate policy build: --signing-alg must be one of ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}\n`,
+    );
     return 2;
   }
   if (values.revision === '') {
-    process.stderr.write('vaultgate policy build: --revision is empty; give the revision (e.g. the commit) or leave the option out\n');
+    process.stderr.write(
+      'vaultgate policy build: --revision is empty; give the revision (e.g. the commit) or leave the option out\n',
+    );
     return 2;
   }
   try {
     let sign: ((files: Map<string, Buffer>) => Promise<Buffer>) | undefined;
     if (values['signing-key']) {
       const keyFile = values['signing-key'];
-      const key = signingKey(await readFile(keyFile).catch((err: Error) => {
-        throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
-      }), algorithm, '--signing-key');
+      const key = signingKey(
+        await readFile(keyFile).catch((err: Error) => {
+          throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
+        }),
+        algorithm,
+        '--signing-key',
+      );
       sign = (files) => signBundle(files, { key, keyId: values['signing-key-id'], algorithm });
     }
     const file = await writeBundle(dir, opaPath(), { revision: values.revision, output: values.output, sign });
-    process.stdout.write(`wrote ${file}${sign ? ` (signed with key "${values['signing-key-id']}", ${algorithm})` : ''}\n`);
+    process.stdout.write(
+      `wrote ${file}${sign ? ` (signed with key "${values['signing-key-id']}", ${algorithm})` : ''}\n`,
+    );
     const warn = (message: string) => process.stderr.write(`vaultgate policy build: warning: ${message}\n`);
     const allowed = allowedMountsFromEnv(warn);
     const { data } = await readBundle(await readFile(file));
@@ -89,7 +99,9 @@ export const policyFmt = (dir: string, check: boolean) =>
 export async function policyLint(dir: string): Promise<number> {
   const regal = findTool('regal', 'VAULTGATE_REGAL_PATH');
   if (regal) return runInherited(regal, ['lint', dir]);
-  process.stderr.write('vaultgate policy lint: Regal not found (VAULTGATE_REGAL_PATH, PATH, .tools/bin); running `opa check --strict` instead\n');
+  process.stderr.write(
+    'vaultgate policy lint: Regal not found (VAULTGATE_REGAL_PATH, PATH, .tools/bin); running `opa check --strict` instead\n',
+  );
   const code = await runInherited(opaPath(), ['check', '--strict', '--bundle', dir]);
   if (code === 0) process.stdout.write(`${dir}: opa check --strict found nothing\n`);
   return code;

@@ -25,7 +25,9 @@ export function referenceProblem(ref: string, allowed: MountAllowList | undefine
 export function allowedMountsFromEnv(warn: (message: string) => void): MountAllowList | undefined {
   const parsed = ALLOWED_MOUNTS.safeParse(process.env.VAULTGATE_ALLOWED_MOUNTS || undefined);
   if (parsed.success) return parsed.data;
-  warn(`VAULTGATE_ALLOWED_MOUNTS: ${parsed.error.issues.map((i) => i.message).join('; ')} (serve refuses to start; checked the forbidden prefixes only)`);
+  warn(
+    `VAULTGATE_ALLOWED_MOUNTS: ${parsed.error.issues.map((i) => i.message).join('; ')} (serve refuses to start; checked the forbidden prefixes only)`,
+  );
   return undefined;
 }
 
@@ -34,10 +36,13 @@ const LOOKS_LIKE_REFERENCE = /^[^\s#/]+\/[^\s#]*#/;
 
 /** Every string in a data document that looks like a reference, with where it is (`data.repositories["{…}"].secrets.X`). */
 export function referencesIn(value: unknown, at = 'data'): Array<{ at: string; ref: string }> {
-  if (typeof value === 'string') return LOOKS_LIKE_REFERENCE.test(value) && !value.includes('://') ? [{ at, ref: value }] : [];
+  if (typeof value === 'string')
+    return LOOKS_LIKE_REFERENCE.test(value) && !value.includes('://') ? [{ at, ref: value }] : [];
   if (Array.isArray(value)) return value.flatMap((v, i) => referencesIn(v, `${at}[${i}]`));
   if (value && typeof value === 'object') {
-    return Object.entries(value).flatMap(([k, v]) => referencesIn(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`));
+    return Object.entries(value).flatMap(([k, v]) =>
+      referencesIn(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`),
+    );
   }
   return [];
 }

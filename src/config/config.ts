@@ -15,7 +15,16 @@ export class ConfigError extends Error {
 // Algorithms a Bitbucket-style issuer may sign with. `none` and the HMAC family are
 // absent on purpose: an HMAC key would be the issuer's public key (RFC 8725 §2.1).
 const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
 ] as const;
 
 /** Where Kubernetes projects a pod's service-account token (kubelet rotates the file). */
@@ -42,7 +51,16 @@ export type ReadinessMode = (typeof READINESS_MODES)[number];
  * plugin of unknown behaviour. `openldap` is the ldap engine's older type name.
  */
 export const DEFAULT_MOUNT_TYPES: readonly string[] = [
-  'kv', 'database', 'aws', 'azure', 'gcp', 'consul', 'rabbitmq', 'nomad', 'ldap', 'openldap',
+  'kv',
+  'database',
+  'aws',
+  'azure',
+  'gcp',
+  'consul',
+  'rabbitmq',
+  'nomad',
+  'ldap',
+  'openldap',
 ];
 
 /**
@@ -50,7 +68,18 @@ export const DEFAULT_MOUNT_TYPES: readonly string[] = [
  * ECDSA, and HMAC with a shared secret. RS256 is OPA's default.
  */
 export const BUNDLE_SIGNING_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'HS256',
+  'HS384',
+  'HS512',
 ] as const;
 export type BundleSigningAlgorithm = (typeof BUNDLE_SIGNING_ALGORITHMS)[number];
 
@@ -177,7 +206,14 @@ export interface RedisAddress {
  */
 export type RedisTopology =
   | { mode: 'single'; url: string }
-  | { mode: 'sentinel'; sentinels: RedisAddress[]; masterName: string; sentinelPassword: string | undefined; username: string | undefined; password: string | undefined }
+  | {
+      mode: 'sentinel';
+      sentinels: RedisAddress[];
+      masterName: string;
+      sentinelPassword: string | undefined;
+      username: string | undefined;
+      password: string | undefined;
+    }
   | { mode: 'cluster'; nodes: RedisAddress[]; username: string | undefined; password: string | undefined };
 
 const list = (value: string) =>
@@ -226,14 +262,21 @@ export const ALLOWED_MOUNTS = z
     if (v === undefined) return { types: DEFAULT_MOUNT_TYPES };
     const mounts = list(v).map((m) => m.replace(/\/+$/, ''));
     if (mounts.length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'names no mount; list mount paths such as kv,database, or unset it to allow the KV and credential engines in Vault\'s mount table' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          "names no mount; list mount paths such as kv,database, or unset it to allow the KV and credential engines in Vault's mount table",
+      });
     }
     for (const mount of mounts) {
       const forbidden = forbiddenPrefix(mount);
       if (!MOUNT_PATH.test(mount) || mount.split('/').some((s) => s === '.' || s === '..')) {
         ctx.addIssue({ code: 'custom', message: `${JSON.stringify(mount)} is not a mount path such as kv or team/kv` });
       } else if (forbidden) {
-        ctx.addIssue({ code: 'custom', message: `${mount} is under ${forbidden}/, which vaultgate never reads (Vault's configuration and vaultgate's own token); remove it` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${mount} is under ${forbidden}/, which vaultgate never reads (Vault's configuration and vaultgate's own token); remove it`,
+        });
       }
     }
     return { mounts };
@@ -270,11 +313,17 @@ const env = z.object({
   VAULTGATE_LISTEN: z.string().default('0.0.0.0:8080').pipe(hostPort('0.0.0.0:8080')),
   VAULTGATE_ADMIN_LISTEN: hostPort('0.0.0.0:9090').optional(),
   VAULTGATE_OIDC_ISSUERS: z
-    .string({ message: 'required: set it to the comma-separated issuer URLs to trust, e.g. https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc' })
+    .string({
+      message:
+        'required: set it to the comma-separated issuer URLs to trust, e.g. https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc',
+    })
     .transform(list)
     .pipe(z.array(z.url({ message: 'each issuer must be an absolute URL' })).min(1, 'must name at least one issuer')),
   VAULTGATE_OIDC_AUDIENCES: z
-    .string({ message: 'required: set it to the comma-separated audiences to accept (or issuer=audience pairs), e.g. ari:cloud:bitbucket::workspace/<workspace-uuid>' })
+    .string({
+      message:
+        'required: set it to the comma-separated audiences to accept (or issuer=audience pairs), e.g. ari:cloud:bitbucket::workspace/<workspace-uuid>',
+    })
     .transform(list)
     .pipe(z.array(z.string()).min(1, 'must name at least one audience')),
   VAULTGATE_OIDC_ALGORITHMS: z.string().default('RS256').transform(list),
@@ -297,7 +346,12 @@ const env = z.object({
   VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
   // Its default ('./policies') is applied in loadConfig, only when no bundle server is configured.
   VAULTGATE_POLICY_DIR: z.string().min(1).optional(),
-  VAULTGATE_POLICY_BUNDLE_URL: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL of an OPA bundle, e.g. https://bundles.internal/vaultgate/bundle.tar.gz' }).optional(),
+  VAULTGATE_POLICY_BUNDLE_URL: z
+    .url({
+      protocol: /^https?$/,
+      message: 'must be an http(s) URL of an OPA bundle, e.g. https://bundles.internal/vaultgate/bundle.tar.gz',
+    })
+    .optional(),
   // OPA's defaults (min_delay_seconds, max_delay_seconds).
   VAULTGATE_POLICY_BUNDLE_POLL_MIN: whole(60, 1, 86400, ' of seconds'),
   VAULTGATE_POLICY_BUNDLE_POLL_MAX: whole(120, 1, 86400, ' of seconds'),
@@ -309,7 +363,9 @@ const env = z.object({
   VAULTGATE_POLICY_VERIFICATION_KEY_ID: z.string().min(1).default('default'),
   VAULTGATE_POLICY_VERIFICATION_SCOPE: z.string().optional(),
   VAULTGATE_POLICY_SIGNING_ALG: z
-    .enum(BUNDLE_SIGNING_ALGORITHMS, { message: `must be one of OPA's bundle signing algorithms: ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}` })
+    .enum(BUNDLE_SIGNING_ALGORITHMS, {
+      message: `must be one of OPA's bundle signing algorithms: ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}`,
+    })
     .default('RS256'),
   VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
   VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
@@ -322,7 +378,9 @@ const env = z.object({
   VAULT_TOKEN: z.string().optional(),
   VAULT_ROLE_ID: z.string().optional(),
   VAULT_SECRET_ID: z.string().optional(),
-  VAULT_AUTH_METHOD: z.enum(VAULT_AUTH_METHODS, { message: `must be one of ${VAULT_AUTH_METHODS.join(', ')}` }).optional(),
+  VAULT_AUTH_METHOD: z
+    .enum(VAULT_AUTH_METHODS, { message: `must be one of ${VAULT_AUTH_METHODS.join(', ')}` })
+    .optional(),
   VAULT_AUTH_MOUNT: z.string().regex(MOUNT_PATH, 'must be a mount path such as kubernetes or auth-team/k8s').optional(),
   VAULT_AUTH_ROLE: z.string().optional(),
   VAULT_AUTH_JWT_FILE: z.string().optional(),
@@ -351,18 +409,25 @@ const env = z.object({
 type Env = z.infer<typeof env>;
 
 const REDIS_MODES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
-const REDIS_MODE_VARIABLE = { single: 'REDIS_URL', sentinel: 'REDIS_SENTINELS', cluster: 'REDIS_CLUSTER_NODES' } as const;
+const REDIS_MODE_VARIABLE = {
+  single: 'REDIS_URL',
+  sentinel: 'REDIS_SENTINELS',
+  cluster: 'REDIS_CLUSTER_NODES',
+} as const;
 
 /** `host:port,host:port` (an IPv6 host in brackets); problems name the variable. */
 function redisAddresses(name: string, value: string, problems: string[]): RedisAddress[] {
   const addresses: RedisAddress[] = [];
   const items = list(value);
-  if (items.length === 0) problems.push(`${name}: must list at least one host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379`);
+  if (items.length === 0)
+    problems.push(`${name}: must list at least one host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379`);
   for (const item of items) {
     const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item);
     const port = match ? Number(match[3]) : 0;
     if (!match || port < 1 || port > 65535) {
-      problems.push(`${name}: "${item}" is not host:port; list addresses as host:port,host:port (an IPv6 host as [::1]:26379)`);
+      problems.push(
+        `${name}: "${item}" is not host:port; list addresses as host:port,host:port (an IPv6 host as [::1]:26379)`,
+      );
       continue;
     }
     addresses.push({ host: (match[1] ?? match[2])!, port });
@@ -374,16 +439,30 @@ function redisAddresses(name: string, value: string, problems: string[]): RedisA
 function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
   const set = REDIS_MODES.filter((name) => e[name]);
   if (set.length > 1) {
-    problems.push(`${set[1]}: cannot be set together with ${set[0]}; Redis is one node (REDIS_URL), a Sentinel group (REDIS_SENTINELS) or a Cluster (REDIS_CLUSTER_NODES): keep one`);
+    problems.push(
+      `${set[1]}: cannot be set together with ${set[0]}; Redis is one node (REDIS_URL), a Sentinel group (REDIS_SENTINELS) or a Cluster (REDIS_CLUSTER_NODES): keep one`,
+    );
     return undefined;
   }
   const before = problems.length;
-  if (e.REDIS_SENTINEL_MASTER && !e.REDIS_SENTINELS) problems.push('REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it');
-  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS) problems.push('REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it');
+  if (e.REDIS_SENTINEL_MASTER && !e.REDIS_SENTINELS)
+    problems.push(
+      'REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it',
+    );
+  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS)
+    problems.push(
+      'REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it',
+    );
   for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD'] as const) {
     if (!e[name]) continue;
-    if (e.REDIS_URL) problems.push(`${name}: not used with REDIS_URL; put the login in the URL (redis://user:password@host:6379) and remove ${name}`);
-    else if (set.length === 0) problems.push(`${name}: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES; set one of them or remove ${name}`);
+    if (e.REDIS_URL)
+      problems.push(
+        `${name}: not used with REDIS_URL; put the login in the URL (redis://user:password@host:6379) and remove ${name}`,
+      );
+    else if (set.length === 0)
+      problems.push(
+        `${name}: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES; set one of them or remove ${name}`,
+      );
   }
   if (e.REDIS_URL) {
     if (!/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
@@ -392,9 +471,19 @@ function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
   if (e.REDIS_SENTINELS) {
     const sentinels = redisAddresses('REDIS_SENTINELS', e.REDIS_SENTINELS, problems);
     const masterName = e.REDIS_SENTINEL_MASTER?.trim();
-    if (!masterName) problems.push('REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS; the name the sentinels monitor the master by (sentinel monitor <name> ...), e.g. mymaster');
+    if (!masterName)
+      problems.push(
+        'REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS; the name the sentinels monitor the master by (sentinel monitor <name> ...), e.g. mymaster',
+      );
     if (problems.length > before || !masterName) return undefined;
-    return { mode: 'sentinel', sentinels, masterName, sentinelPassword: e.REDIS_SENTINEL_PASSWORD, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
+    return {
+      mode: 'sentinel',
+      sentinels,
+      masterName,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+      username: e.REDIS_USERNAME,
+      password: e.REDIS_PASSWORD,
+    };
   }
   if (e.REDIS_CLUSTER_NODES) {
     const nodes = redisAddresses('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES, problems);
@@ -410,7 +499,8 @@ function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
  * refused rather than ignored, so a half-migrated deployment says so.
  */
 function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
-  const method = e.VAULT_AUTH_METHOD ?? (e.VAULT_TOKEN ? 'token' : e.VAULT_ROLE_ID || e.VAULT_SECRET_ID ? 'approle' : undefined);
+  const method =
+    e.VAULT_AUTH_METHOD ?? (e.VAULT_TOKEN ? 'token' : e.VAULT_ROLE_ID || e.VAULT_SECRET_ID ? 'approle' : undefined);
   if (!method) {
     problems.push(
       'VAULT_TOKEN: vaultgate needs a Vault login; set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or VAULT_AUTH_METHOD=kubernetes (or jwt) with VAULT_AUTH_ROLE',
@@ -428,11 +518,19 @@ function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
     problems.push('VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID, not both');
     return undefined;
   }
-  const foreign = [...new Set(Object.values(uses).flat())].filter((name) => e[name as keyof Env] !== undefined && !uses[method].includes(name));
-  for (const name of foreign) problems.push(`${name}: not used with VAULT_AUTH_METHOD=${method}; remove it, or choose the method it belongs to`);
+  const foreign = [...new Set(Object.values(uses).flat())].filter(
+    (name) => e[name as keyof Env] !== undefined && !uses[method].includes(name),
+  );
+  for (const name of foreign)
+    problems.push(`${name}: not used with VAULT_AUTH_METHOD=${method}; remove it, or choose the method it belongs to`);
   // Vault mounts each auth method at its own name unless told otherwise.
   const mount = e.VAULT_AUTH_MOUNT ?? (method === 'approle' ? e.VAULT_APPROLE_MOUNT : undefined) ?? method;
-  if (method === 'approle' && e.VAULT_AUTH_MOUNT && e.VAULT_APPROLE_MOUNT && e.VAULT_AUTH_MOUNT !== e.VAULT_APPROLE_MOUNT) {
+  if (
+    method === 'approle' &&
+    e.VAULT_AUTH_MOUNT &&
+    e.VAULT_APPROLE_MOUNT &&
+    e.VAULT_AUTH_MOUNT !== e.VAULT_APPROLE_MOUNT
+  ) {
     problems.push('VAULT_APPROLE_MOUNT: differs from VAULT_AUTH_MOUNT; set only VAULT_AUTH_MOUNT');
   }
   switch (method) {
@@ -441,12 +539,19 @@ function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
       return problems.length > before ? undefined : { method, token: e.VAULT_TOKEN! };
     case 'approle':
       if (!e.VAULT_ROLE_ID || !e.VAULT_SECRET_ID) {
-        problems.push(`${e.VAULT_ROLE_ID ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID`);
+        problems.push(
+          `${e.VAULT_ROLE_ID ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID`,
+        );
       }
-      return problems.length > before ? undefined : { method, roleId: e.VAULT_ROLE_ID!, secretId: e.VAULT_SECRET_ID!, mount };
+      return problems.length > before
+        ? undefined
+        : { method, roleId: e.VAULT_ROLE_ID!, secretId: e.VAULT_SECRET_ID!, mount };
     case 'jwt':
     case 'kubernetes':
-      if (!e.VAULT_AUTH_ROLE) problems.push(`VAULT_AUTH_ROLE: required with VAULT_AUTH_METHOD=${method}; set it to the Vault role bound to vaultgate's service account`);
+      if (!e.VAULT_AUTH_ROLE)
+        problems.push(
+          `VAULT_AUTH_ROLE: required with VAULT_AUTH_METHOD=${method}; set it to the Vault role bound to vaultgate's service account`,
+        );
       return problems.length > before
         ? undefined
         : { method, role: e.VAULT_AUTH_ROLE!, jwtFile: e.VAULT_AUTH_JWT_FILE ?? SERVICE_ACCOUNT_TOKEN_FILE, mount };
@@ -454,8 +559,11 @@ function vaultAuth(e: Env, problems: string[]): VaultAuth | undefined {
 }
 
 const BUNDLE_ONLY = [
-  'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE', 'VAULTGATE_POLICY_BUNDLE_CA_FILE', 'VAULTGATE_POLICY_BUNDLE_DIR',
-  'VAULTGATE_POLICY_VERIFICATION_KEY', 'VAULTGATE_POLICY_VERIFICATION_SCOPE',
+  'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE',
+  'VAULTGATE_POLICY_BUNDLE_CA_FILE',
+  'VAULTGATE_POLICY_BUNDLE_DIR',
+  'VAULTGATE_POLICY_VERIFICATION_KEY',
+  'VAULTGATE_POLICY_VERIFICATION_SCOPE',
 ] as const;
 
 /** The variables that only mean something with a bundle server (`vaultgate dev` clears them). */
@@ -468,19 +576,28 @@ export const POLICY_BUNDLE_VARIABLES: readonly string[] = ['VAULTGATE_POLICY_BUN
 function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' | 'bundle'> {
   if (!e.VAULTGATE_POLICY_BUNDLE_URL) {
     for (const name of BUNDLE_ONLY) {
-      if (e[name] !== undefined) problems.push(`${name}: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle's URL or remove ${name}`);
+      if (e[name] !== undefined)
+        problems.push(
+          `${name}: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle's URL or remove ${name}`,
+        );
     }
     return { dir: e.VAULTGATE_POLICY_DIR ?? './policies', bundle: undefined };
   }
   if (e.VAULTGATE_POLICY_DIR) {
-    problems.push('VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one');
+    problems.push(
+      'VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one',
+    );
   }
   const url = e.VAULTGATE_POLICY_BUNDLE_URL;
   if (e.VAULTGATE_POLICY_BUNDLE_POLL_MIN > e.VAULTGATE_POLICY_BUNDLE_POLL_MAX) {
-    problems.push(`VAULTGATE_POLICY_BUNDLE_POLL_MIN: ${e.VAULTGATE_POLICY_BUNDLE_POLL_MIN} is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX (${e.VAULTGATE_POLICY_BUNDLE_POLL_MAX}); the wait between polls is drawn between the two`);
+    problems.push(
+      `VAULTGATE_POLICY_BUNDLE_POLL_MIN: ${e.VAULTGATE_POLICY_BUNDLE_POLL_MIN} is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX (${e.VAULTGATE_POLICY_BUNDLE_POLL_MAX}); the wait between polls is drawn between the two`,
+    );
   }
   if (e.VAULTGATE_POLICY_BUNDLE_CA_FILE && !url.startsWith('https://')) {
-    problems.push('VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:// VAULTGATE_POLICY_BUNDLE_URL; remove it or use the https URL');
+    problems.push(
+      'VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:// VAULTGATE_POLICY_BUNDLE_URL; remove it or use the https URL',
+    );
   }
   const key = e.VAULTGATE_POLICY_VERIFICATION_KEY;
   return {
@@ -493,7 +610,12 @@ function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' 
       caFile: e.VAULTGATE_POLICY_BUNDLE_CA_FILE,
       dir: e.VAULTGATE_POLICY_BUNDLE_DIR,
       verification: key
-        ? { keyFile: key, keyId: e.VAULTGATE_POLICY_VERIFICATION_KEY_ID, algorithm: e.VAULTGATE_POLICY_SIGNING_ALG, scope: e.VAULTGATE_POLICY_VERIFICATION_SCOPE ?? '' }
+        ? {
+            keyFile: key,
+            keyId: e.VAULTGATE_POLICY_VERIFICATION_KEY_ID,
+            algorithm: e.VAULTGATE_POLICY_SIGNING_ALG,
+            scope: e.VAULTGATE_POLICY_VERIFICATION_SCOPE ?? '',
+          }
         : undefined,
     },
   };
@@ -519,14 +641,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (!e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP) {
     for (const issuer of e.VAULTGATE_OIDC_ISSUERS) {
       if (!issuer.startsWith('https://')) {
-        problems.push(`VAULTGATE_OIDC_ISSUERS: ${issuer} is not https; use the https issuer, or set VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true for a loopback test issuer`);
+        problems.push(
+          `VAULTGATE_OIDC_ISSUERS: ${issuer} is not https; use the https issuer, or set VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true for a loopback test issuer`,
+        );
       }
     }
   }
 
   const audiences = perIssuer(e.VAULTGATE_OIDC_AUDIENCES);
   const algorithms = perIssuer(e.VAULTGATE_OIDC_ALGORITHMS);
-  for (const [name, entries] of [['VAULTGATE_OIDC_AUDIENCES', audiences], ['VAULTGATE_OIDC_ALGORITHMS', algorithms]] as const) {
+  for (const [name, entries] of [
+    ['VAULTGATE_OIDC_AUDIENCES', audiences],
+    ['VAULTGATE_OIDC_ALGORITHMS', algorithms],
+  ] as const) {
     for (const issuer of entries.byIssuer.keys()) {
       if (!e.VAULTGATE_OIDC_ISSUERS.includes(issuer)) {
         problems.push(`${name}: ${issuer} is not one of VAULTGATE_OIDC_ISSUERS; list it there or remove its entries`);
@@ -539,20 +666,28 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     algorithms: algorithms.byIssuer.get(issuer) ?? algorithms.all,
   }));
   for (const { issuer, audiences: auds, algorithms: algs } of issuers) {
-    if (auds.length === 0) problems.push(`VAULTGATE_OIDC_AUDIENCES: no audience for ${issuer}; add one, or an ${issuer}=<audience> entry`);
-    if (algs.length === 0) problems.push(`VAULTGATE_OIDC_ALGORITHMS: no algorithm for ${issuer}; add one such as RS256`);
+    if (auds.length === 0)
+      problems.push(`VAULTGATE_OIDC_AUDIENCES: no audience for ${issuer}; add one, or an ${issuer}=<audience> entry`);
+    if (algs.length === 0)
+      problems.push(`VAULTGATE_OIDC_ALGORITHMS: no algorithm for ${issuer}; add one such as RS256`);
     for (const alg of algs) {
       if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
-        problems.push(`VAULTGATE_OIDC_ALGORITHMS: ${alg} is not one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HMAC are never accepted)`);
+        problems.push(
+          `VAULTGATE_OIDC_ALGORITHMS: ${alg} is not one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (none and HMAC are never accepted)`,
+        );
       }
     }
   }
 
   if (Boolean(e.VAULTGATE_TLS_CERT) !== Boolean(e.VAULTGATE_TLS_KEY)) {
-    problems.push(`${e.VAULTGATE_TLS_CERT ? 'VAULTGATE_TLS_KEY' : 'VAULTGATE_TLS_CERT'}: HTTPS needs both VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY (PEM file paths)`);
+    problems.push(
+      `${e.VAULTGATE_TLS_CERT ? 'VAULTGATE_TLS_KEY' : 'VAULTGATE_TLS_CERT'}: HTTPS needs both VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY (PEM file paths)`,
+    );
   }
   if (e.VAULT_SKIP_VERIFY && !e.VAULTGATE_ALLOW_VAULT_SKIP_VERIFY) {
-    problems.push('VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault\'s CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it');
+    problems.push(
+      "VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault's CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it",
+    );
   }
 
   const vaultScheme = new URL(e.VAULT_ADDR).protocol;
@@ -565,9 +700,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       // reported below
     }
     if (!url || url.protocol !== vaultScheme) {
-      problems.push(`VAULT_HA_ADDRS: ${addr} is not a ${vaultScheme}// URL; list each Vault node as VAULT_ADDR is written, e.g. ${vaultScheme}//vault-1.internal:8200`);
+      problems.push(
+        `VAULT_HA_ADDRS: ${addr} is not a ${vaultScheme}// URL; list each Vault node as VAULT_ADDR is written, e.g. ${vaultScheme}//vault-1.internal:8200`,
+      );
     } else if (url.pathname !== '/' || url.search || url.username) {
-      problems.push(`VAULT_HA_ADDRS: ${addr} has more than a scheme, host and port; list each Vault node as ${vaultScheme}//host:port, e.g. ${vaultScheme}//vault-1.internal:8200`);
+      problems.push(
+        `VAULT_HA_ADDRS: ${addr} has more than a scheme, host and port; list each Vault node as ${vaultScheme}//host:port, e.g. ${vaultScheme}//vault-1.internal:8200`,
+      );
     } else {
       haOrigins.push(url.origin);
     }
@@ -575,15 +714,23 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   const admin = e.VAULTGATE_ADMIN_LISTEN;
   if (admin && admin.port !== 0 && admin.port === e.VAULTGATE_LISTEN.port && admin.host === e.VAULTGATE_LISTEN.host) {
-    problems.push('VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN\'s address; give the admin listener a port of its own (e.g. 0.0.0.0:9090), one runners cannot reach');
+    problems.push(
+      "VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; give the admin listener a port of its own (e.g. 0.0.0.0:9090), one runners cannot reach",
+    );
   }
 
   const auth = vaultAuth(e, problems);
   const policy = policySource(e, problems);
 
   const perRepo = e.VAULTGATE_RATE_LIMIT_PER_REPO;
-  if (perRepo !== undefined && e.VAULTGATE_RATE_LIMIT_PER_BRANCH !== undefined && perRepo !== e.VAULTGATE_RATE_LIMIT_PER_BRANCH) {
-    problems.push('VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH, set to another value; set only VAULTGATE_RATE_LIMIT_PER_BRANCH');
+  if (
+    perRepo !== undefined &&
+    e.VAULTGATE_RATE_LIMIT_PER_BRANCH !== undefined &&
+    perRepo !== e.VAULTGATE_RATE_LIMIT_PER_BRANCH
+  ) {
+    problems.push(
+      'VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH, set to another value; set only VAULTGATE_RATE_LIMIT_PER_BRANCH',
+    );
   }
 
   let redis: Config['cache']['redis'];
@@ -591,18 +738,26 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (topology) {
     const key = e.VAULTGATE_CACHE_KEY ? Buffer.from(e.VAULTGATE_CACHE_KEY, 'base64') : undefined;
     if (!key) {
-      problems.push(`VAULTGATE_CACHE_KEY: required with ${REDIS_MODE_VARIABLE[topology.mode]} (cached secrets are sealed before they reach Redis); generate one with: openssl rand -base64 32`);
+      problems.push(
+        `VAULTGATE_CACHE_KEY: required with ${REDIS_MODE_VARIABLE[topology.mode]} (cached secrets are sealed before they reach Redis); generate one with: openssl rand -base64 32`,
+      );
     } else if (key.length !== 32 || key.toString('base64') !== e.VAULTGATE_CACHE_KEY!.trim()) {
-      problems.push('VAULTGATE_CACHE_KEY: must be exactly 32 bytes in base64; generate one with: openssl rand -base64 32');
+      problems.push(
+        'VAULTGATE_CACHE_KEY: must be exactly 32 bytes in base64; generate one with: openssl rand -base64 32',
+      );
     } else {
       redis = { ...topology, key };
     }
   } else if (e.VAULTGATE_CACHE_KEY && !REDIS_MODES.some((name) => e[name])) {
-    problems.push('VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) or remove it');
+    problems.push(
+      'VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) or remove it',
+    );
   }
 
   if (e.VAULTGATE_CACHE_STALE_IF_ERROR > 0 && e.VAULTGATE_CACHE_TTL === 0) {
-    problems.push('VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0');
+    problems.push(
+      'VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0',
+    );
   }
 
   if (problems.length > 0 || !auth) throw new ConfigError(problems);
@@ -611,7 +766,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     listen: e.VAULTGATE_LISTEN,
     adminListen: e.VAULTGATE_ADMIN_LISTEN,
     workers: e.VAULTGATE_WORKERS,
-    tls: e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY } : undefined,
+    tls:
+      e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY
+        ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY }
+        : undefined,
     oidc: {
       // Compared to `iss` byte for byte, as OIDC requires: no normalising.
       issuers,

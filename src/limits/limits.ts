@@ -1,6 +1,12 @@
 import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
-import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import {
+  RateLimiterCluster,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
 import { TokenError } from '../auth/errors.js';
 import type { StepClaims } from '../auth/verify-token.js';
 import type { RedisClient } from '../cache/redis-client.js';
@@ -38,15 +44,29 @@ const NOTHING_TO_GIVE_BACK: Admission = { giveBack: async () => undefined };
  * for one use per worker.
  */
 function inMemory(keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
-  return cluster.isWorker ? new RateLimiterCluster({ keyPrefix, points, duration, timeoutMs: 2000 }) : new RateLimiterMemory({ keyPrefix, points, duration });
+  return cluster.isWorker
+    ? new RateLimiterCluster({ keyPrefix, points, duration, timeoutMs: 2000 })
+    : new RateLimiterMemory({ keyPrefix, points, duration });
 }
 
-function limiter(keyPrefix: string, points: number, duration: number, redis: RedisClient | undefined): RateLimiterAbstract {
+function limiter(
+  keyPrefix: string,
+  points: number,
+  duration: number,
+  redis: RedisClient | undefined,
+): RateLimiterAbstract {
   const memory = inMemory(keyPrefix, points, duration);
   // While Redis is away the in-memory counter stands in (per replica, so looser, never off).
   // Every limiter call touches one key (one Lua script on it), so a Cluster client serves it like a single node.
   return redis
-    ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, insuranceLimiter: memory, rejectIfRedisNotReady: true })
+    ? new RateLimiterRedis({
+        storeClient: redis,
+        keyPrefix,
+        points,
+        duration,
+        insuranceLimiter: memory,
+        rejectIfRedisNotReady: true,
+      })
     : memory;
 }
 
@@ -56,7 +76,14 @@ function limiter(keyPrefix: string, points: number, duration: number, redis: Red
  * so no other branch can spend `main`'s.
  */
 function branchKey(claims: StepClaims): string {
-  return hash(JSON.stringify([claims.iss, claims.repositoryUuid, claims.branchName ?? null, claims.deploymentEnvironmentUuid ?? null]));
+  return hash(
+    JSON.stringify([
+      claims.iss,
+      claims.repositoryUuid,
+      claims.branchName ?? null,
+      claims.deploymentEnvironmentUuid ?? null,
+    ]),
+  );
 }
 
 /** The abuse limits applied to verified claims before the policy runs. */
@@ -105,7 +132,10 @@ export class Limits {
       if (!(res instanceof RateLimiterRes)) throw res;
       // A refused consume counted too: undone, so only uses served (or in flight) stay counted.
       await giveBack();
-      throw new TokenError('ERR_TOKEN_REPLAY', 'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows');
+      throw new TokenError(
+        'ERR_TOKEN_REPLAY',
+        'the step token was used more often than VAULTGATE_MAX_USES_PER_STEP allows',
+      );
     }
     let given = false;
     return {
@@ -123,7 +153,8 @@ async function spend(budget: RateLimiterAbstract | undefined, key: string, name:
   try {
     await budget.consume(key);
   } catch (res) {
-    if (res instanceof RateLimiterRes) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)), name);
+    if (res instanceof RateLimiterRes)
+      throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)), name);
     throw res;
   }
 }

@@ -89,15 +89,29 @@ export class BundlePoller implements LivePolicy {
     const { settings, logger } = options;
     const v = settings.verification;
     const verifier = v
-      ? { key: verificationKey(await readSetting(v.keyFile, 'VAULTGATE_POLICY_VERIFICATION_KEY'), v.algorithm, 'VAULTGATE_POLICY_VERIFICATION_KEY'), keyId: v.keyId, algorithm: v.algorithm, scope: v.scope }
+      ? {
+          key: verificationKey(
+            await readSetting(v.keyFile, 'VAULTGATE_POLICY_VERIFICATION_KEY'),
+            v.algorithm,
+            'VAULTGATE_POLICY_VERIFICATION_KEY',
+          ),
+          keyId: v.keyId,
+          algorithm: v.algorithm,
+          scope: v.scope,
+        }
       : undefined;
     const ca = settings.caFile ? await readSetting(settings.caFile, 'VAULTGATE_POLICY_BUNDLE_CA_FILE') : undefined;
-    const dispatcher = new Agent({ connect: ca ? { ca } : {} }).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
+    const dispatcher = new Agent({ connect: ca ? { ca } : {} }).compose(
+      interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
+    );
     const poller = new BundlePoller(options, verifier, dispatcher);
     await poller.reload();
     if (!poller.running) await poller.loadKept();
     if (!poller.running) {
-      logger.error({ url: shown(settings.url), error: poller.lastError?.message }, 'no policy: the bundle server gave no usable bundle and none is kept on disk; not ready until one arrives');
+      logger.error(
+        { url: shown(settings.url), error: poller.lastError?.message },
+        'no policy: the bundle server gave no usable bundle and none is kept on disk; not ready until one arrives',
+      );
     }
     return poller;
   }
@@ -108,7 +122,9 @@ export class BundlePoller implements LivePolicy {
 
   get current(): Policy {
     if (!this.running) {
-      throw new PolicyUnavailableError(`no policy yet: ${this.lastError?.message ?? `no bundle from ${shown(this.options.settings.url)}`}`);
+      throw new PolicyUnavailableError(
+        `no policy yet: ${this.lastError?.message ?? `no bundle from ${shown(this.options.settings.url)}`}`,
+      );
     }
     return this.running.policy;
   }
@@ -163,7 +179,10 @@ export class BundlePoller implements LivePolicy {
     } catch (err) {
       if (this.closing.signal.aborted) return;
       this.failed(err as Error);
-      logger.error({ url, error: (err as Error).message, revision: this.running?.policy.revision }, 'policy bundle download failed; the running policy stays');
+      logger.error(
+        { url, error: (err as Error).message, revision: this.running?.policy.revision },
+        'policy bundle download failed; the running policy stays',
+      );
       done('download_failed');
       onReload?.('error');
       return;
@@ -180,7 +199,10 @@ export class BundlePoller implements LivePolicy {
       await this.activate(answer.archive, answer.etag, 'server');
     } catch (err) {
       this.failed(err as Error);
-      logger.error({ url, error: (err as Error).message, revision: this.running?.policy.revision }, 'policy bundle refused; the running policy stays');
+      logger.error(
+        { url, error: (err as Error).message, revision: this.running?.policy.revision },
+        'policy bundle refused; the running policy stays',
+      );
       done('refused');
       onReload?.('error');
       return;
@@ -197,13 +219,16 @@ export class BundlePoller implements LivePolicy {
     const headers: Record<string, string> = {};
     if (settings.tokenFile) {
       // Read at every poll, so a rotated token is used; never logged.
-      const token = (await readSetting(settings.tokenFile, 'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE')).toString('utf8').trim();
+      const token = (await readSetting(settings.tokenFile, 'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE'))
+        .toString('utf8')
+        .trim();
       if (!token) throw new BundleDownloadError('VAULTGATE_POLICY_BUNDLE_TOKEN_FILE is empty');
       headers.authorization = `Bearer ${token}`;
     }
     if (this.running?.etag) headers['if-none-match'] = this.running.etag;
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
-    const fail = (why: string, cause?: unknown) => new BundleDownloadError(`GET ${shown(settings.url)}: ${why}`, { cause });
+    const fail = (why: string, cause?: unknown) =>
+      new BundleDownloadError(`GET ${shown(settings.url)}: ${why}`, { cause });
     let response: Dispatcher.ResponseData;
     try {
       response = await this.dispatcher.request({ ...requestTarget(settings.url), method: 'GET', headers, signal });
@@ -249,7 +274,16 @@ export class BundlePoller implements LivePolicy {
     const policy = await Policy.load(toPolicyBundle(files));
     this.running = { policy, etag, sha256: sha256(archive), from };
     // Each cluster worker polls and activates for itself: the pid says which one this was.
-    this.options.logger.info({ revision: policy.revision, from, url: shown(this.options.settings.url), signed: Boolean(this.verifier), pid: process.pid }, 'policy bundle activated');
+    this.options.logger.info(
+      {
+        revision: policy.revision,
+        from,
+        url: shown(this.options.settings.url),
+        signed: Boolean(this.verifier),
+        pid: process.pid,
+      },
+      'policy bundle activated',
+    );
   }
 
   /** At start, when the server gave nothing usable: the bundle kept on disk, checked like a download. */
@@ -285,7 +319,10 @@ export class BundlePoller implements LivePolicy {
       await rename(temporary, join(dir, KEPT_BUNDLE));
     } catch (err) {
       await rm(temporary, { force: true });
-      this.options.logger.error({ dir, error: (err as Error).message }, 'the policy bundle could not be kept on disk (VAULTGATE_POLICY_BUNDLE_DIR)');
+      this.options.logger.error(
+        { dir, error: (err as Error).message },
+        'the policy bundle could not be kept on disk (VAULTGATE_POLICY_BUNDLE_DIR)',
+      );
     }
   }
 
@@ -305,6 +342,10 @@ async function readSetting(file: string, variable: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err) {
-    throw new VaultgateError('ERR_POLICY_BUNDLE_SETTING', `${variable}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new VaultgateError(
+      'ERR_POLICY_BUNDLE_SETTING',
+      `${variable}: cannot read ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

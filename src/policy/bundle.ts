@@ -34,7 +34,11 @@ interface PolicyTree {
  * link through `..data` into a hidden, timestamped directory that an update
  * swaps. Read as a plain tree, the data would land under that directory's name.
  */
-export async function policyTree(dir: string, tree: PolicyTree = { files: [], directories: [] }, seen = new Set<string>()): Promise<PolicyTree> {
+export async function policyTree(
+  dir: string,
+  tree: PolicyTree = { files: [], directories: [] },
+  seen = new Set<string>(),
+): Promise<PolicyTree> {
   const real = await realpath(dir);
   if (seen.has(real)) return tree;
   seen.add(real);
@@ -90,15 +94,23 @@ export async function compileBundle(dir: string, opaPath: string, revision?: str
       await copyFile(file, target);
     }
     await runOpa(opaPath, [
-      'build', '--bundle', sources,
-      '--target', 'wasm',
-      '--entrypoint', ENTRYPOINT,
-      '--capabilities', capabilities,
-      '--revision', revision,
-      '--output', output,
+      'build',
+      '--bundle',
+      sources,
+      '--target',
+      'wasm',
+      '--entrypoint',
+      ENTRYPOINT,
+      '--capabilities',
+      capabilities,
+      '--revision',
+      revision,
+      '--output',
+      output,
     ]).catch((err: unknown) => {
       // OPA names the files it compiled: name the user's instead.
-      if (err instanceof PolicyBuildError) throw new PolicyBuildError(err.message.split('\n')[0]!, err.detail?.replaceAll(sources, dir));
+      if (err instanceof PolicyBuildError)
+        throw new PolicyBuildError(err.message.split('\n')[0]!, err.detail?.replaceAll(sources, dir));
       throw err;
     });
     return await readFile(output);
@@ -145,7 +157,8 @@ export async function readArchive(archive: Buffer): Promise<Map<string, Buffer>>
         const chunks: Buffer[] = [];
         entry.on('data', (c: Buffer) => {
           total += c.length;
-          if (total > MAX_BUNDLE_BYTES) fail(new PolicyBuildError(`the bundle unpacks to over ${MAX_BUNDLE_BYTES} bytes`));
+          if (total > MAX_BUNDLE_BYTES)
+            fail(new PolicyBuildError(`the bundle unpacks to over ${MAX_BUNDLE_BYTES} bytes`));
           chunks.push(c);
         });
         entry.on('end', () => {
@@ -187,7 +200,8 @@ export async function writeArchive(files: Map<string, Buffer>): Promise<Buffer> 
       await writeFile(target, content);
     }
     const chunks: Buffer[] = [];
-    for await (const chunk of create({ gzip: true, cwd: work, portable: true, prefix: '/' }, [...files.keys()])) chunks.push(chunk as Buffer);
+    for await (const chunk of create({ gzip: true, cwd: work, portable: true, prefix: '/' }, [...files.keys()]))
+      chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   } finally {
     await rm(work, { recursive: true, force: true });

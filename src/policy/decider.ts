@@ -68,7 +68,10 @@ export class PolicyDecider {
       }
     } catch (err) {
       outcome = 'error';
-      this.options.logger.warn({ shadow: true, decision_id: decisionId, error: (err as Error).message }, 'shadow policy failed');
+      this.options.logger.warn(
+        { shadow: true, decision_id: decisionId, error: (err as Error).message },
+        'shadow policy failed',
+      );
     }
     this.options.onShadow?.(outcome);
   }

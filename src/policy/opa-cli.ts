@@ -43,7 +43,9 @@ export function wasmCapabilities(opaPath: string): Promise<string> {
       const sdkFile = join(dirname(sdkEntry), '..', 'capabilities.json');
       const sdk = JSON.parse(await readFile(sdkFile, 'utf8')) as { builtins: { name: string }[] };
       const supported = new Set(sdk.builtins.map((b) => b.name));
-      const current = JSON.parse(await runOpa(opaPath, ['capabilities', '--current'])) as { builtins: { name: string }[] };
+      const current = JSON.parse(await runOpa(opaPath, ['capabilities', '--current'])) as {
+        builtins: { name: string }[];
+      };
       current.builtins = current.builtins.filter((b) => supported.has(b.name));
       return JSON.stringify(current);
     })();

@@ -91,7 +91,12 @@ export class PolicyHolder implements LivePolicy {
   }
 
   status(): PolicyStatus {
-    return { revision: this.running.revision, source: this.source, loadedAt: this.running.loadedAt.toISOString(), lastError: this.lastError };
+    return {
+      revision: this.running.revision,
+      source: this.source,
+      loadedAt: this.running.loadedAt.toISOString(),
+      lastError: this.lastError,
+    };
   }
 
   /** Reloads shortly after anything in the policy directory, or a directory below it, changes (editors write in several steps). */
@@ -129,7 +134,9 @@ export class PolicyHolder implements LivePolicy {
           clearTimeout(this.debounce);
           this.debounce = setTimeout(() => void this.reload(), 200);
         });
-        watcher.on('error', (err) => this.options.logger.error({ error: err.message, dir }, 'policy directory watch failed'));
+        watcher.on('error', (err) =>
+          this.options.logger.error({ error: err.message, dir }, 'policy directory watch failed'),
+        );
         this.watchers.set(dir, watcher);
       } catch (err) {
         this.options.logger.error({ error: (err as Error).message, dir }, 'policy directory watch failed');
@@ -157,7 +164,10 @@ export class PolicyHolder implements LivePolicy {
       onReload?.('ok');
     } catch (err) {
       this.lastError = { message: (err as Error).message, at: new Date().toISOString() };
-      logger.error({ error: (err as Error).message, revision: this.running.revision }, 'policy reload failed; the running policy stays');
+      logger.error(
+        { error: (err as Error).message, revision: this.running.revision },
+        'policy reload failed; the running policy stays',
+      );
       onReload?.('error');
     }
   }

@@ -14,9 +14,15 @@ export interface DecisionDiff {
 /** Undefined when both decisions are the same. */
 export function diffDecisions(live: Decision, shadow: Decision): DecisionDiff | undefined {
   // Own keys only: a key named `constructor` is not "in" every object.
-  const added = Object.keys(shadow.secrets).filter((k) => !Object.hasOwn(live.secrets, k)).sort();
-  const removed = Object.keys(live.secrets).filter((k) => !Object.hasOwn(shadow.secrets, k)).sort();
-  const changed = Object.keys(live.secrets).filter((k) => Object.hasOwn(shadow.secrets, k) && live.secrets[k] !== shadow.secrets[k]).sort();
+  const added = Object.keys(shadow.secrets)
+    .filter((k) => !Object.hasOwn(live.secrets, k))
+    .sort();
+  const removed = Object.keys(live.secrets)
+    .filter((k) => !Object.hasOwn(shadow.secrets, k))
+    .sort();
+  const changed = Object.keys(live.secrets)
+    .filter((k) => Object.hasOwn(shadow.secrets, k) && live.secrets[k] !== shadow.secrets[k])
+    .sort();
   const allowFlipped = live.allow !== shadow.allow;
   if (!allowFlipped && added.length === 0 && removed.length === 0 && changed.length === 0) return undefined;
   return { allowFlipped, added, removed, changed };

@@ -32,7 +32,12 @@ export interface BundleVerifier extends BundleKey {
 
 // OPA also offers MD5 and SHA-1; they are refused here: a listed hash must bind the file.
 const FILE_HASHES: Record<string, string> = {
-  'SHA-224': 'sha224', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512', 'SHA-512-224': 'sha512-224', 'SHA-512-256': 'sha512-256',
+  'SHA-224': 'sha224',
+  'SHA-256': 'sha256',
+  'SHA-384': 'sha384',
+  'SHA-512': 'sha512',
+  'SHA-512-224': 'sha512-224',
+  'SHA-512-256': 'sha512-256',
 };
 
 const isHmac = (algorithm: BundleSigningAlgorithm) => algorithm.startsWith('HS');
@@ -46,7 +51,10 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const wellFormed = (s: string) => s.replace(LONE_SURROGATE, '\ufffd');
 
 /** Go's json.Encoder (SetEscapeHTML(false)) on a string: JSON.stringify's escapes, and U+2028/U+2029 escaped too. */
-const goString = (s: string) => JSON.stringify(wellFormed(s)).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+const goString = (s: string) =>
+  JSON.stringify(wellFormed(s))
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 
 /** Go sorts map keys by their UTF-8 bytes, not by UTF-16 code units as JavaScript does. */
 const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -90,7 +98,10 @@ export function canonicalJson(text: string): string {
         space();
       }
       at++;
-      return `{${[...members.keys()].sort(byUtf8).map((k) => `${goString(k)}:${members.get(k)}`).join(',')}}`;
+      return `{${[...members.keys()]
+        .sort(byUtf8)
+        .map((k) => `${goString(k)}:${members.get(k)}`)
+        .join(',')}}`;
     }
     if (c === '[') {
       at++;
@@ -117,11 +128,16 @@ export function canonicalJson(text: string): string {
 /** OPA's hash of one bundle file, as hex: JSON documents in their canonical form, other files as bytes. */
 export function fileHash(name: string, content: Buffer, algorithm = 'SHA-256'): string {
   const hash = FILE_HASHES[algorithm];
-  if (!hash) throw new BundleSignatureError(`${name}: the signature hashes it with ${algorithm}; vaultgate accepts ${Object.keys(FILE_HASHES).join(', ')}`);
+  if (!hash)
+    throw new BundleSignatureError(
+      `${name}: the signature hashes it with ${algorithm}; vaultgate accepts ${Object.keys(FILE_HASHES).join(', ')}`,
+    );
   if (!isStructured(name)) return createHash(hash).update(content).digest('hex');
   if (base(name) !== 'data.json' && base(name) !== '.manifest') {
     // OPA's Wasm bundles carry their data as data.json; vaultgate reads nothing else.
-    throw new BundleSignatureError(`${name}: vaultgate checks and reads a bundle's data from data.json only; build the bundle with opa build --target wasm`);
+    throw new BundleSignatureError(
+      `${name}: vaultgate checks and reads a bundle's data from data.json only; build the bundle with opa build --target wasm`,
+    );
   }
   let canonical: string;
   try {
@@ -135,7 +151,8 @@ export function fileHash(name: string, content: Buffer, algorithm = 'SHA-256'): 
 /** The signature file's name in a bundle, OPA matching it by base name anywhere; at most one. */
 function signaturesFile(files: Map<string, Buffer>): string | undefined {
   const found = [...files.keys()].filter((name) => base(name) === SIGNATURES_FILE);
-  if (found.length > 1) throw new BundleSignatureError(`the bundle holds more than one ${SIGNATURES_FILE}: ${found.join(', ')}`);
+  if (found.length > 1)
+    throw new BundleSignatureError(`the bundle holds more than one ${SIGNATURES_FILE}: ${found.join(', ')}`);
   return found[0];
 }
 
@@ -146,7 +163,10 @@ function signaturesFile(files: Map<string, Buffer>): string | undefined {
  */
 export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleVerifier): Promise<void> {
   const signatures = signaturesFile(files);
-  if (!signatures) throw new BundleSignatureError(`the bundle is not signed (no ${SIGNATURES_FILE}), and a verification key is configured`);
+  if (!signatures)
+    throw new BundleSignatureError(
+      `the bundle is not signed (no ${SIGNATURES_FILE}), and a verification key is configured`,
+    );
   let tokens: unknown;
   try {
     tokens = (JSON.parse(files.get(signatures)!.toString('utf8')) as { signatures?: unknown }).signatures;
@@ -164,7 +184,9 @@ export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleV
     // OPA's agent picks the key by the header's kid, or else the payload's deprecated keyid; empty is none.
     const named = header.kid || (typeof payload.keyid === 'string' ? payload.keyid : '');
     if (named && named !== verifier.keyId) {
-      throw new BundleSignatureError(`the bundle is signed with key id "${named}", not "${verifier.keyId}" (VAULTGATE_POLICY_VERIFICATION_KEY_ID)`);
+      throw new BundleSignatureError(
+        `the bundle is signed with key id "${named}", not "${verifier.keyId}" (VAULTGATE_POLICY_VERIFICATION_KEY_ID)`,
+      );
     }
   } catch (err) {
     if (err instanceof BundleSignatureError) throw err;
@@ -173,10 +195,15 @@ export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleV
   try {
     await compactVerify(token, verifier.key, { algorithms: [verifier.algorithm] });
   } catch (err) {
-    throw new BundleSignatureError(`the bundle's signature does not verify with the ${verifier.algorithm} key "${verifier.keyId}": ${(err as Error).message}`, { cause: err });
+    throw new BundleSignatureError(
+      `the bundle's signature does not verify with the ${verifier.algorithm} key "${verifier.keyId}": ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   if ((payload.scope ?? '') !== verifier.scope) {
-    throw new BundleSignatureError(`the signature's scope ${JSON.stringify(payload.scope ?? '')} is not ${JSON.stringify(verifier.scope)} (VAULTGATE_POLICY_VERIFICATION_SCOPE)`);
+    throw new BundleSignatureError(
+      `the signature's scope ${JSON.stringify(payload.scope ?? '')} is not ${JSON.stringify(verifier.scope)} (VAULTGATE_POLICY_VERIFICATION_SCOPE)`,
+    );
   }
   if (!Array.isArray(payload.files)) throw new BundleSignatureError('the signature lists no files');
   const signed = new Map<string, SignedFile>();
@@ -195,7 +222,8 @@ export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleV
     }
     signed.delete(name);
   }
-  if (signed.size > 0) throw new BundleSignatureError(`the signature lists ${[...signed.keys()].join(', ')}, not in the bundle`);
+  if (signed.size > 0)
+    throw new BundleSignatureError(`the signature lists ${[...signed.keys()].join(', ')}, not in the bundle`);
 }
 
 /** The `.signatures.json` OPA writes for these files: every file hashed with SHA-256, one JWT over the list. */
@@ -210,16 +238,24 @@ export async function signBundle(files: Map<string, Buffer>, signer: BundleKey):
   return Buffer.from(`${JSON.stringify({ signatures: [token] }, null, 1)}\n`);
 }
 
-const CURVES: Partial<Record<BundleSigningAlgorithm, string>> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
+const CURVES: Partial<Record<BundleSigningAlgorithm, string>> = {
+  ES256: 'prime256v1',
+  ES384: 'secp384r1',
+  ES512: 'secp521r1',
+};
 
 /** The key's type must fit the algorithm: said at start, not at the first bundle. */
 function fitting(key: KeyObject, algorithm: BundleSigningAlgorithm, variable: string): KeyObject {
   const type = key.asymmetricKeyType;
   const curve = CURVES[algorithm];
-  const fits = curve ? type === 'ec' && key.asymmetricKeyDetails?.namedCurve === curve : type === 'rsa' || (type === 'rsa-pss' && algorithm.startsWith('PS'));
+  const fits = curve
+    ? type === 'ec' && key.asymmetricKeyDetails?.namedCurve === curve
+    : type === 'rsa' || (type === 'rsa-pss' && algorithm.startsWith('PS'));
   if (!fits) {
     const what = type === 'ec' ? `an ec key on ${key.asymmetricKeyDetails?.namedCurve}` : `an ${type} key`;
-    throw new BundleSignatureError(`${variable}: ${what} cannot be used with ${algorithm}; set the algorithm the bundles are signed with (OPA's --signing-alg)`);
+    throw new BundleSignatureError(
+      `${variable}: ${what} cannot be used with ${algorithm}; set the algorithm the bundles are signed with (OPA's --signing-alg)`,
+    );
   }
   return key;
 }
@@ -229,17 +265,28 @@ function fitting(key: KeyObject, algorithm: BundleSigningAlgorithm, variable: st
  * HS* the bytes are the shared secret, as they are (a trailing newline is part of
  * it); otherwise a PEM public key, certificate, or private key.
  */
-export function verificationKey(pem: Buffer, algorithm: BundleSigningAlgorithm, variable: string): KeyObject | Uint8Array {
+export function verificationKey(
+  pem: Buffer,
+  algorithm: BundleSigningAlgorithm,
+  variable: string,
+): KeyObject | Uint8Array {
   if (isHmac(algorithm)) {
     if (pem.length === 0) throw new BundleSignatureError(`${variable}: the HMAC secret file is empty`);
     return new Uint8Array(pem);
   }
   try {
     const text = pem.toString('utf8');
-    return fitting(text.includes('-----BEGIN CERTIFICATE-----') ? new X509Certificate(pem).publicKey : createPublicKey(text), algorithm, variable);
+    return fitting(
+      text.includes('-----BEGIN CERTIFICATE-----') ? new X509Certificate(pem).publicKey : createPublicKey(text),
+      algorithm,
+      variable,
+    );
   } catch (err) {
     if (err instanceof BundleSignatureError) throw err;
-    throw new BundleSignatureError(`${variable}: not a PEM public key, certificate or private key: ${(err as Error).message}`, { cause: err });
+    throw new BundleSignatureError(
+      `${variable}: not a PEM public key, certificate or private key: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 

@@ -9,7 +9,16 @@ export type MountAllowList = { mounts: readonly string[] } | { types: readonly s
  * Engines that are Vault itself, refused even when listed: in a namespace
  * (Vault Enterprise, `ns_` types) they sit under a path with no forbidden prefix.
  */
-const VAULT_OWN_TYPES = new Set(['system', 'identity', 'cubbyhole', 'token', 'ns_system', 'ns_identity', 'ns_cubbyhole', 'ns_token']);
+const VAULT_OWN_TYPES = new Set([
+  'system',
+  'identity',
+  'cubbyhole',
+  'token',
+  'ns_system',
+  'ns_identity',
+  'ns_cubbyhole',
+  'ns_token',
+]);
 
 /** The listed mount (without trailing slash) whose tree holds `path`, the longest when mounts nest. */
 export function listedMountOf(path: string, mounts: readonly string[]): string | undefined {

@@ -38,7 +38,9 @@ export function parseReference(ref: string): SecretReference {
   }
   const forbidden = forbiddenPrefix(path);
   if (forbidden) {
-    throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} names ${forbidden}/, which vaultgate never reads`);
+    throw new InvalidReferenceError(
+      `reference ${JSON.stringify(ref)} names ${forbidden}/, which vaultgate never reads`,
+    );
   }
   if (/\p{Cc}/u.test(field)) {
     throw new InvalidReferenceError(`reference ${JSON.stringify(ref)} has an invalid field name`);

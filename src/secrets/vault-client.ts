@@ -83,7 +83,8 @@ export class VaultClient {
       // With several addresses, a node that takes no connection leaves time for the others within the deadline.
       connectTimeoutMs: origins.length > 1 ? Math.ceil(options.timeoutMs / origins.length) : undefined,
       onRedirectRefused: (target, from) => options.logger.warn({ target, from }, 'vault redirect refused'),
-      onOriginChanged: (to, from, reason) => options.logger.warn({ to, from, reason }, 'vault requests now go to another address'),
+      onOriginChanged: (to, from, reason) =>
+        options.logger.warn({ to, from, reason }, 'vault requests now go to another address'),
     });
     this.vault = nodeVault({
       endpoint: options.addr,
@@ -199,7 +200,8 @@ export class VaultClient {
 
   private async call<T>(method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<T> {
     const started = performance.now();
-    const done = (outcome: 'ok' | 'error' | 'unavailable') => this.options.onCall?.(outcome, (performance.now() - started) / 1000);
+    const done = (outcome: 'ok' | 'error' | 'unavailable') =>
+      this.options.onCall?.(outcome, (performance.now() - started) / 1000);
     try {
       const body = (await this.vault.request({ method, path: `/${path}`, timeout: timeoutMs })) as T;
       done('ok');
@@ -250,7 +252,8 @@ export class VaultClient {
     try {
       lookup = await this.call<typeof lookup>('GET', 'auth/token/lookup-self', this.options.timeoutMs);
     } catch (err) {
-      const reason = err instanceof VaultResponseError && err.status === 403 ? 'VAULT_TOKEN is not valid' : (err as Error).message;
+      const reason =
+        err instanceof VaultResponseError && err.status === 403 ? 'VAULT_TOKEN is not valid' : (err as Error).message;
       throw new VaultUnavailableError(`vault token check failed: ${reason}`);
     }
     const ttl = lookup.data?.ttl ?? 0;
@@ -325,22 +328,34 @@ export class VaultClient {
       } as Parameters<RawVault['request']>[0]);
       this.options.logger.info({ method }, 'replaced vault token revoked');
     } catch (err) {
-      this.options.logger.warn({ error: classify(err, 'auth/token/revoke-self').message, method }, 'replaced vault token not revoked');
+      this.options.logger.warn(
+        { error: classify(err, 'auth/token/revoke-self').message, method },
+        'replaced vault token not revoked',
+      );
     }
   }
 
   /** A login with vaultgate's own credentials; node-vault keeps the token it answers with. */
-  private async logIn(auth: Exclude<VaultAuth, { method: 'token' }>): Promise<{ auth?: { lease_duration?: number; renewable?: boolean } }> {
+  private async logIn(
+    auth: Exclude<VaultAuth, { method: 'token' }>,
+  ): Promise<{ auth?: { lease_duration?: number; renewable?: boolean } }> {
     const requestOptions = { timeout: this.options.timeoutMs };
     if (auth.method === 'approle') {
-      return this.vault.approleLogin({ mount_point: auth.mount, role_id: auth.roleId, secret_id: auth.secretId, requestOptions });
+      return this.vault.approleLogin({
+        mount_point: auth.mount,
+        role_id: auth.roleId,
+        secret_id: auth.secretId,
+        requestOptions,
+      });
     }
     let jwt: string;
     try {
       // Read at every login, never kept: kubelet rotates a projected service-account token.
       jwt = (await readFile(auth.jwtFile, 'utf8')).trim();
     } catch (err) {
-      throw new VaultUnavailableError(`cannot read VAULT_AUTH_JWT_FILE ${auth.jwtFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new VaultUnavailableError(
+        `cannot read VAULT_AUTH_JWT_FILE ${auth.jwtFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     // The kubernetes and jwt auth methods take the same {role, jwt} login at their own mounts.
     return this.vault.jwtLogin({ mount_point: auth.mount, role: auth.role, jwt, requestOptions });
@@ -356,7 +371,10 @@ function classify(err: unknown, path: string): Error {
       return new VaultUnavailableError(`vault answered ${status} for ${path}`);
     }
     const first = response?.body?.errors?.[0];
-    return new VaultResponseError(status, `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`);
+    return new VaultResponseError(
+      status,
+      `vault answered ${status} for ${path}${typeof first === 'string' ? `: ${first}` : ''}`,
+    );
   }
   if (err instanceof VaultRedirectRefusedError) return new VaultUnavailableError(`${err.message}, for ${path}`);
   const { code, message } = err as { code?: string; message?: string };

@@ -71,7 +71,10 @@ export class VaultSecretStore implements SecretStore {
     }
     const mount = await this.mountOf(path, timeoutMs);
     if (!mount) {
-      throw new SecretRefusedError(path, "no mount found for it (not mounted, or vaultgate's token may not see the mount)");
+      throw new SecretRefusedError(
+        path,
+        "no mount found for it (not mounted, or vaultgate's token may not see the mount)",
+      );
     }
     const refusal = mountRefusal(mount, this.allowed);
     if (refusal) throw new SecretRefusedError(path, refusal);

@@ -83,8 +83,17 @@ const NEXT_ON_STATUS = new Set([503]);
  * for an answer is not among them: it has spent the request's deadline.
  */
 const NEXT_ON_ERROR = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN',
-  'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
 ]);
 
 /**
@@ -140,7 +149,11 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
   const origins = options.origins?.length ? new VaultOrigins(options.origins) : undefined;
 
   /** The request at one origin, following at most one redirect to another of Vault's origins. */
-  const attempt = async (request: NodeVaultRequest, url: URL, timeoutMs: number | undefined): Promise<Dispatcher.ResponseData> => {
+  const attempt = async (
+    request: NodeVaultRequest,
+    url: URL,
+    timeoutMs: number | undefined,
+  ): Promise<Dispatcher.ResponseData> => {
     const hasBody = request.json !== undefined && typeof request.json === 'object';
     const to = (target: URL) =>
       agent.request({
@@ -190,7 +203,11 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
       const left = deadline - Date.now();
       if (i > 0 && left <= 0) break;
       try {
-        const response = await attempt(request, new URL(url.pathname + url.search, origin), Number.isFinite(left) ? Math.max(1, left) : undefined);
+        const response = await attempt(
+          request,
+          new URL(url.pathname + url.search, origin),
+          Number.isFinite(left) ? Math.max(1, left) : undefined,
+        );
         // The last address's 503 is the answer (node-vault reports it; a sealed Vault says so in its body).
         if (NEXT_ON_STATUS.has(response.statusCode) && i < order.length - 1) {
           await response.body.dump();

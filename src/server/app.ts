@@ -63,7 +63,11 @@ function concurrencyCap(max: number): Middleware {
  */
 export function createApp(deps: AppDeps): Koa {
   const router = new Router();
-  const secrets = [audited(deps.logger, deps.metrics), concurrencyCap(deps.maxConcurrent), secretsHandler(deps)] as const;
+  const secrets = [
+    audited(deps.logger, deps.metrics),
+    concurrencyCap(deps.maxConcurrent),
+    secretsHandler(deps),
+  ] as const;
   router.get('/secrets', ...secrets);
   router.post('/secrets', ...secrets);
   router.get('/healthz', healthHandler());
@@ -72,7 +76,9 @@ export function createApp(deps: AppDeps): Koa {
       ? () => {
           // Keeps the log and vaultgate_dependency_up current, at most one check per interval; its result is ready
           // once there is a policy (a bundle server not reached since start leaves none).
-          deps.readiness.cached().catch((err: Error) => deps.logger.error({ error: err.message }, 'readiness check failed'));
+          deps.readiness
+            .cached()
+            .catch((err: Error) => deps.logger.error({ error: err.message }, 'readiness check failed'));
           return Promise.resolve(deps.policy.loaded ? REPLICA_READY : NO_POLICY);
         }
       : () => deps.readiness.cached();
@@ -88,7 +94,10 @@ export function createApp(deps: AppDeps): Koa {
 export function createAdminApp(deps: AdminAppDeps): Koa {
   const router = new Router();
   router.get('/healthz', healthHandler());
-  router.get('/readyz', readyHandler(() => deps.readiness.fresh(), { detail: true }));
+  router.get(
+    '/readyz',
+    readyHandler(() => deps.readiness.fresh(), { detail: true }),
+  );
   diagnosticRoutes(router, deps);
   return serving(router, deps.logger, []);
 }

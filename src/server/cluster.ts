@@ -78,7 +78,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         // A replacement that cannot start (the policy on disk broken since, say) while the others
         // serve the last good policy: keep them serving and try again, less and less often.
         replaceDelay = Math.min(replaceDelay * 2, REPLACE_MAX_MS);
-        logger.error({ pid: worker.process.pid, code, retryInMs: replaceDelay }, 'a new worker could not start; trying again');
+        logger.error(
+          { pid: worker.process.pid, code, retryInMs: replaceDelay },
+          'a new worker could not start; trying again',
+        );
       }
       setTimeout(() => {
         if (!stopping) cluster.fork();

@@ -1,6 +1,13 @@
 import { watchFile, unwatchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { VaultgateError } from '../errors.js';
@@ -34,13 +41,19 @@ export interface ListenOptions {
 }
 
 /** Serves the app over HTTP, or HTTPS with a certificate reloaded whenever its files change. */
-export async function listen(handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>, options: ListenOptions): Promise<Listening> {
+export async function listen(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  options: ListenOptions,
+): Promise<Listening> {
   // Koa's handler settles its own promise (its errors go to the app's error handling); node:http wants no promise back.
   const handler: RequestListener = (req, res) => void handle(req, res);
   const { tls, logger } = options;
-  const readPair = async () => (tls ? { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) } : undefined);
+  const readPair = async () =>
+    tls ? { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) } : undefined;
   const pair = await readPair();
-  const server = pair ? createHttpsServer({ ...SERVER_LIMITS, ...pair }, handler) : createHttpServer(SERVER_LIMITS, handler);
+  const server = pair
+    ? createHttpsServer({ ...SERVER_LIMITS, ...pair }, handler)
+    : createHttpServer(SERVER_LIMITS, handler);
 
   const reload = () => {
     readPair().then(

@@ -13,9 +13,18 @@ export function createMetrics() {
   return {
     registry,
     requests: counter('vaultgate_secrets_requests_total', 'Secret requests by HTTP status', 'status'),
-    duration: histogram('vaultgate_secrets_request_duration_seconds', 'Secret request latency by HTTP status', 'status', LATENCY_BUCKETS),
+    duration: histogram(
+      'vaultgate_secrets_request_duration_seconds',
+      'Secret request latency by HTTP status',
+      'status',
+      LATENCY_BUCKETS,
+    ),
     cacheLookups: counter('vaultgate_cache_lookups_total', 'Secret cache lookups by result', 'result'),
-    cacheErrors: counter('vaultgate_cache_errors_total', 'Cache failures that were bypassed, by operation', 'operation'),
+    cacheErrors: counter(
+      'vaultgate_cache_errors_total',
+      'Cache failures that were bypassed, by operation',
+      'operation',
+    ),
     staleServed: new Counter({
       name: 'vaultgate_cache_stale_served_total',
       help: 'KV values served past their cache TTL because Vault could not answer (VAULTGATE_CACHE_STALE_IF_ERROR)',
@@ -26,16 +35,27 @@ export function createMetrics() {
       'Uncached KV reads under the cross-replica lock, by outcome (read: this replica read Vault; waited: another one did; took_over: the holder did not finish in time)',
       'outcome',
     ),
-    policyEvaluation: histogram('vaultgate_policy_evaluation_seconds', 'Time to evaluate the live policy for one request', undefined, [
-      0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
-    ]),
-    policyReloads: counter('vaultgate_policy_reloads_total', 'Policy reload attempts by result (ok, error, unchanged)', 'result'),
+    policyEvaluation: histogram(
+      'vaultgate_policy_evaluation_seconds',
+      'Time to evaluate the live policy for one request',
+      undefined,
+      [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005],
+    ),
+    policyReloads: counter(
+      'vaultgate_policy_reloads_total',
+      'Policy reload attempts by result (ok, error, unchanged)',
+      'result',
+    ),
     policyBundlePolls: counter(
       'vaultgate_policy_bundle_polls_total',
       'Polls of the policy bundle server by result (activated, not_modified, unchanged, download_failed, refused)',
       'result',
     ),
-    shadowDiffs: counter('vaultgate_shadow_decisions_total', 'Shadow policy evaluations by outcome (same, differs, allow_flip, error)', 'outcome'),
+    shadowDiffs: counter(
+      'vaultgate_shadow_decisions_total',
+      'Shadow policy evaluations by outcome (same, differs, allow_flip, error)',
+      'outcome',
+    ),
     vaultRequests: histogram(
       'vaultgate_vault_request_duration_seconds',
       'Vault API calls by outcome (ok, error: Vault refused, unavailable: no answer)',

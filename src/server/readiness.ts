@@ -58,7 +58,10 @@ export class ReadinessCache {
     const before = this.last?.result;
     this.last = { at: this.now(), result };
     // The runner-facing /readyz says no more than ready or not: the log says why, once per change.
-    if (before?.ready !== result.ready || (!result.ready && JSON.stringify(before?.checks) !== JSON.stringify(result.checks))) {
+    if (
+      before?.ready !== result.ready ||
+      (!result.ready && JSON.stringify(before?.checks) !== JSON.stringify(result.checks))
+    ) {
       if (result.ready) {
         if (before) this.options.logger.info({ checks: result.checks }, 'ready');
       } else {
@@ -67,7 +70,8 @@ export class ReadinessCache {
     }
     // Ready all along (VAULTGATE_READINESS=replica): the log still says when Vault or Redis stops or comes back.
     if (result.ready && before?.ready !== false && result.down.join() !== (before?.down ?? []).join()) {
-      if (result.down.length > 0) this.options.logger.warn({ down: result.down, checks: result.checks }, 'dependency down');
+      if (result.down.length > 0)
+        this.options.logger.warn({ down: result.down, checks: result.checks }, 'dependency down');
       else this.options.logger.info({ checks: result.checks }, 'dependencies answer again');
     }
   }

@@ -38,7 +38,10 @@ export interface RunningVaultgate {
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
+  ]);
 
 /** Where secrets come from, and how readiness asks about it. */
 export interface SecretBackend {
@@ -64,7 +67,9 @@ export interface StartOptions {
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
 async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): Promise<SecretBackend> {
-  const vault = VaultClient.fromConfig(config.vault, logger, (outcome, seconds) => metrics.vaultRequests.observe({ outcome }, seconds));
+  const vault = VaultClient.fromConfig(config.vault, logger, (outcome, seconds) =>
+    metrics.vaultRequests.observe({ outcome }, seconds),
+  );
   try {
     await vault.start();
   } catch (err) {
@@ -72,7 +77,12 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
     // running, report not ready, and log in again on the next request.
     logger.error({ error: (err as Error).message }, 'vault login failed at start');
   }
-  return { name: 'vault', store: new VaultSecretStore(vault, config.vault.allowedMounts), health: () => vault.health(), stop: () => vault.stop() };
+  return {
+    name: 'vault',
+    store: new VaultSecretStore(vault, config.vault.allowedMounts),
+    health: () => vault.health(),
+    stop: () => vault.stop(),
+  };
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
@@ -99,7 +109,11 @@ function vaultIdentity(auth: VaultAuth): string[] {
 }
 
 /** Builds every part from the configuration and starts listening. */
-export async function startVaultgate(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningVaultgate> {
+export async function startVaultgate(
+  config: Config,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<RunningVaultgate> {
   // What is open so far, closed in reverse when a later part fails: a start-up
   // failure (a taken port, say) must not leave watchers and sockets keeping the process alive.
   const closers: Array<() => unknown> = [];
@@ -108,7 +122,9 @@ export async function startVaultgate(config: Config, logger: Logger, options: St
       // One part failing to close must not leave the others open.
       await Promise.resolve()
         .then(close)
-        .catch((err: unknown) => logger.error({ error: err instanceof Error ? err.message : String(err) }, 'closing a part failed'));
+        .catch((err: unknown) =>
+          logger.error({ error: err instanceof Error ? err.message : String(err) }, 'closing a part failed'),
+        );
     }
   };
   try {
@@ -131,13 +147,22 @@ async function startParts(
   const onReload = (result: 'ok' | 'error' | 'unchanged') => metrics.policyReloads.inc({ result });
   const { bundle, dir } = config.policy;
   const policy: LivePolicy = bundle
-    ? await BundlePoller.start({ settings: bundle, logger, onReload, onPoll: (result) => metrics.policyBundlePolls.inc({ result }) })
+    ? await BundlePoller.start({
+        settings: bundle,
+        logger,
+        onReload,
+        onPoll: (result) => metrics.policyBundlePolls.inc({ result }),
+      })
     : await PolicyHolder.load({ dir: dir!, opaPath: config.policy.opaPath, logger, onReload });
   closers.push(() => policy.close());
   // A bundle server is always polled; VAULTGATE_POLICY_WATCH is about directories.
   if (config.policy.watch || bundle) await policy.watch();
   const shadow = config.policy.shadowDir
-    ? await PolicyHolder.load({ dir: config.policy.shadowDir, opaPath: config.policy.opaPath, logger: logger.child({ shadow: true }) })
+    ? await PolicyHolder.load({
+        dir: config.policy.shadowDir,
+        opaPath: config.policy.opaPath,
+        logger: logger.child({ shadow: true }),
+      })
     : undefined;
   closers.push(() => shadow?.close());
   if (config.policy.watch) await shadow?.watch();
@@ -180,7 +205,10 @@ async function startParts(
     onStale: (entry, staleForMs) => {
       metrics.staleServed.inc();
       // The entry's name is an HMAC: it tells operators which entry, and nobody the path or the value.
-      logger.warn({ entry, staleForSeconds: Math.round(staleForMs / 1000) }, 'vault unavailable: cached value served past its TTL (VAULTGATE_CACHE_STALE_IF_ERROR)');
+      logger.warn(
+        { entry, staleForSeconds: Math.round(staleForMs / 1000) },
+        'vault unavailable: cached value served past its TTL (VAULTGATE_CACHE_STALE_IF_ERROR)',
+      );
     },
     onSharedRead: (outcome) => metrics.sharedReads.inc({ outcome }),
     deadlineMs: config.vault.timeoutMs,
@@ -269,13 +297,22 @@ async function startParts(
   if (config.adminListen) {
     // Same TLS as the main port: readiness detail and policy errors are for operators' eyes only.
     const adminApp = createAdminApp({ policy, logger, metrics, readiness, metricsText });
-    admin = await listen(adminApp.callback(), { ...config.adminListen, tls: config.tls, logger, variable: 'VAULTGATE_ADMIN_LISTEN' });
+    admin = await listen(adminApp.callback(), {
+      ...config.adminListen,
+      tls: config.tls,
+      logger,
+      variable: 'VAULTGATE_ADMIN_LISTEN',
+    });
     closers.push(() => admin?.close());
   }
   logger.info({ url: listening.url, ...(admin ? { adminUrl: admin.url } : {}) }, 'vaultgate listening');
   // Fetched now, so the first steps after a start (in every worker) do not wait for discovery and the JWKS;
   // after listening, because `vaultgate dev` serves its own issuer on this server.
-  issuerKeys.warm().catch((err: Error) => logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'));
+  issuerKeys
+    .warm()
+    .catch((err: Error) =>
+      logger.warn({ error: err.message }, 'issuer keys not fetched at start; requests will try again'),
+    );
 
   return {
     server: listening.server,

@@ -14,8 +14,13 @@ const SECONDS = Number(process.env.VAULTGATE_TEST_CHAOS_SECONDS ?? 60);
 test('chaos: a replica, the Redis master and the active Vault node killed in turn under load: whole maps or 503s with Retry-After, and all-200 again after each without restarting the survivors', async (t) => {
   t.timeout(SECONDS * 3_000 + 240_000);
   const { report, outputs, tokens, leasedPasswords } = await runChaos({ seconds: SECONDS, log: (line) => t.log(line) });
-  if (process.env.VAULTGATE_TEST_CHAOS_REPORT) writeFileSync(process.env.VAULTGATE_TEST_CHAOS_REPORT, JSON.stringify(report, null, 2));
+  if (process.env.VAULTGATE_TEST_CHAOS_REPORT)
+    writeFileSync(process.env.VAULTGATE_TEST_CHAOS_REPORT, JSON.stringify(report, null, 2));
   t.log(`failed-request window per fault, ms after it:\n${windowsTable(report)}`);
   t.deepEqual(verdict(report), []);
-  t.deepEqual(findLeaks(outputs, [...tokens, ...leasedPasswords]), [], 'no secret, lease or token in any replica\'s log');
+  t.deepEqual(
+    findLeaks(outputs, [...tokens, ...leasedPasswords]),
+    [],
+    "no secret, lease or token in any replica's log",
+  );
 });

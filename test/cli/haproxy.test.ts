@@ -54,7 +54,13 @@ async function fleet(readiness: 'replica' | 'dependencies'): Promise<Fleet> {
     await Promise.all(replicas.map((r) => r.exited));
   };
   try {
-    for (const r of replicas) await waitFor(`vaultgate on ${r.port}: ${r.errors()}`, async () => (await fetchRecorded(`${r.url}/readyz`)).ok, 30_000, r.child);
+    for (const r of replicas)
+      await waitFor(
+        `vaultgate on ${r.port}: ${r.errors()}`,
+        async () => (await fetchRecorded(`${r.url}/readyz`)).ok,
+        30_000,
+        r.child,
+      );
     const haproxy = await TestHaproxy.start(replicas.map((r, i) => ({ name: `vg${i}`, port: r.port })));
     await waitFor('both servers up', async () => (await haproxy.stats()).every((s) => s.status === 'UP'), 10_000);
     return {
@@ -74,7 +80,9 @@ async function fleet(readiness: 'replica' | 'dependencies'): Promise<Fleet> {
 const step = (repository: string, branchName = 'feature/x') => issuer.mint(repository, { claims: { branchName } });
 
 async function secrets(url: string, repository: string, branchName?: string) {
-  const response = await fetch(`${url}/secrets`, { headers: { Authorization: `Bearer ${await step(repository, branchName)}` } });
+  const response = await fetch(`${url}/secrets`, {
+    headers: { Authorization: `Bearer ${await step(repository, branchName)}` },
+  });
   return { status: response.status, retryAfter: response.headers.get('retry-after'), text: await response.text() };
 }
 
@@ -91,75 +99,98 @@ async function warm(f: Fleet): Promise<Record<string, string>> {
 
 const statuses = (stats: ServerStat[]) => stats.map((s) => s.status);
 
-test.serial('replica readiness: with Vault down, HAProxy keeps both gateways and cached secrets keep flowing through it', async (t) => {
-  const f = await fleet('replica');
-  try {
-    const bodies = await warm(f);
-    vault.pause();
-    // The event: each gateway's own readiness check, started by a HAProxy probe, has seen Vault down
-    // (the main /readyz result is reused for 5 s, and the admin port is not asked before this).
-    await waitFor(
-      'both gateways noticed Vault down',
-      async () => f.replicas.every((r) => r.output().includes('"msg":"dependency down"')),
-      20_000,
-    );
-    // Left a wait: this asserts that HAProxy does NOT take the servers out, which only a window can show:
-    // four check intervals, twice what `fall 2` needs.
-    await new Promise((r) => setTimeout(r, 2000));
-    const stats = await f.haproxy.stats();
-    t.deepEqual(statuses(stats), ['UP', 'UP']);
-    t.deepEqual(stats.map((s) => s.chkfail), [0, 0], 'no check failed');
+test.serial(
+  'replica readiness: with Vault down, HAProxy keeps both gateways and cached secrets keep flowing through it',
+  async (t) => {
+    const f = await fleet('replica');
+    try {
+      const bodies = await warm(f);
+      vault.pause();
+      // The event: each gateway's own readiness check, started by a HAProxy probe, has seen Vault down
+      // (the main /readyz result is reused for 5 s, and the admin port is not asked before this).
+      await waitFor(
+        'both gateways noticed Vault down',
+        async () => f.replicas.every((r) => r.output().includes('"msg":"dependency down"')),
+        20_000,
+      );
+      // Left a wait: this asserts that HAProxy does NOT take the servers out, which only a window can show:
+      // four check intervals, twice what `fall 2` needs.
+      await new Promise((r) => setTimeout(r, 2000));
+      const stats = await f.haproxy.stats();
+      t.deepEqual(statuses(stats), ['UP', 'UP']);
+      t.deepEqual(
+        stats.map((s) => s.chkfail),
+        [0, 0],
+        'no check failed',
+      );
 
-    // Round-robin: four requests per repository reach both gateways.
-    for (const repository of [WEB, PAYMENTS]) {
-      for (let i = 0; i < 4; i++) {
-        const answer = await secrets(f.haproxy.url, repository);
-        t.is(answer.status, 200, `cached ${repository} through HAProxy`);
-        t.is(answer.text, bodies[repository]!);
+      // Round-robin: four requests per repository reach both gateways.
+      for (const repository of [WEB, PAYMENTS]) {
+        for (let i = 0; i < 4; i++) {
+          const answer = await secrets(f.haproxy.url, repository);
+          t.is(answer.status, 200, `cached ${repository} through HAProxy`);
+          t.is(answer.text, bodies[repository]!);
+        }
       }
+      // Not cached: vaultgate's own 503 with Retry-After, not the balancer's.
+      const uncached = await secrets(f.haproxy.url, PAYMENTS, 'main');
+      t.is(uncached.status, 503);
+      t.is(uncached.retryAfter, '5');
+      t.deepEqual(JSON.parse(uncached.text), { error: 'vault_unavailable' });
+
+      for (const r of f.replicas) {
+        const detail = (await (await fetchRecorded(`${r.admin}/readyz`)).json()) as {
+          status: string;
+          checks: Record<string, string>;
+        };
+        t.is(detail.status, 'ready');
+        t.not(detail.checks.vault, 'ok', 'the admin detail names Vault as down');
+        t.is(detail.checks.redis, 'ok');
+        const metrics = await (await fetch(`${r.admin}/metrics`)).text();
+        t.regex(metrics, /^vaultgate_dependency_up\{dependency="vault"\} 0$/m);
+        t.regex(metrics, /^vaultgate_dependency_up\{dependency="redis"\} 1$/m);
+      }
+    } finally {
+      vault.resume();
+      await f.close();
     }
-    // Not cached: vaultgate's own 503 with Retry-After, not the balancer's.
-    const uncached = await secrets(f.haproxy.url, PAYMENTS, 'main');
-    t.is(uncached.status, 503);
-    t.is(uncached.retryAfter, '5');
-    t.deepEqual(JSON.parse(uncached.text), { error: 'vault_unavailable' });
+  },
+);
 
-    for (const r of f.replicas) {
-      const detail = (await (await fetchRecorded(`${r.admin}/readyz`)).json()) as { status: string; checks: Record<string, string> };
-      t.is(detail.status, 'ready');
-      t.not(detail.checks.vault, 'ok', 'the admin detail names Vault as down');
-      t.is(detail.checks.redis, 'ok');
-      const metrics = await (await fetch(`${r.admin}/metrics`)).text();
-      t.regex(metrics, /^vaultgate_dependency_up\{dependency="vault"\} 0$/m);
-      t.regex(metrics, /^vaultgate_dependency_up\{dependency="redis"\} 1$/m);
+test.serial(
+  'dependencies readiness: with Vault down, HAProxy takes both gateways out and even cached secrets get its bare 503',
+  async (t) => {
+    const f = await fleet('dependencies');
+    try {
+      const bodies = await warm(f);
+      t.truthy(bodies[WEB]);
+      vault.pause();
+      const started = Date.now();
+      await waitFor(
+        'HAProxy marks both servers down',
+        async () => statuses(await f.haproxy.stats()).every((s) => s === 'DOWN'),
+        20_000,
+      );
+      t.log(
+        `HAProxy marked both gateways down ${Date.now() - started} ms after Vault stopped answering (inter 500 fall 2)`,
+      );
+
+      const answer = await secrets(f.haproxy.url, WEB);
+      t.is(answer.status, 503, 'a cached secret, refused by the balancer');
+      t.is(answer.retryAfter, null, 'no Retry-After');
+      t.regex(answer.text, /No server is available/);
+    } finally {
+      vault.resume();
     }
-  } finally {
-    vault.resume();
-    await f.close();
-  }
-});
-
-test.serial('dependencies readiness: with Vault down, HAProxy takes both gateways out and even cached secrets get its bare 503', async (t) => {
-  const f = await fleet('dependencies');
-  try {
-    const bodies = await warm(f);
-    t.truthy(bodies[WEB]);
-    vault.pause();
-    const started = Date.now();
-    await waitFor('HAProxy marks both servers down', async () => statuses(await f.haproxy.stats()).every((s) => s === 'DOWN'), 20_000);
-    t.log(`HAProxy marked both gateways down ${Date.now() - started} ms after Vault stopped answering (inter 500 fall 2)`);
-
-    const answer = await secrets(f.haproxy.url, WEB);
-    t.is(answer.status, 503, 'a cached secret, refused by the balancer');
-    t.is(answer.retryAfter, null, 'no Retry-After');
-    t.regex(answer.text, /No server is available/);
-  } finally {
-    vault.resume();
-  }
-  try {
-    await waitFor('HAProxy puts both servers back', async () => statuses(await f.haproxy.stats()).every((s) => s === 'UP'), 20_000);
-    t.is((await secrets(f.haproxy.url, WEB)).status, 200);
-  } finally {
-    await f.close();
-  }
-});
+    try {
+      await waitFor(
+        'HAProxy puts both servers back',
+        async () => statuses(await f.haproxy.stats()).every((s) => s === 'UP'),
+        20_000,
+      );
+      t.is((await secrets(f.haproxy.url, WEB)).status, 200);
+    } finally {
+      await f.close();
+    }
+  },
+);

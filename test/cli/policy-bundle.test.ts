@@ -7,7 +7,15 @@ import test from 'ava';
 import getPort from 'get-port';
 import { readArchive, writeArchive } from '../../src/policy/bundle.js';
 import { runCli, spawnServe } from '../helpers/cli.js';
-import { addRepositories, fetchRecorded, gatewayEnv, policyDir, SEEDED, startVaultAndIssuer, WEB } from '../helpers/fixture.js';
+import {
+  addRepositories,
+  fetchRecorded,
+  gatewayEnv,
+  policyDir,
+  SEEDED,
+  startVaultAndIssuer,
+  WEB,
+} from '../helpers/fixture.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { TestNginx } from '../helpers/nginx.js';
 import { tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
@@ -32,7 +40,8 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close(), nginx?.stop()]);
 });
 
-const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { PATH: process.env.PATH!, VAULTGATE_OPA_PATH: OPA, ...env });
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, { PATH: process.env.PATH!, VAULTGATE_OPA_PATH: OPA, ...env });
 
 /** The signing key (PEM private key, or the HMAC secret) and the verification key (PEM public key, or the same secret) for `algorithm`. */
 function keysFor(algorithm: string, name: string): { signing: string; verification: string } {
@@ -45,7 +54,9 @@ function keysFor(algorithm: string, name: string): { signing: string; verificati
     writeFileSync(signing, secret);
     return { signing, verification: signing };
   }
-  const pair = algorithm.startsWith('ES') ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pair = algorithm.startsWith('ES')
+    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(signing, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(verification, pair.publicKey.export({ type: 'spki', format: 'pem' }));
   return { signing, verification };
@@ -60,15 +71,32 @@ function trickyPolicy(): string {
   const dir = policyDir();
   const file = join(dir, 'data.json');
   const text = readFileSync(file, 'utf8').trimEnd();
-  writeFileSync(file, `${text.slice(0, -1)},\n"tricky": {"one": 1.0, "exp": 1e2, "big": 12345678901234567890123, "neg": -0, ` +
-    `"text": "a\\u2028b<>&\\u00e9\\ud83d\\ude00\\b\\f\\u0001", "\\u00e9": 1, "z": 2, "\\ud83d\\ude00": 3, "\\uff61": 4}\n}\n`);
+  writeFileSync(
+    file,
+    `${text.slice(0, -1)},\n"tricky": {"one": 1.0, "exp": 1e2, "big": 12345678901234567890123, "neg": -0, ` +
+      `"text": "a\\u2028b<>&\\u00e9\\ud83d\\ude00\\b\\f\\u0001", "\\u00e9": 1, "z": 2, "\\ud83d\\ude00": 3, "\\uff61": 4}\n}\n`,
+  );
   return dir;
 }
 
 /** `opa build --bundle B --verification-key K`: OPA's own check of a signed bundle (its exit code and message). */
-async function opaVerifies(bundle: string, verification: string, algorithm: string): Promise<{ ok: boolean; message: string }> {
+async function opaVerifies(
+  bundle: string,
+  verification: string,
+  algorithm: string,
+): Promise<{ ok: boolean; message: string }> {
   try {
-    await exec(OPA, ['build', '--bundle', bundle, '--verification-key', verification, '--signing-alg', algorithm, '--output', join(tempDir('opa-check'), 'out.tar.gz')]);
+    await exec(OPA, [
+      'build',
+      '--bundle',
+      bundle,
+      '--verification-key',
+      verification,
+      '--signing-alg',
+      algorithm,
+      '--output',
+      join(tempDir('opa-check'), 'out.tar.gz'),
+    ]);
     return { ok: true, message: '' };
   } catch (err) {
     const e = err as { stdout: string; stderr: string };
@@ -103,24 +131,66 @@ for (const algorithm of ['RS256', 'ES256', 'HS256']) {
     const dir = trickyPolicy();
     const out = join(tempDir('signed'), 'bundle.tar.gz');
 
-    const built = await cli(['policy', 'build', dir, '--revision', `commit-${algorithm}`, '--output', out, '--signing-key', mine.signing, '--signing-alg', algorithm]);
+    const built = await cli([
+      'policy',
+      'build',
+      dir,
+      '--revision',
+      `commit-${algorithm}`,
+      '--output',
+      out,
+      '--signing-key',
+      mine.signing,
+      '--signing-alg',
+      algorithm,
+    ]);
     t.is(built.code, 0, built.stderr);
     t.true(built.stdout.includes(`wrote ${out} (signed with key "default", ${algorithm})`));
     t.true((await readArchive(readFileSync(out))).has('.signatures.json'));
 
-    t.deepEqual(await opaVerifies(out, mine.verification, algorithm), { ok: true, message: '' }, 'OPA verifies what vaultgate signed');
+    t.deepEqual(
+      await opaVerifies(out, mine.verification, algorithm),
+      { ok: true, message: '' },
+      'OPA verifies what vaultgate signed',
+    );
     const wrongKey = await opaVerifies(out, other.verification, algorithm);
     t.false(wrongKey.ok);
     t.regex(wrongKey.message, /failed to verify JWT signature/);
 
     nginx.publish(`${algorithm}/vaultgate-signed.tar.gz`, readFileSync(out));
-    t.regex(await vaultgateChecks(`${algorithm}/vaultgate-signed.tar.gz`, mine.verification, algorithm), new RegExp(`^✓ .*signed with key "default", revision commit-${algorithm}`));
+    t.regex(
+      await vaultgateChecks(`${algorithm}/vaultgate-signed.tar.gz`, mine.verification, algorithm),
+      new RegExp(`^✓ .*signed with key "default", revision commit-${algorithm}`),
+    );
 
     const byOpa = join(tempDir('opa-signed'), 'bundle.tar.gz');
-    await exec(OPA, ['build', '--bundle', dir, '--target', 'wasm', '--entrypoint', 'vaultgate/decision', '--revision', 'opa-signed', '--signing-key', mine.signing, '--signing-alg', algorithm, '--output', byOpa]);
+    await exec(OPA, [
+      'build',
+      '--bundle',
+      dir,
+      '--target',
+      'wasm',
+      '--entrypoint',
+      'vaultgate/decision',
+      '--revision',
+      'opa-signed',
+      '--signing-key',
+      mine.signing,
+      '--signing-alg',
+      algorithm,
+      '--output',
+      byOpa,
+    ]);
     nginx.publish(`${algorithm}/opa-signed.tar.gz`, readFileSync(byOpa));
-    t.regex(await vaultgateChecks(`${algorithm}/opa-signed.tar.gz`, mine.verification, algorithm), /^✓ .*revision opa-signed/, 'vaultgate verifies what OPA signed');
-    t.regex(await vaultgateChecks(`${algorithm}/opa-signed.tar.gz`, other.verification, algorithm), /^✗ .*signature does not verify/);
+    t.regex(
+      await vaultgateChecks(`${algorithm}/opa-signed.tar.gz`, mine.verification, algorithm),
+      /^✓ .*revision opa-signed/,
+      'vaultgate verifies what OPA signed',
+    );
+    t.regex(
+      await vaultgateChecks(`${algorithm}/opa-signed.tar.gz`, other.verification, algorithm),
+      /^✗ .*signature does not verify/,
+    );
 
     const forged = join(tempDir('tampered'), 'bundle.tar.gz');
     writeFileSync(forged, await tampered(out));
@@ -128,7 +198,10 @@ for (const algorithm of ['RS256', 'ES256', 'HS256']) {
     t.false(opaOnTampered.ok);
     t.regex(opaOnTampered.message, /data\.json: digest mismatch/);
     nginx.publish(`${algorithm}/tampered.tar.gz`, readFileSync(forged));
-    t.regex(await vaultgateChecks(`${algorithm}/tampered.tar.gz`, mine.verification, algorithm), /^✗ .*data\.json does not match the hash its signature lists/);
+    t.regex(
+      await vaultgateChecks(`${algorithm}/tampered.tar.gz`, mine.verification, algorithm),
+      /^✗ .*data\.json does not match the hash its signature lists/,
+    );
   });
 }
 
@@ -137,14 +210,27 @@ test('policy build refuses an unknown algorithm and a key of the wrong type, nam
   const unknown = await cli(['policy', 'build', policyDir(), '--signing-key', rsa.signing, '--signing-alg', 'EdDSA']);
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /--signing-alg must be one of RS256, .*HS512/);
-  const wrongType = await cli(['policy', 'build', policyDir(), '--signing-key', rsa.signing, '--signing-alg', 'ES256', '--output', join(tempDir('nothing'), 'b.tar.gz')]);
+  const wrongType = await cli([
+    'policy',
+    'build',
+    policyDir(),
+    '--signing-key',
+    rsa.signing,
+    '--signing-alg',
+    'ES256',
+    '--output',
+    join(tempDir('nothing'), 'b.tar.gz'),
+  ]);
   t.is(wrongType.code, 1);
   t.regex(wrongType.stderr, /--signing-key: an rsa key cannot be used with ES256/);
   t.regex((await cli(['policy', 'build', '--help'])).stdout, /--signing-key FILE/);
 });
 
 test('a policy directory and a bundle server at once is a configuration error naming both', async (t) => {
-  const result = await cli(['serve'], gatewayEnv(issuer, vault, { VAULTGATE_POLICY_BUNDLE_URL: `${nginx.url}/bundle.tar.gz` }));
+  const result = await cli(
+    ['serve'],
+    gatewayEnv(issuer, vault, { VAULTGATE_POLICY_BUNDLE_URL: `${nginx.url}/bundle.tar.gz` }),
+  );
   t.is(result.code, 2);
   t.regex(result.stderr, /VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR/);
 });
@@ -153,12 +239,30 @@ test('serve with VAULTGATE_WORKERS=2: every worker activates a new signed bundle
   const { signing, verification } = keysFor('RS256', 'fleet');
   const build = async (dir: string, revision: string) => {
     const out = join(tempDir('fleet-bundle'), 'bundle.tar.gz');
-    const built = await cli(['policy', 'build', dir, '--revision', revision, '--output', out, '--signing-key', signing]);
+    const built = await cli([
+      'policy',
+      'build',
+      dir,
+      '--revision',
+      revision,
+      '--output',
+      out,
+      '--signing-key',
+      signing,
+    ]);
     t.is(built.code, 0, built.stderr);
     return readFileSync(out);
   };
   const second = policyDir();
-  addRepositories({ VAULTGATE_POLICY_DIR: second }, { [WEB]: { name: 'acme/web', secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token', API_KEY: 'kv/ci/payments-api#api_key' } } });
+  addRepositories(
+    { VAULTGATE_POLICY_DIR: second },
+    {
+      [WEB]: {
+        name: 'acme/web',
+        secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token', API_KEY: 'kv/ci/payments-api#api_key' },
+      },
+    },
+  );
   const [one, two] = await Promise.all([build(policyDir(), 'fleet-1'), build(second, 'fleet-2')]);
   nginx.publish('fleet/bundle.tar.gz', one);
 
@@ -185,14 +289,26 @@ test('serve with VAULTGATE_WORKERS=2: every worker activates a new signed bundle
     );
   // A new connection each time: the primary hands them to the workers in turn.
   const get = async () =>
-    (await (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(WEB)}`, Connection: 'close' } })).json()) as Record<string, string>;
+    (await (
+      await fetch(`http://127.0.0.1:${port}/secrets`, {
+        headers: { Authorization: `Bearer ${await issuer.mint(WEB)}`, Connection: 'close' },
+      })
+    ).json()) as Record<string, string>;
   try {
-    await waitFor('both workers on fleet-1', async () => activated('fleet-1').size === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, child);
+    await waitFor(
+      'both workers on fleet-1',
+      async () => activated('fleet-1').size === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok,
+      60_000,
+      child,
+    );
     const before = nginx.requests().length;
     nginx.publish('fleet/bundle.tar.gz', two);
     await waitFor('both workers on fleet-2', async () => activated('fleet-2').size === 2, 30_000, child);
     t.deepEqual(activated('fleet-2'), activated('fleet-1'), 'the same two workers, not replacements');
-    const downloads = nginx.requests().slice(before).filter((r) => r.uri === '/fleet/bundle.tar.gz' && r.status === 200);
+    const downloads = nginx
+      .requests()
+      .slice(before)
+      .filter((r) => r.uri === '/fleet/bundle.tar.gz' && r.status === 200);
     t.is(downloads.length, 2, 'one download per worker');
     for (let i = 0; i < 4; i++) t.deepEqual(await get(), { NPM_TOKEN: SEEDED.npmToken, API_KEY: SEEDED.ciApiKey });
   } finally {

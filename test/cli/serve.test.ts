@@ -39,9 +39,15 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   const tokens: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    await waitFor(
+      'vaultgate readiness',
+      async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200,
+    );
     const token = await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } });
-    const response = await fetch(`http://127.0.0.1:${port}/secrets`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const response = await fetch(`http://127.0.0.1:${port}/secrets`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
     t.is(response.status, 200);
     t.is(((await response.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
     tokens.push(token);
@@ -54,7 +60,10 @@ test('npm start with the documented variables serves a runner request, and SIGTE
   // Logs are written asynchronously; by exit they are all flushed.
   t.regex(output, /"msg":"secrets request"/);
   t.regex(output, /"msg":"shutting down"/);
-  t.false(tokens.some((token) => output.includes(token)), 'the token is not logged');
+  t.false(
+    tokens.some((token) => output.includes(token)),
+    'the token is not logged',
+  );
   t.false(output.includes(SEEDED.mainSigningKey), 'the secret is not logged');
 });
 
@@ -78,10 +87,15 @@ test('every answered request has its audit line: written within a moment when qu
     return response.headers.get('x-request-id')!;
   };
   try {
-    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200, 60_000, child);
+    await waitFor(
+      'vaultgate readiness',
+      async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200,
+      60_000,
+      child,
+    );
     // One request and then quiet: its line is not held back waiting for a full batch.
     const first = await answer('main');
-    await waitFor('the quiet request\'s audit line', async () => auditedIds().has(first), 15_000, child);
+    await waitFor("the quiet request's audit line", async () => auditedIds().has(first), 15_000, child);
     // A burst, then SIGTERM at once: lines still buffered are written before the workers exit.
     const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => answer(`feature/burst-${i}`)));
     child.kill('SIGTERM');
@@ -106,12 +120,22 @@ test.serial('SIGTERM lets requests in flight finish, refuses new ones, and exits
   const get = async (claims: Record<string, unknown>) =>
     fetch(url, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS, { claims })}` } });
   try {
-    await waitFor('vaultgate readiness', async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    await waitFor(
+      'vaultgate readiness',
+      async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).status === 200,
+    );
     t.is((await get({ branchName: 'feature/warm' })).status, 200);
     vault.pause();
     const inFlight = get({ branchName: 'main' }); // needs a Vault read that cannot finish yet
-    await waitFor('the request waiting on Vault', async () =>
-      output().split('\n').some((l) => l.includes('"msg":"decision log"') && l.includes('"branchName":"main"')), 15_000, child);
+    await waitFor(
+      'the request waiting on Vault',
+      async () =>
+        output()
+          .split('\n')
+          .some((l) => l.includes('"msg":"decision log"') && l.includes('"branchName":"main"')),
+      15_000,
+      child,
+    );
     child.kill('SIGTERM');
     // Logged in the same tick as the listener is closed.
     await waitFor('the shutdown under way', async () => output().includes('"msg":"shutting down"'), 15_000);
@@ -132,9 +156,15 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
   const base = gatewayEnv(issuer, vault);
   const dir = tempDir('sighup');
   cpSync(base.VAULTGATE_POLICY_DIR!, dir, { recursive: true });
-  const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_POLICY_WATCH: 'false', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const env = {
+    ...base,
+    VAULTGATE_POLICY_DIR: dir,
+    VAULTGATE_POLICY_WATCH: 'false',
+    VAULTGATE_LISTEN: `127.0.0.1:${port}`,
+  };
   const { child, output } = spawnServe(env);
-  const revision = async () => ((await (await fetchRecorded(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
+  const revision = async () =>
+    ((await (await fetchRecorded(`http://127.0.0.1:${port}/policy`)).json()) as { revision: string }).revision;
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
     const before = await revision();
@@ -154,11 +184,19 @@ test('SIGHUP reloads the policy; with VAULTGATE_POLICY_WATCH=false nothing else 
 async function serveTwoWorkers(env: Record<string, string>) {
   const port = await getPort({ host: '127.0.0.1' });
   const serve = spawnServe({ ...env, VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}` });
-  const workers = async () => (await exec('pgrep', ['-P', String(serve.child.pid)])).stdout.trim().split('\n').map(Number);
+  const workers = async () =>
+    (await exec('pgrep', ['-P', String(serve.child.pid)])).stdout.trim().split('\n').map(Number);
   const get = async () =>
-    (await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
+    (
+      await fetch(`http://127.0.0.1:${port}/secrets`, {
+        headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` },
+      })
+    ).status;
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
+    await waitFor(
+      'two workers',
+      async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok,
+    );
   } catch (err) {
     serve.child.kill('SIGTERM');
     throw err;
@@ -190,45 +228,62 @@ test('with VAULTGATE_WORKERS=2, workers share the port and the metrics; a dead w
 
 // Serial, like the other tests added with the admin listener: three processes compiling the
 // policy at once, beside the concurrent tests, push start-ups past the 20 s that exitsBy allows.
-test.serial('with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share the admin port too; the main port serves no diagnostics', async (t) => {
-  const [port, adminPort] = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
-  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}` };
-  const { child, output, exited } = spawnServe(env);
-  const main = `http://127.0.0.1:${port}`;
-  const admin = `http://127.0.0.1:${adminPort}`;
-  // Both started (each logs once it has opened both ports), so the primary's metrics ask both.
-  const started = () => output().match(/"msg":"vaultgate listening"/g)?.length ?? 0;
-  try {
-    await waitFor('two workers', async () => started() === 2 && (await fetch(`${admin}/readyz`)).ok);
-    const get = async () => (await fetch(`${main}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } })).status;
-    t.deepEqual([...new Set(await Promise.all(Array.from({ length: 10 }, get)))], [200]);
+test.serial(
+  'with VAULTGATE_WORKERS=2 and VAULTGATE_ADMIN_LISTEN, workers share the admin port too; the main port serves no diagnostics',
+  async (t) => {
+    const [port, adminPort] = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
+    const env = {
+      ...gatewayEnv(issuer, vault),
+      VAULTGATE_WORKERS: '2',
+      VAULTGATE_LISTEN: `127.0.0.1:${port}`,
+      VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+    };
+    const { child, output, exited } = spawnServe(env);
+    const main = `http://127.0.0.1:${port}`;
+    const admin = `http://127.0.0.1:${adminPort}`;
+    // Both started (each logs once it has opened both ports), so the primary's metrics ask both.
+    const started = () => output().match(/"msg":"vaultgate listening"/g)?.length ?? 0;
+    try {
+      await waitFor('two workers', async () => started() === 2 && (await fetch(`${admin}/readyz`)).ok);
+      const get = async () =>
+        (await fetch(`${main}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } }))
+          .status;
+      t.deepEqual([...new Set(await Promise.all(Array.from({ length: 10 }, get)))], [200]);
 
-    t.is((await fetch(`${main}/metrics`)).status, 404);
-    t.is((await fetch(`${main}/policy`)).status, 404);
-    t.deepEqual(await (await fetch(`${main}/readyz`)).json(), { status: 'ready' });
+      t.is((await fetch(`${main}/metrics`)).status, 404);
+      t.is((await fetch(`${main}/policy`)).status, 404);
+      t.deepEqual(await (await fetch(`${main}/readyz`)).json(), { status: 'ready' });
 
-    // A new connection each time: the primary hands them to the workers in turn, and each answers the same.
-    for (let i = 0; i < 4; i++) {
-      const metrics = await (await fetch(`${admin}/metrics`, { headers: { Connection: 'close' } })).text();
-      t.regex(metrics, /vaultgate_secrets_requests_total\{status="200"\} 10\b/, 'summed over both workers');
+      // A new connection each time: the primary hands them to the workers in turn, and each answers the same.
+      for (let i = 0; i < 4; i++) {
+        const metrics = await (await fetch(`${admin}/metrics`, { headers: { Connection: 'close' } })).text();
+        t.regex(metrics, /vaultgate_secrets_requests_total\{status="200"\} 10\b/, 'summed over both workers');
+      }
+      t.like(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready', checks: { vault: 'ok' } });
+      t.regex(((await (await fetch(`${admin}/policy`)).json()) as { revision: string }).revision, /^[0-9a-f]{12,}/);
+    } finally {
+      child.kill('SIGTERM');
     }
-    t.like(await (await fetch(`${admin}/readyz`)).json(), { status: 'ready', checks: { vault: 'ok' } });
-    t.regex(((await (await fetch(`${admin}/policy`)).json()) as { revision: string }).revision, /^[0-9a-f]{12,}/);
-  } finally {
-    child.kill('SIGTERM');
-  }
-  t.is(await exited, 0);
-});
+    t.is(await exited, 0);
+  },
+);
 
 test('with workers, a replacement that cannot start (the policy on disk broken since) leaves the others serving', async (t) => {
   const base = gatewayEnv(issuer, vault);
   const { child, output, exited, workers, get } = await serveTwoWorkers(base);
   try {
     // A broken edit: the running workers keep the last good policy; a new worker cannot compile it.
-    writeFileSync(join(base.VAULTGATE_POLICY_DIR!, 'vaultgate.rego'), 'package vaultgate\n\ndecision := {"allow": true, "secrets": \n');
+    writeFileSync(
+      join(base.VAULTGATE_POLICY_DIR!, 'vaultgate.rego'),
+      'package vaultgate\n\ndecision := {"allow": true, "secrets": \n',
+    );
     const [victim] = await workers();
     process.kill(victim!, 'SIGKILL');
-    await waitFor('a failed replacement', async () => /a new worker could not start; trying again/.test(output()), 60_000);
+    await waitFor(
+      'a failed replacement',
+      async () => /a new worker could not start; trying again/.test(output()),
+      60_000,
+    );
     t.is(child.exitCode, null, 'the primary keeps running');
     t.is(await get(), 200, 'the surviving worker serves the last good policy');
   } finally {
@@ -239,19 +294,32 @@ test('with workers, a replacement that cannot start (the policy on disk broken s
 
 test('with workers and no Redis, the limits count across workers: a one-use step token works once', async (t) => {
   const port = await getPort({ host: '127.0.0.1' });
-  const env = { ...gatewayEnv(issuer, vault), VAULTGATE_WORKERS: '2', VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_MAX_USES_PER_STEP: '1' };
+  const env = {
+    ...gatewayEnv(issuer, vault),
+    VAULTGATE_WORKERS: '2',
+    VAULTGATE_LISTEN: `127.0.0.1:${port}`,
+    VAULTGATE_MAX_USES_PER_STEP: '1',
+  };
   const { child } = spawnServe(env);
-  const workers = async () => (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').filter(Boolean);
+  const workers = async () =>
+    (await exec('pgrep', ['-P', String(child.pid)])).stdout.trim().split('\n').filter(Boolean);
   // A new connection for every request: the primary hands connections to the workers in turn.
   const get = (token: string) =>
     new Promise<number>((resolve, reject) => {
-      httpGet(`http://127.0.0.1:${port}/secrets`, { agent: false, headers: { Authorization: `Bearer ${token}` } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      }).on('error', reject);
+      httpGet(
+        `http://127.0.0.1:${port}/secrets`,
+        { agent: false, headers: { Authorization: `Bearer ${token}` } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        },
+      ).on('error', reject);
     });
   try {
-    await waitFor('two workers', async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok);
+    await waitFor(
+      'two workers',
+      async () => (await workers()).length === 2 && (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok,
+    );
     const token = await issuer.mint(PAYMENTS);
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push(await get(token));
@@ -270,7 +338,10 @@ test('a configuration error names the variable and the fix, and exits 2', async 
 
   const insecure = await cli(['serve'], { ...base, VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'false' });
   t.is(insecure.code, 2);
-  t.regex(insecure.stderr, /VAULTGATE_OIDC_ISSUERS: http:\/\/127\.0\.0\.1:\d+\S* is not https; .*VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true/);
+  t.regex(
+    insecure.stderr,
+    /VAULTGATE_OIDC_ISSUERS: http:\/\/127\.0\.0\.1:\d+\S* is not https; .*VAULTGATE_OIDC_ALLOW_INSECURE_HTTP=true/,
+  );
 
   const redisWithoutKey = await cli(['serve'], { ...base, REDIS_URL: 'redis://127.0.0.1:1' });
   t.is(redisWithoutKey.code, 2);
@@ -297,12 +368,19 @@ test('a bundle built by `vaultgate policy build` is loaded without opa, until th
   t.regex(built.stdout, /bundle\.tar\.gz/);
 
   const port = await getPort({ host: '127.0.0.1' });
-  const env = { ...base, VAULTGATE_POLICY_DIR: dir, VAULTGATE_OPA_PATH: '/nonexistent/opa', VAULTGATE_LISTEN: `127.0.0.1:${port}` };
+  const env = {
+    ...base,
+    VAULTGATE_POLICY_DIR: dir,
+    VAULTGATE_OPA_PATH: '/nonexistent/opa',
+    VAULTGATE_LISTEN: `127.0.0.1:${port}`,
+  };
   const { child, output } = spawnServe(env);
   try {
     await waitFor('vaultgate', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
     t.regex(output(), /"source":"prebuilt"/);
-    const response = await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` } });
+    const response = await fetch(`http://127.0.0.1:${port}/secrets`, {
+      headers: { Authorization: `Bearer ${await issuer.mint(PAYMENTS)}` },
+    });
     t.is(response.status, 200);
   } finally {
     child.kill('SIGTERM');
@@ -314,13 +392,15 @@ test('a bundle built by `vaultgate policy build` is loaded without opa, until th
   t.regex(stale.stderr, /bundle\.tar\.gz is older than the policy sources and rebuilding failed/);
 });
 
-test('a policy calling a builtin the Wasm SDK lacks fails at build time with OPA\'s message', async (t) => {
+test("a policy calling a builtin the Wasm SDK lacks fails at build time with OPA's message", async (t) => {
   const dir = tempDir('badpolicy');
   writeFileSync(
     join(dir, 'vaultgate.rego'),
     'package vaultgate\n\nimport rego.v1\n\ndecision := {"allow": true, "secrets": {}} if {\n\thttp.send({"method": "GET", "url": "http://127.0.0.1:1"})\n}\n',
   );
-  const result = await cli(['policy', 'build', dir], { VAULTGATE_OPA_PATH: gatewayEnv(issuer, vault).VAULTGATE_OPA_PATH! });
+  const result = await cli(['policy', 'build', dir], {
+    VAULTGATE_OPA_PATH: gatewayEnv(issuer, vault).VAULTGATE_OPA_PATH!,
+  });
   t.is(result.code, 1);
   t.regex(result.stderr, /undefined function http\.send/);
 });
@@ -335,7 +415,10 @@ test('unknown commands print the usage and exit 2', async (t) => {
 async function takenPort(): Promise<{ port: number; close(): Promise<void> }> {
   const holder = createNetServer();
   await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
-  return { port: (holder.address() as AddressInfo).port, close: () => new Promise((resolve) => holder.close(() => resolve())) };
+  return {
+    port: (holder.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => holder.close(() => resolve())),
+  };
 }
 
 /**
@@ -345,7 +428,12 @@ async function takenPort(): Promise<{ port: number; close(): Promise<void> }> {
  * open never exits, and this says so.
  */
 async function exitsAfterSaying(child: ServeProcess, said: RegExp): Promise<number | null> {
-  await waitFor(`the start-up failure message ${said}`, async () => said.test(child.errors()), 120_000, child.child).catch((err: Error) => {
+  await waitFor(
+    `the start-up failure message ${said}`,
+    async () => said.test(child.errors()),
+    120_000,
+    child.child,
+  ).catch((err: Error) => {
     // It may have said it and exited already: that is the outcome under test too.
     if (!said.test(child.errors())) throw new Error(`${err.message}\n${child.errors()}`);
   });
@@ -361,7 +449,11 @@ for (const workers of ['1', '2']) {
   test(`serve on a taken port (${workers} worker${workers === '1' ? '' : 's'}) says so and exits non-zero instead of hanging`, async (t) => {
     const taken = await takenPort();
     try {
-      const env = { ...gatewayEnv(issuer, vault), VAULTGATE_LISTEN: `127.0.0.1:${taken.port}`, VAULTGATE_WORKERS: workers };
+      const env = {
+        ...gatewayEnv(issuer, vault),
+        VAULTGATE_LISTEN: `127.0.0.1:${taken.port}`,
+        VAULTGATE_WORKERS: workers,
+      };
       const serve = spawnServe(env);
       const said = new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\): .*VAULTGATE_LISTEN`);
       const code = await exitsAfterSaying(serve, said);
@@ -374,26 +466,31 @@ for (const workers of ['1', '2']) {
 }
 
 for (const workers of ['1', '2']) {
-  test.serial(`serve with a taken admin port (${workers} worker${workers === '1' ? '' : 's'}) names VAULTGATE_ADMIN_LISTEN and exits non-zero`, async (t) => {
-    const taken = await takenPort();
-    try {
-      const env = {
-        ...gatewayEnv(issuer, vault),
-        VAULTGATE_LISTEN: `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`,
-        VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${taken.port}`,
-        VAULTGATE_WORKERS: workers,
-      };
-      const serve = spawnServe(env);
-      const said = new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\): .*set VAULTGATE_ADMIN_LISTEN to a free host:port`);
-      const code = await exitsAfterSaying(serve, said);
-      t.not(code, 0);
-      t.regex(serve.output(), /"msg":"vaultgate could not start"/);
-      // Not replaced over and over: the worker opened the main port, but never started.
-      t.notRegex(serve.output(), /worker died; starting another/);
-    } finally {
-      await taken.close();
-    }
-  });
+  test.serial(
+    `serve with a taken admin port (${workers} worker${workers === '1' ? '' : 's'}) names VAULTGATE_ADMIN_LISTEN and exits non-zero`,
+    async (t) => {
+      const taken = await takenPort();
+      try {
+        const env = {
+          ...gatewayEnv(issuer, vault),
+          VAULTGATE_LISTEN: `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`,
+          VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${taken.port}`,
+          VAULTGATE_WORKERS: workers,
+        };
+        const serve = spawnServe(env);
+        const said = new RegExp(
+          `cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\): .*set VAULTGATE_ADMIN_LISTEN to a free host:port`,
+        );
+        const code = await exitsAfterSaying(serve, said);
+        t.not(code, 0);
+        t.regex(serve.output(), /"msg":"vaultgate could not start"/);
+        // Not replaced over and over: the worker opened the main port, but never started.
+        t.notRegex(serve.output(), /worker died; starting another/);
+      } finally {
+        await taken.close();
+      }
+    },
+  );
 }
 
 test('dev on a taken port says so and exits non-zero instead of hanging', async (t) => {
@@ -401,10 +498,16 @@ test('dev on a taken port says so and exits non-zero instead of hanging', async 
   try {
     const policy = tempDir('dev-taken');
     cpSync(join(ROOT, 'policies'), policy, { recursive: true });
-    const dev = spawnCli(['dev', '--port', String(taken.port), '--state', tempDir('dev-taken-state'), '--policy', policy], {
-      VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
-    });
-    const code = await exitsAfterSaying(dev, new RegExp(`vaultgate dev: cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\)`));
+    const dev = spawnCli(
+      ['dev', '--port', String(taken.port), '--state', tempDir('dev-taken-state'), '--policy', policy],
+      {
+        VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
+      },
+    );
+    const code = await exitsAfterSaying(
+      dev,
+      new RegExp(`vaultgate dev: cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(EADDRINUSE\\)`),
+    );
     t.not(code, 0);
   } finally {
     await taken.close();

@@ -11,7 +11,13 @@ import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // What a newcomer has: this repository, with OPA in .tools/bin (tools/build.sh), nothing configured.
-const ENV = { PATH: process.env.PATH!.split(':').filter((p) => p !== TOOLS_BIN).join(':'), HOME: process.env.HOME! };
+const ENV = {
+  PATH: process.env
+    .PATH!.split(':')
+    .filter((p) => p !== TOOLS_BIN)
+    .join(':'),
+  HOME: process.env.HOME!,
+};
 
 let vault: TestVault;
 let issuer: TestIssuer;
@@ -30,7 +36,10 @@ const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, {
 async function startDev(args: string[], env: Record<string, string> = {}) {
   const port = await getPort({ host: '127.0.0.1' });
   const state = tempDir('dev-state');
-  const child = spawn(process.execPath, [BIN, 'dev', '--port', String(port), '--state', state, ...args], { cwd: ROOT, env: { ...ENV, ...env } });
+  const child = spawn(process.execPath, [BIN, 'dev', '--port', String(port), '--state', state, ...args], {
+    cwd: ROOT,
+    env: { ...ENV, ...env },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -51,7 +60,17 @@ const stop = (child: ChildProcess) => new Promise((r) => (child.kill('SIGTERM'),
 test('vaultgate --help lists every command', async (t) => {
   const { code, stdout } = await cli(['--help']);
   t.is(code, 0);
-  for (const command of ['serve', 'dev', 'token', 'check', 'policy build', 'policy test', 'policy fmt', 'policy lint', 'policy eval']) {
+  for (const command of [
+    'serve',
+    'dev',
+    'token',
+    'check',
+    'policy build',
+    'policy test',
+    'policy fmt',
+    'policy lint',
+    'policy eval',
+  ]) {
     t.true(stdout.includes(`  ${command}`), command);
   }
   t.regex((await cli(['policy', 'eval', '--help'])).stdout, /--token JWT \| --claims FILE\.json/);
@@ -66,7 +85,11 @@ test('vaultgate dev: one command, a ready token, secrets by curl; edits and new 
     t.regex(dev.stdout(), /for local use only/);
     const first = await dev.get(dev.token);
     t.is(first.status, 200);
-    t.deepEqual(first.body, { DB_PASSWORD: 'local-ci-db-password', API_KEY: 'local-ci-api-key', SIGNING_KEY: 'local-main-signing-key' });
+    t.deepEqual(first.body, {
+      DB_PASSWORD: 'local-ci-db-password',
+      API_KEY: 'local-ci-api-key',
+      SIGNING_KEY: 'local-main-signing-key',
+    });
     t.regex(dev.stderr(), /vaultgate listening/, 'its log is on standard error');
     t.notRegex(dev.stderr(), /issuer keys not fetched/, 'its own issuer answered the key fetch at start');
 
@@ -106,17 +129,32 @@ test('vaultgate token without a running dev issuer says what to do', async (t) =
 
 test('vaultgate policy eval explains each key with its reference and the rule that granted it', async (t) => {
   const claims = join(tempDir('claims'), 'claims.json');
-  writeFileSync(claims, JSON.stringify({ ...TestIssuer.stepClaims(PAYMENTS, { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV }) }));
+  writeFileSync(
+    claims,
+    JSON.stringify({ ...TestIssuer.stepClaims(PAYMENTS, { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV }) }),
+  );
   const { code, stdout } = await cli(['policy', 'eval', '--claims', claims]);
   t.is(code, 0);
   t.regex(stdout, /^decision: allow \(4 secrets\)/);
   t.regex(stdout, /API_KEY +kv\/ci\/payments-api#api_key +granted by repository acme\/payments-api/);
-  t.regex(stdout, /SIGNING_KEY +kv\/ci\/payments-api-main#signing_key +granted by branch pattern "main" of repository acme\/payments-api/);
-  t.regex(stdout, new RegExp(`DEPLOY_TOKEN +kv/prod/payments-api#deploy_token +granted by deployment environment \\${PROD_ENV.slice(0, -1)}\\} of repository`));
+  t.regex(
+    stdout,
+    /SIGNING_KEY +kv\/ci\/payments-api-main#signing_key +granted by branch pattern "main" of repository acme\/payments-api/,
+  );
+  t.regex(
+    stdout,
+    new RegExp(
+      `DEPLOY_TOKEN +kv/prod/payments-api#deploy_token +granted by deployment environment \\${PROD_ENV.slice(0, -1)}\\} of repository`,
+    ),
+  );
 
   const token = await issuer.mint(WEB);
   const json = await cli(['policy', 'eval', '--token', token, '--json']);
-  t.deepEqual(JSON.parse(json.stdout), { allow: true, secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token' }, reasons: { NPM_TOKEN: 'repository acme/web' } });
+  t.deepEqual(JSON.parse(json.stdout), {
+    allow: true,
+    secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token' },
+    reasons: { NPM_TOKEN: 'repository acme/web' },
+  });
 
   const denied = await cli(['policy', 'eval', '--token', await issuer.mint('{00000000-0000-4000-8000-000000000000}')]);
   t.is(denied.stdout.trim(), 'decision: deny');
@@ -140,7 +178,10 @@ test('vaultgate policy test, fmt and lint run OPA over the policy directory', as
   const linted = await cli(['policy', 'lint']);
   t.is(linted.code, 0);
   t.regex(linted.stderr, /Regal not found.*opa check --strict/);
-  writeFileSync(join(dir, 'p.rego'), 'package vaultgate\n\nimport rego.v1\n\nimport data.unused\n\ndecision := {"allow": false, "secrets": {}}\n');
+  writeFileSync(
+    join(dir, 'p.rego'),
+    'package vaultgate\n\nimport rego.v1\n\nimport data.unused\n\ndecision := {"allow": false, "secrets": {}}\n',
+  );
   t.not((await cli(['policy', 'lint', dir])).code, 0);
 });
 
@@ -153,7 +194,12 @@ test('vaultgate check tries every part and lists what fails', async (t) => {
   t.regex(good.stdout, /✓ policy .*revision [0-9a-f]{12}/);
   t.regex(good.stdout, /✓ vault http:\/\/127\.0\.0\.1:\d+: logged in with token/);
 
-  const bad = await cli(['check'], { ...env, VAULT_TOKEN: 'not-a-token', REDIS_URL: 'redis://127.0.0.1:1', VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64') });
+  const bad = await cli(['check'], {
+    ...env,
+    VAULT_TOKEN: 'not-a-token',
+    REDIS_URL: 'redis://127.0.0.1:1',
+    VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64'),
+  });
   t.is(bad.code, 1);
   t.regex(bad.stdout, /✗ vault .*VAULT_TOKEN is not valid/);
   t.regex(bad.stdout, /✗ redis: /);

@@ -50,7 +50,10 @@ function documentedVariables(): Record<string, string> {
     [`$(${KEY_COMMAND})`]: randomBytes(32).toString('base64'),
   };
   return Object.fromEntries(
-    lines.map(([, name, value]) => [name!, Object.entries(fill).reduce((v, [from, to]) => v.split(from).join(to), value!)]),
+    lines.map(([, name, value]) => [
+      name!,
+      Object.entries(fill).reduce((v, [from, to]) => v.split(from).join(to), value!),
+    ]),
   );
 }
 
@@ -67,7 +70,10 @@ function imageEnvironment(service: Service): Record<string, string> {
 
 const runsVaultgate = (s: Service) => s.build?.context === ROOT || /^vaultgate(:|$)/.test(s.image ?? '');
 // A tool's own variables in its own image (the Vault CLI's VAULT_ADDR in the seed job) are not vaultgate's.
-const OWN_PREFIX: [RegExp, string][] = [[/^hashicorp\/vault(:|$)/, 'VAULT_'], [/^redis(:|$)/, 'REDIS_']];
+const OWN_PREFIX: [RegExp, string][] = [
+  [/^hashicorp\/vault(:|$)/, 'VAULT_'],
+  [/^redis(:|$)/, 'REDIS_'],
+];
 const setValues = (env: Service['environment']) =>
   Object.fromEntries(Object.entries(env ?? {}).filter((e): e is [string, string] => e[1] !== null));
 
@@ -76,7 +82,8 @@ let project: Project;
 
 test.before(async () => {
   const result = await load(documented);
-  if (result.code !== 0) throw new Error(`docker-compose.yml does not load with the documented variables:\n${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`docker-compose.yml does not load with the documented variables:\n${result.stderr}`);
   project = JSON.parse(result.stdout) as Project;
 });
 
@@ -107,14 +114,18 @@ test('the seed job gets every variable deploy/vault-seed.sh reads', (t) => {
   for (const variable of read) t.truthy(given[variable], variable);
 });
 
-test('vaultgate\'s environment, as compose renders it over the image\'s, is accepted by vaultgate\'s own loader', (t) => {
+test("vaultgate's environment, as compose renders it over the image's, is accepted by vaultgate's own loader", (t) => {
   const { services } = project;
   const vaultgate = services.vaultgate!;
   const env = { ...imageEnvironment(vaultgate), ...setValues(vaultgate.environment) };
   const config = loadConfig(env);
 
   t.deepEqual(config.oidc.issuers, [
-    { issuer: documented.VAULTGATE_OIDC_ISSUERS!, audiences: [documented.VAULTGATE_OIDC_AUDIENCES!], algorithms: ['RS256'] },
+    {
+      issuer: documented.VAULTGATE_OIDC_ISSUERS!,
+      audiences: [documented.VAULTGATE_OIDC_AUDIENCES!],
+      algorithms: ['RS256'],
+    },
   ]);
   t.deepEqual(config.cache.redis?.key, Buffer.from(documented.VAULTGATE_CACHE_KEY!, 'base64'));
 
@@ -123,7 +134,12 @@ test('vaultgate\'s environment, as compose renders it over the image\'s, is acce
   t.truthy(services[vaultUrl.hostname], `${vaultUrl.hostname} is a service`);
   t.true(services[vaultUrl.hostname]!.command!.includes(`-dev-listen-address=0.0.0.0:${vaultUrl.port}`));
   const seed = setValues(services['vault-seed']!.environment);
-  t.deepEqual(config.vault.auth, { method: 'approle', roleId: seed.DEMO_ROLE_ID!, secretId: seed.DEMO_SECRET_ID!, mount: 'approle' });
+  t.deepEqual(config.vault.auth, {
+    method: 'approle',
+    roleId: seed.DEMO_ROLE_ID!,
+    secretId: seed.DEMO_SECRET_ID!,
+    mount: 'approle',
+  });
   t.is(seed.VAULT_ADDR, config.vault.addr);
 
   const redis = config.cache.redis;
@@ -132,7 +148,10 @@ test('vaultgate\'s environment, as compose renders it over the image\'s, is acce
 
   // The policy directory is the mounted policies/, and the published port is the one vaultgate listens on.
   t.true(vaultgate.volumes!.some((v) => v.target === config.policy.dir && v.source === join(ROOT, 'policies')));
-  t.deepEqual(vaultgate.ports!.map((p) => p.target), [config.listen.port]);
+  t.deepEqual(
+    vaultgate.ports!.map((p) => p.target),
+    [config.listen.port],
+  );
 });
 
 test('a bare `docker compose up` stops with one message naming all three variables and the key command', async (t) => {
@@ -161,8 +180,14 @@ test('every path the compose file builds from or mounts is in the repository', (
   let checked = 0;
   for (const [name, service] of Object.entries(project.services)) {
     if (service.build) {
-      t.true(inRepo(service.build.context) && statSync(service.build.context).isDirectory(), `${name}: build context ${service.build.context}`);
-      t.true(statSync(join(service.build.context, service.build.dockerfile)).isFile(), `${name}: ${service.build.dockerfile}`);
+      t.true(
+        inRepo(service.build.context) && statSync(service.build.context).isDirectory(),
+        `${name}: build context ${service.build.context}`,
+      );
+      t.true(
+        statSync(join(service.build.context, service.build.dockerfile)).isFile(),
+        `${name}: ${service.build.dockerfile}`,
+      );
       checked++;
     }
     for (const volume of service.volumes ?? []) {

@@ -55,8 +55,15 @@ function run(command: string, args: string[], input?: string): Promise<Run> {
 
 // Rendered manifests are walked by the paths a test knows; typing Kubernetes' whole API here would add
 // nothing to the strict decoding tools/k8s-validate does.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> } & Record<string, any>;
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+} & Record<string, any>;
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 interface Values {
   /** Values files besides the chart's own. */
@@ -68,7 +75,13 @@ interface Values {
 }
 
 const templateArgs = (values: Values = {}) => [
-  'template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION,
+  'template',
+  RELEASE,
+  CHART,
+  '--namespace',
+  NAMESPACE,
+  '--kube-version',
+  KUBE_VERSION,
   ...(values.files ?? []).flatMap((f) => ['--values', f]),
   ...(values.set ?? []).flatMap((s) => ['--set', s]),
   ...(values.setString ?? []).flatMap((s) => ['--set-string', s]),
@@ -91,13 +104,18 @@ async function render(t: ExecutionContext, values: Values = {}): Promise<{ yaml:
 /** `helm template` that must fail: its stderr. */
 async function refused(t: ExecutionContext, values: Values): Promise<string> {
   const r = await run(HELM, templateArgs(values));
-  t.not(r.code, 0, `helm template should have refused ${JSON.stringify(values)}; it rendered:\n${r.stdout.slice(0, 2000)}`);
+  t.not(
+    r.code,
+    0,
+    `helm template should have refused ${JSON.stringify(values)}; it rendered:\n${r.stdout.slice(0, 2000)}`,
+  );
   return r.stderr;
 }
 
 const only = (objects: K8sObject[], kind: string): K8sObject => {
   const found = objects.filter((o) => o.kind === kind);
-  if (found.length !== 1) throw new Error(`expected one ${kind}, rendered ${found.length}: ${objects.map((o) => o.kind).join(', ')}`);
+  if (found.length !== 1)
+    throw new Error(`expected one ${kind}, rendered ${found.length}: ${objects.map((o) => o.kind).join(', ')}`);
   return found[0]!;
 };
 const kinds = (objects: K8sObject[]) => objects.map((o) => o.kind).sort();
@@ -112,7 +130,9 @@ type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { nam
 const env = (objects: K8sObject[]): EnvVar[] => container(objects).env;
 const envValue = (objects: K8sObject[], name: string) => env(objects).find((e) => e.name === name)?.value;
 const allEnv = (objects: K8sObject[]): EnvVar[] =>
-  [...(podSpec(objects).initContainers ?? []), ...podSpec(objects).containers].flatMap((c: { env?: EnvVar[] }) => c.env ?? []);
+  [...(podSpec(objects).initContainers ?? []), ...podSpec(objects).containers].flatMap(
+    (c: { env?: EnvVar[] }) => c.env ?? [],
+  );
 
 const writeValues = (name: string, content: unknown) => {
   const file = join(home, name);
@@ -137,12 +157,23 @@ test.before(async () => {
   }
   const r = await run(HELM, templateArgs());
   if (r.code !== 0) throw new Error(`helm template with the defaults exited ${r.code}:\n${r.stderr}`);
-  defaultsObjects = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject).filter(Boolean);
+  defaultsObjects = parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as K8sObject)
+    .filter(Boolean);
 });
 
 test('helm lint --strict passes with the defaults and with every optional part on', async (t) => {
   for (const args of [[], ['--values', ALL_ON]]) {
-    const r = await run(HELM, ['lint', '--strict', CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...args]);
+    const r = await run(HELM, [
+      'lint',
+      '--strict',
+      CHART,
+      '--namespace',
+      NAMESPACE,
+      '--kube-version',
+      KUBE_VERSION,
+      ...args,
+    ]);
     t.is(r.code, 0, `helm lint --strict ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
     t.regex(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   }
@@ -152,15 +183,53 @@ test('every rendered object decodes strictly into its Kubernetes API type', asyn
   const variants: Array<[string, Values]> = [
     ['defaults', {}],
     ['everything on', { files: [ALL_ON] }],
-    ['jwt with a projected token', { set: [...CONFIGURED, 'vault.authMethod=jwt', 'vault.role=vaultgate', 'vault.serviceAccountToken.audience=vault'] }],
-    ['kubernetes auth, own ConfigMap, no PDB', { set: [...CONFIGURED, 'vault.authMethod=kubernetes', 'vault.role=vaultgate', 'policy.existingConfigMap=my-policy', 'podDisruptionBudget.enabled=false'] }],
-    ['token auth with plain Redis', { set: [...CONFIGURED, 'vault.existingSecret=vault-token', 'redis.url=redis://redis.ci.svc:6379', 'cache.existingSecret=cache-key'] }],
+    [
+      'jwt with a projected token',
+      {
+        set: [
+          ...CONFIGURED,
+          'vault.authMethod=jwt',
+          'vault.role=vaultgate',
+          'vault.serviceAccountToken.audience=vault',
+        ],
+      },
+    ],
+    [
+      'kubernetes auth, own ConfigMap, no PDB',
+      {
+        set: [
+          ...CONFIGURED,
+          'vault.authMethod=kubernetes',
+          'vault.role=vaultgate',
+          'policy.existingConfigMap=my-policy',
+          'podDisruptionBudget.enabled=false',
+        ],
+      },
+    ],
+    [
+      'token auth with plain Redis',
+      {
+        set: [
+          ...CONFIGURED,
+          'vault.existingSecret=vault-token',
+          'redis.url=redis://redis.ci.svc:6379',
+          'cache.existingSecret=cache-key',
+        ],
+      },
+    ],
   ];
   for (const [name, values] of variants) {
     const { yaml, objects } = await render(t, values);
     const r = await run(VALIDATE, [], yaml);
     t.is(r.code, 0, `${name}: k8s-validate exited ${r.code}:\n${r.stderr}`);
-    t.is(r.stdout.trim().split('\n').filter((l) => l.startsWith('ok ')).length, objects.length, `${name}: one line per object:\n${r.stdout}`);
+    t.is(
+      r.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('ok ')).length,
+      objects.length,
+      `${name}: one line per object:\n${r.stdout}`,
+    );
   }
 });
 
@@ -171,7 +240,10 @@ test('the manifest checker itself refuses an unknown field, a wrong type and an 
   typo.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
   let r = await run(VALIDATE, [], JSON.stringify(typo));
   t.is(r.code, 1, r.stdout);
-  t.regex(r.stderr, /Deployment "vg-vaultgate": unknown field "spec\.template\.spec\.containers\[0\]\.imagePullPolicyy"/);
+  t.regex(
+    r.stderr,
+    /Deployment "vg-vaultgate": unknown field "spec\.template\.spec\.containers\[0\]\.imagePullPolicyy"/,
+  );
 
   const wrongType = structuredClone(deployment);
   wrongType.spec.replicas = 'two';
@@ -222,18 +294,30 @@ test('the Deployment: two replicas, probes, resources, hardened pod, spread, dra
   t.truthy(spec.volumes.find((v: { name: string }) => v.name === tmp.name).emptyDir);
 
   const selector = deployment.spec.selector.matchLabels;
-  const hostSpread = spec.topologySpreadConstraints.find((s: { topologyKey: string }) => s.topologyKey === 'kubernetes.io/hostname');
+  const hostSpread = spec.topologySpreadConstraints.find(
+    (s: { topologyKey: string }) => s.topologyKey === 'kubernetes.io/hostname',
+  );
   t.truthy(hostSpread, 'spread over nodes');
   t.deepEqual(hostSpread.labelSelector.matchLabels, selector);
   t.is(hostSpread.maxSkew, 1);
 
   // SIGTERM gives requests in flight DRAIN_MS to finish, after the preStop sleep: the grace period must cover both.
-  const drainMs = Number(/const DRAIN_MS = ([\d_]+);/.exec(readFileSync(join(ROOT, 'src', 'cli', 'serve.ts'), 'utf8'))?.[1]?.replace(/_/g, ''));
+  const drainMs = Number(
+    /const DRAIN_MS = ([\d_]+);/
+      .exec(readFileSync(join(ROOT, 'src', 'cli', 'serve.ts'), 'utf8'))?.[1]
+      ?.replace(/_/g, ''),
+  );
   t.true(drainMs > 0, 'DRAIN_MS found in src/cli/serve.ts');
   const preStop = Number(c.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
-  t.true(spec.terminationGracePeriodSeconds > drainMs / 1000 + preStop, `grace ${spec.terminationGracePeriodSeconds} s > drain ${drainMs / 1000} s + preStop ${preStop} s`);
+  t.true(
+    spec.terminationGracePeriodSeconds > drainMs / 1000 + preStop,
+    `grace ${spec.terminationGracePeriodSeconds} s > drain ${drainMs / 1000} s + preStop ${preStop} s`,
+  );
 
-  t.regex(await refused(t, { set: ['terminationGracePeriodSeconds=12'] }), /terminationGracePeriodSeconds: must exceed preStopSleepSeconds \(5\) plus vaultgate's 10 s drain/);
+  t.regex(
+    await refused(t, { set: ['terminationGracePeriodSeconds=12'] }),
+    /terminationGracePeriodSeconds: must exceed preStopSleepSeconds \(5\) plus vaultgate's 10 s drain/,
+  );
 
   // The Service reaches these pods' http port.
   const service = only(objects, 'Service');
@@ -248,9 +332,16 @@ test('the Deployment: two replicas, probes, resources, hardened pod, spread, dra
 
 test('every env var the chart sets is one vaultgate reads', async (t) => {
   const kubernetes = [...CONFIGURED, 'vault.authMethod=kubernetes', 'vault.role=vaultgate', 'vault.authMount=k8s'];
-  for (const values of [{}, { files: [ALL_ON] }, { set: kubernetes }, { set: [...kubernetes, 'vault.serviceAccountToken.audience=vault'] }]) {
+  for (const values of [
+    {},
+    { files: [ALL_ON] },
+    { set: kubernetes },
+    { set: [...kubernetes, 'vault.serviceAccountToken.audience=vault'] },
+  ]) {
     const { objects } = await render(t, values);
-    const unknown = env(objects).map((e) => e.name).filter((n) => !CONFIG_VARIABLES.includes(n));
+    const unknown = env(objects)
+      .map((e) => e.name)
+      .filter((n) => !CONFIG_VARIABLES.includes(n));
     t.deepEqual(unknown, [], `not read by vaultgate: ${unknown.join(', ')}`);
   }
 });
@@ -270,7 +361,19 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
     ['token', { set: [...CONFIGURED, 'vault.existingSecret=vault-login'] }, 'token'],
     ['approle, Redis, TLS (all on)', { files: [ALL_ON] }, 'approle'],
     ['kubernetes', { set: [...CONFIGURED, 'vault.authMethod=kubernetes', 'vault.role=vaultgate'] }, 'kubernetes'],
-    ['jwt with a projected token', { set: [...CONFIGURED, 'vault.authMethod=jwt', 'vault.role=vaultgate', 'vault.authMount=k8s-ci', 'vault.serviceAccountToken.audience=vault'] }, 'jwt'],
+    [
+      'jwt with a projected token',
+      {
+        set: [
+          ...CONFIGURED,
+          'vault.authMethod=jwt',
+          'vault.role=vaultgate',
+          'vault.authMount=k8s-ci',
+          'vault.serviceAccountToken.audience=vault',
+        ],
+      },
+      'jwt',
+    ],
   ];
   for (const [name, values, method] of variants) {
     const { objects } = await render(t, values);
@@ -287,14 +390,23 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   t.truthy(allOn.cache.redis, 'Redis with the sealed cache');
   t.truthy(allOn.tls, 'HTTPS');
   t.like(allOn.vault.auth, { method: 'approle', mount: 'ci-approle' }, 'vault.authMount reaches VAULT_AUTH_MOUNT');
-  t.deepEqual(allOn.vault.allowedMounts, { mounts: ['kv', 'database'] }, 'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS');
-  t.deepEqual(allOn.vault.haOrigins, ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'], 'vault.haAddrs reaches VAULT_HA_ADDRS');
+  t.deepEqual(
+    allOn.vault.allowedMounts,
+    { mounts: ['kv', 'database'] },
+    'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS',
+  );
+  t.deepEqual(
+    allOn.vault.haOrigins,
+    ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'],
+    'vault.haAddrs reaches VAULT_HA_ADDRS',
+  );
   const withAdmin = loadConfig(resolved((await render(t, { files: [ALL_ON], set: ['adminPort=9090'] })).objects));
   t.deepEqual(withAdmin.adminListen, { host: '0.0.0.0', port: 9090 }, 'adminPort reaches VAULTGATE_ADMIN_LISTEN');
   t.is(allOn.adminListen, undefined, 'no admin listener unless asked');
   // Unconfigured defaults: the pods stop at once, naming what is missing (as NOTES.txt warns).
   const error = t.throws(() => loadConfig(resolved(defaultsObjects)), { instanceOf: ConfigError });
-  for (const variable of ['VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR']) t.regex(error?.message ?? '', new RegExp(variable));
+  for (const variable of ['VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR'])
+    t.regex(error?.message ?? '', new RegExp(variable));
 });
 
 test('VAULTGATE_WORKERS is the whole cores of the CPU limit, at least 1, also when the limit changes', async (t) => {
@@ -321,10 +433,14 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
   const { objects } = await render(t);
   const configMap = only(objects, 'ConfigMap');
   // The chart's default is the repository's shipped policy (values.yaml holds a copy; keep them equal).
-  t.deepEqual(configMap.data, {
-    'vaultgate.rego': readFileSync(join(ROOT, 'policies', 'vaultgate.rego'), 'utf8'),
-    'data.json': readFileSync(join(ROOT, 'policies', 'data.json'), 'utf8'),
-  }, 'deploy/helm/vaultgate/values.yaml policy.files differs from policies/: copy them over');
+  t.deepEqual(
+    configMap.data,
+    {
+      'vaultgate.rego': readFileSync(join(ROOT, 'policies', 'vaultgate.rego'), 'utf8'),
+      'data.json': readFileSync(join(ROOT, 'policies', 'data.json'), 'utf8'),
+    },
+    'deploy/helm/vaultgate/values.yaml policy.files differs from policies/: copy them over',
+  );
 
   const spec = podSpec(objects);
   const c = container(objects);
@@ -333,7 +449,11 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
   const mount = c.volumeMounts.find((m: { mountPath: string }) => m.mountPath === policyDir);
   t.truthy(mount, 'the policy directory is mounted');
   t.true(mount.readOnly, 'vaultgate cannot change its policy');
-  t.is(spec.volumes.find((v: { name: string }) => v.name === mount.name).configMap.name, configMap.metadata.name, 'from the rendered ConfigMap');
+  t.is(
+    spec.volumes.find((v: { name: string }) => v.name === mount.name).configMap.name,
+    configMap.metadata.name,
+    'from the rendered ConfigMap',
+  );
 
   // What vaultgate makes of that ConfigMap as the kubelet lays it out: each key a link through
   // ..data into a hidden, timestamped directory.
@@ -348,10 +468,18 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
   const { bundle } = await loadBundle(volume, join(TOOLS_BIN, 'opa'));
   const policy = await Policy.load(bundle);
   const decision = policy.decide({
-    claims: { iss: 'https://issuer.test', repositoryUuid: '{1b2c3d4e-5555-4666-8777-888899990000}', branchName: 'main' },
+    claims: {
+      iss: 'https://issuer.test',
+      repositoryUuid: '{1b2c3d4e-5555-4666-8777-888899990000}',
+      branchName: 'main',
+    },
     request: { method: 'GET', path: '/secrets', remoteAddr: '10.0.0.7', time: new Date().toISOString() },
   });
-  t.deepEqual(decision.secrets, { NPM_TOKEN: 'kv/ci/shared#npm_token' }, 'the shipped data.json is the policy data (not data under the hidden directory name)');
+  t.deepEqual(
+    decision.secrets,
+    { NPM_TOKEN: 'kv/ci/shared#npm_token' },
+    'the shipped data.json is the policy data (not data under the hidden directory name)',
+  );
 
   // The checksum annotation: stable for the same policy, different for another.
   const checksum = (o: K8sObject[]) => only(o, 'Deployment').spec.template.metadata.annotations['checksum/policy'];
@@ -366,7 +494,10 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
   // As values.yaml documents it: replace one file from disk, drop another with null.
   const mine = join(home, 'my-data.json');
   writeFileSync(mine, '{"repositories": {"{1}": {}}}\n');
-  const replaced = await render(t, { setFile: [`policy.files.data\\.json=${mine}`], set: ['policy.files.extra\\.rego=null'] });
+  const replaced = await render(t, {
+    setFile: [`policy.files.data\\.json=${mine}`],
+    set: ['policy.files.extra\\.rego=null'],
+  });
   t.deepEqual(Object.keys(only(replaced.objects, 'ConfigMap').data!).sort(), ['data.json', 'vaultgate.rego']);
   t.is(only(replaced.objects, 'ConfigMap').data!['data.json'], '{"repositories": {"{1}": {}}}\n');
   const dropped = await render(t, { set: ['policy.files.data\\.json=null'] });
@@ -375,7 +506,10 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
   // Someone else's ConfigMap: nothing rendered for it, no checksum the chart cannot know.
   const own = await render(t, { set: ['policy.existingConfigMap=team-policy'] });
   t.false(kinds(own.objects).includes('ConfigMap'));
-  t.is(podSpec(own.objects).volumes.find((v: { configMap?: { name: string } }) => v.configMap)?.configMap.name, 'team-policy');
+  t.is(
+    podSpec(own.objects).volumes.find((v: { configMap?: { name: string } }) => v.configMap)?.configMap.name,
+    'team-policy',
+  );
   t.is(only(own.objects, 'Deployment').spec.template.metadata.annotations?.['checksum/policy'], undefined);
 });
 
@@ -388,7 +522,8 @@ test('credentials only by reference to Secrets: never a literal value, never a r
       t.truthy(e.valueFrom?.secretKeyRef, `${label}: ${e.name} is a secretKeyRef`);
     }
   };
-  const ref = (objects: K8sObject[], name: string) => env(objects).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+  const ref = (objects: K8sObject[], name: string) =>
+    env(objects).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
   const names = (objects: K8sObject[]) => env(objects).map((e) => e.name);
 
   // Token.
@@ -409,35 +544,59 @@ test('credentials only by reference to Secrets: never a literal value, never a r
 
   // Kubernetes and JWT logins: the pod's service-account token, no Secret at all.
   for (const method of ['kubernetes', 'jwt']) {
-    ({ objects } = await render(t, { set: [...CONFIGURED, `vault.authMethod=${method}`, 'vault.role=vaultgate', 'vault.authMount=k8s-ci'] }));
+    ({ objects } = await render(t, {
+      set: [...CONFIGURED, `vault.authMethod=${method}`, 'vault.role=vaultgate', 'vault.authMount=k8s-ci'],
+    }));
     noLiterals(objects, method);
     t.is(envValue(objects, 'VAULT_AUTH_METHOD'), method);
     t.is(envValue(objects, 'VAULT_AUTH_ROLE'), 'vaultgate');
     t.is(envValue(objects, 'VAULT_AUTH_MOUNT'), 'k8s-ci');
-    for (const n of ['VAULT_TOKEN', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID']) t.false(names(objects).includes(n), `${method}: ${n}`);
+    for (const n of ['VAULT_TOKEN', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID'])
+      t.false(names(objects).includes(n), `${method}: ${n}`);
     t.is(podSpec(objects).automountServiceAccountToken, true, `${method}: the token Vault verifies is mounted`);
   }
   // A dedicated token for Vault, with its own audience, instead of the API token.
-  ({ objects } = await render(t, { set: [...CONFIGURED, 'vault.authMethod=jwt', 'vault.role=vaultgate', 'vault.serviceAccountToken.audience=vault'] }));
+  ({ objects } = await render(t, {
+    set: [...CONFIGURED, 'vault.authMethod=jwt', 'vault.role=vaultgate', 'vault.serviceAccountToken.audience=vault'],
+  }));
   t.is(podSpec(objects).automountServiceAccountToken, false, 'projected: no API token in the pod');
   const tokenFile = envValue(objects, 'VAULT_AUTH_JWT_FILE')!;
-  const tokenMount = container(objects).volumeMounts.find((m: { mountPath: string }) => tokenFile.startsWith(`${m.mountPath}/`));
+  const tokenMount = container(objects).volumeMounts.find((m: { mountPath: string }) =>
+    tokenFile.startsWith(`${m.mountPath}/`),
+  );
   t.truthy(tokenMount, `${tokenFile} is mounted`);
-  const projected = podSpec(objects).volumes.find((v: { name: string }) => v.name === tokenMount.name).projected.sources[0].serviceAccountToken;
+  const projected = podSpec(objects).volumes.find((v: { name: string }) => v.name === tokenMount.name).projected
+    .sources[0].serviceAccountToken;
   t.like(projected, { audience: 'vault', path: tokenFile.slice(tokenMount.mountPath.length + 1) });
   // The ServiceAccount itself never automounts; only the Deployment opts in.
   t.is(only(objects, 'ServiceAccount').automountServiceAccountToken, false);
 
   // Ways to slip a credential in as a value are refused, naming what to do instead.
-  let stderr = await refused(t, { set: [...CONFIGURED, 'vault.existingSecret=vault-login', 'extraEnv[0].name=VAULT_TOKEN', 'extraEnv[0].value=hvs.literal'] });
+  let stderr = await refused(t, {
+    set: [
+      ...CONFIGURED,
+      'vault.existingSecret=vault-login',
+      'extraEnv[0].name=VAULT_TOKEN',
+      'extraEnv[0].value=hvs.literal',
+    ],
+  });
   t.regex(stderr, /extraEnv: VAULT_TOKEN is a credential; give it as valueFrom\.secretKeyRef/);
   t.false(stderr.includes('hvs.literal'), 'the error does not echo the credential');
-  stderr = await refused(t, { set: [...CONFIGURED, 'vault.existingSecret=vault-login', 'redis.url=redis://:hunter2@redis:6379', 'cache.existingSecret=cache-key'] });
+  stderr = await refused(t, {
+    set: [
+      ...CONFIGURED,
+      'vault.existingSecret=vault-login',
+      'redis.url=redis://:hunter2@redis:6379',
+      'cache.existingSecret=cache-key',
+    ],
+  });
   t.regex(stderr, /redis\.url: holds a password/);
   t.false(stderr.includes('hunter2'), 'the error does not echo the password');
   stderr = await refused(t, { set: [...CONFIGURED] });
   t.regex(stderr, /vault\.existingSecret: vault\.authMethod token reads its credentials from a Secret you create/);
-  stderr = await refused(t, { set: [...CONFIGURED, 'vault.existingSecret=vault-login', 'redis.url=redis://redis:6379'] });
+  stderr = await refused(t, {
+    set: [...CONFIGURED, 'vault.existingSecret=vault-login', 'redis.url=redis://redis:6379'],
+  });
   t.regex(stderr, /cache\.existingSecret: with Redis/);
   stderr = await refused(t, { set: [...CONFIGURED, 'vault.authMethod=kubernetes'] });
   t.regex(stderr, /vault\.role: vault\.authMethod kubernetes needs the Vault role/);
@@ -447,7 +606,11 @@ test('the values schema refuses a wrong value or an unknown key, naming it', asy
   const cases: Array<[string, Values, RegExp]> = [
     ['a string replica count', { setString: ['replicaCount=two'] }, /replicaCount/],
     ['an unknown top-level key', { set: ['replicas=3'] }, /additional properties 'replicas' not allowed/],
-    ['a misspelt nested key', { set: ['vault.adress=https://vault:8200'] }, /vault.*additional properties 'adress' not allowed/s],
+    [
+      'a misspelt nested key',
+      { set: ['vault.adress=https://vault:8200'] },
+      /vault.*additional properties 'adress' not allowed/s,
+    ],
     ['an unknown auth method', { set: ['vault.authMethod=ldap'] }, /authMethod/],
     ['a CPU limit that is not a quantity', { set: ['resources.limits.cpu=two cores'] }, /cpu/],
     ['a boolean as text', { setString: ['podDisruptionBudget.enabled=yes'] }, /podDisruptionBudget.*enabled/s],
@@ -459,9 +622,15 @@ test('the values schema refuses a wrong value or an unknown key, naming it', asy
     t.regex(stderr, pattern, `${what}:\n${stderr}`);
   }
   // The chart's own values, and the all-on file, satisfy it (else nothing above would render).
-  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as { properties: Record<string, unknown> };
+  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as {
+    properties: Record<string, unknown>;
+  };
   const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-  t.deepEqual(Object.keys(values).filter((k) => !(k in schema.properties)), [], 'every value is in the schema');
+  t.deepEqual(
+    Object.keys(values).filter((k) => !(k in schema.properties)),
+    [],
+    'every value is in the schema',
+  );
 });
 
 test('NOTES.txt tells how to point the runners at the Service', async (t) => {
@@ -470,10 +639,23 @@ test('NOTES.txt tells how to point the runners at the Service', async (t) => {
   const chart = join(home, 'notes-chart');
   cpSync(CHART, chart, { recursive: true });
   const notes = readFileSync(join(CHART, 'templates', 'NOTES.txt'), 'utf8');
-  writeFileSync(join(chart, 'templates', 'notes-preview.yaml'),
-    `{{- define "notes" }}${notes}{{- end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes" . | quote }}\n`);
+  writeFileSync(
+    join(chart, 'templates', 'notes-preview.yaml'),
+    `{{- define "notes" }}${notes}{{- end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes" . | quote }}\n`,
+  );
   const show = async (args: string[]) => {
-    const r = await run(HELM, ['template', RELEASE, chart, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '--show-only', 'templates/notes-preview.yaml', ...args]);
+    const r = await run(HELM, [
+      'template',
+      RELEASE,
+      chart,
+      '--namespace',
+      NAMESPACE,
+      '--kube-version',
+      KUBE_VERSION,
+      '--show-only',
+      'templates/notes-preview.yaml',
+      ...args,
+    ]);
     t.is(r.code, 0, `helm template (NOTES) exited ${r.code}:\n${r.stderr}`);
     return (parse(r.stdout) as { data: { notes: string } }).data.notes;
   };
@@ -486,7 +668,10 @@ test('NOTES.txt tells how to point the runners at the Service', async (t) => {
   t.regex(configured, /port-forward service\/vg-vaultgate 8080:8443\n.*127\.0\.0\.1:8080\/policy/s);
   // With adminPort, /readyz's detail and /policy are there, not on the runners' port.
   const admin = await show(['--values', ALL_ON, '--set', 'adminPort=9191']);
-  t.regex(admin, /port-forward service\/vg-vaultgate 9090:9191\n.*127\.0\.0\.1:9090\/readyz.*127\.0\.0\.1:9090\/policy/s);
+  t.regex(
+    admin,
+    /port-forward service\/vg-vaultgate 9090:9191\n.*127\.0\.0\.1:9090\/readyz.*127\.0\.0\.1:9090\/policy/s,
+  );
   t.notRegex(admin, /127\.0\.0\.1:8080\/policy/);
   t.notRegex(admin, /WARNING: adminPort/, 'with the NetworkPolicy on, nothing to warn about');
   const exposed = await show(['--values', ALL_ON, '--set', 'adminPort=9191', '--set', 'networkPolicy.enabled=false']);
@@ -518,11 +703,24 @@ test('adminPort adds an admin container port and Service port, scraped by the Se
   const { yaml, objects } = await render(t, { files: [ALL_ON], set: ['adminPort=9090'] });
   const validated = await run(VALIDATE, [], yaml);
   t.is(validated.code, 0, validated.stderr);
-  t.deepEqual(container(objects).ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]), [['http', 8080], ['admin', 9090]]);
+  t.deepEqual(
+    container(objects).ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+    [
+      ['http', 8080],
+      ['admin', 9090],
+    ],
+  );
   t.is(envValue(objects, 'VAULTGATE_ADMIN_LISTEN'), '0.0.0.0:9090');
-  t.deepEqual(only(objects, 'Service').spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]), [['http', 'http'], ['admin', 'admin']]);
+  t.deepEqual(
+    only(objects, 'Service').spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]),
+    [
+      ['http', 'http'],
+      ['admin', 'admin'],
+    ],
+  );
   t.like(only(objects, 'ServiceMonitor').spec.endpoints[0], { port: 'admin', path: '/metrics' });
-  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) t.is(container(objects)[probe].httpGet.port, 'http', probe);
+  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+    t.is(container(objects)[probe].httpGet.port, 'http', probe);
   const np = only(objects, 'NetworkPolicy');
   t.deepEqual(np.spec.ingress[0].ports, [{ port: 'http', protocol: 'TCP' }], 'runners reach the http port only');
   t.deepEqual(np.spec.ingress[1].ports, [{ port: 'admin', protocol: 'TCP' }], 'the scrapers reach the admin port');
@@ -531,7 +729,7 @@ test('adminPort adds an admin container port and Service port, scraped by the Se
   t.is(envValue(off, 'VAULTGATE_ADMIN_LISTEN'), undefined);
   t.is(container(off).ports.length, 1);
   t.is(only(off, 'Service').spec.ports.length, 1);
-  t.regex((await refused(t, { set: ['adminPort=0'] })), /adminPort/);
+  t.regex(await refused(t, { set: ['adminPort=0'] }), /adminPort/);
 });
 
 test('optional parts render only when on: PDB by default; HPA, NetworkPolicy, ServiceMonitor on request', async (t) => {
@@ -542,11 +740,22 @@ test('optional parts render only when on: PDB by default; HPA, NetworkPolicy, Se
   t.deepEqual(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: selector } });
   const noPdb = (await render(t, { set: ['podDisruptionBudget.enabled=false'] })).objects;
   t.false(kinds(noPdb).includes('PodDisruptionBudget'));
-  const minAvailable = (await render(t, { set: ['podDisruptionBudget.minAvailable=1', 'podDisruptionBudget.maxUnavailable=null'] })).objects;
+  const minAvailable = (
+    await render(t, { set: ['podDisruptionBudget.minAvailable=1', 'podDisruptionBudget.maxUnavailable=null'] })
+  ).objects;
   t.deepEqual(only(minAvailable, 'PodDisruptionBudget').spec.minAvailable, 1);
 
   const all = (await render(t, { files: [ALL_ON] })).objects;
-  t.deepEqual(kinds(all), ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+  t.deepEqual(kinds(all), [
+    'ConfigMap',
+    'Deployment',
+    'HorizontalPodAutoscaler',
+    'NetworkPolicy',
+    'PodDisruptionBudget',
+    'Service',
+    'ServiceAccount',
+    'ServiceMonitor',
+  ]);
 
   // HPA: scales this Deployment on CPU, which then leaves its replica count alone.
   const hpa = only(all, 'HorizontalPodAutoscaler');
@@ -557,19 +766,29 @@ test('optional parts render only when on: PDB by default; HPA, NetworkPolicy, Se
   t.is(only(all, 'Deployment').spec.replicas, undefined, 'no replicas to fight the autoscaler');
 
   // NetworkPolicy: these pods, ingress only from the configured runners (and the scrapers), only to http.
-  const allOn = parse(readFileSync(ALL_ON, 'utf8')) as { networkPolicy: { runners: { namespaceSelector: unknown; podSelector: unknown; ipBlocks: string[] }; metrics: { namespaceSelector: unknown } } };
+  const allOn = parse(readFileSync(ALL_ON, 'utf8')) as {
+    networkPolicy: {
+      runners: { namespaceSelector: unknown; podSelector: unknown; ipBlocks: string[] };
+      metrics: { namespaceSelector: unknown };
+    };
+  };
   const np = only(all, 'NetworkPolicy');
   t.deepEqual(np.spec.podSelector, { matchLabels: selector });
   t.true(np.spec.policyTypes.includes('Ingress'));
   for (const rule of np.spec.ingress) t.deepEqual(rule.ports, [{ port: 'http', protocol: 'TCP' }]);
   t.deepEqual(np.spec.ingress[0].from, [
-    { namespaceSelector: allOn.networkPolicy.runners.namespaceSelector, podSelector: allOn.networkPolicy.runners.podSelector },
+    {
+      namespaceSelector: allOn.networkPolicy.runners.namespaceSelector,
+      podSelector: allOn.networkPolicy.runners.podSelector,
+    },
     ...allOn.networkPolicy.runners.ipBlocks.map((cidr) => ({ ipBlock: { cidr } })),
   ]);
   t.deepEqual(np.spec.ingress[1].from, [{ namespaceSelector: allOn.networkPolicy.metrics.namespaceSelector }]);
   t.is(np.spec.ingress.length, 2);
   // Without any runner selector the policy would admit nobody (or, in Kubernetes' terms, maybe everybody): refused.
-  const stderr = await refused(t, { set: ['networkPolicy.enabled=true', 'networkPolicy.runners.namespaceSelector=null'] });
+  const stderr = await refused(t, {
+    set: ['networkPolicy.enabled=true', 'networkPolicy.runners.namespaceSelector=null'],
+  });
   t.regex(stderr, /networkPolicy\.runners: give a namespaceSelector, a podSelector or ipBlocks/);
 
   // ServiceMonitor: scrapes this Service's http port at /metrics (https with tls.existingSecret).

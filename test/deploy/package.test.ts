@@ -37,11 +37,15 @@ let bin: string;
 test.before(async () => {
   const work = tempDir('package');
   // dist/ is compiled by tools/test.sh before any test runs; prepack would compile it again.
-  const { stdout } = await exec('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: ROOT });
+  const { stdout } = await exec('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+    cwd: ROOT,
+  });
   const [result] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
   packed = result.files.map((f) => f.path);
   installDir = join(work, 'app');
-  await exec('sh', [join(ROOT, 'deploy', 'install.sh'), join(work, result.filename), installDir], { maxBuffer: 16 * 1024 * 1024 });
+  await exec('sh', [join(ROOT, 'deploy', 'install.sh'), join(work, result.filename), installDir], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   installed = join(installDir, 'node_modules', 'vaultgate');
   bin = join(installDir, 'node_modules', '.bin', 'vaultgate');
   [{ vault, issuer }, redis] = await Promise.all([startVaultAndIssuer(), TestRedis.start()]);
@@ -55,7 +59,11 @@ test.after.always(async () => {
 const installedCli = (args: string[], env: Record<string, string>) =>
   exec(process.execPath, [bin, ...args], { cwd: installDir, env: { PATH: process.env.PATH!, ...env } }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
   );
 
 const env = () =>
@@ -68,10 +76,25 @@ const env = () =>
   });
 
 test('the tarball holds what runs, the pinned dependency tree, and no tests, benchmarks, tools or results', (t) => {
-  for (const file of ['bin/vaultgate.js', 'dist/cli/main.js', 'dist/server/vaultgate.js', 'npm-shrinkwrap.json', 'policies/vaultgate.rego', 'policies/data.json', 'examples/dev-secrets.yaml', 'examples/policy-repo/bitbucket-pipelines.yml', 'examples/policy-repo/decisions/sample.jsonl', 'deploy/systemd/vaultgate.service']) {
+  for (const file of [
+    'bin/vaultgate.js',
+    'dist/cli/main.js',
+    'dist/server/vaultgate.js',
+    'npm-shrinkwrap.json',
+    'policies/vaultgate.rego',
+    'policies/data.json',
+    'examples/dev-secrets.yaml',
+    'examples/policy-repo/bitbucket-pipelines.yml',
+    'examples/policy-repo/decisions/sample.jsonl',
+    'deploy/systemd/vaultgate.service',
+  ]) {
     t.true(packed.includes(file), `${file} is packed`);
   }
-  const unwanted = packed.filter((f) => /^(test|bench|tools|\.tools|src|\.test-run|node_modules)\//.test(f) || /\.test\.|bundle\.tar\.gz$|\.tsbuildinfo$/.test(f));
+  const unwanted = packed.filter(
+    (f) =>
+      /^(test|bench|tools|\.tools|src|\.test-run|node_modules)\//.test(f) ||
+      /\.test\.|bundle\.tar\.gz$|\.tsbuildinfo$/.test(f),
+  );
   t.deepEqual(unwanted, []);
 });
 
@@ -82,7 +105,8 @@ test('the install has production dependencies only, at the versions npm-shrinkwr
     t.false(existsSync(join(modules, dev)), `${dev} (development only) is not installed`);
   }
   for (const dependency of Object.keys(pkg.dependencies)) {
-    const version = (JSON.parse(readFileSync(join(modules, dependency, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(join(modules, dependency, 'package.json'), 'utf8')) as { version: string })
+      .version;
     t.is(version, shrinkwrap.packages[`node_modules/${dependency}`]!.version, dependency);
   }
 });
@@ -91,13 +115,28 @@ test('the installed copy serves a runner request through Redis and the real Vaul
   const port = await getPort({ host: '127.0.0.1' });
   let serve: ServeProcess | undefined;
   try {
-    serve = spawnCli(['serve'], { ...env(), VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_WORKERS: '1' }, { bin, cwd: installDir });
-    await waitFor(`installed vaultgate: ${serve.errors()}`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, serve.child);
+    serve = spawnCli(
+      ['serve'],
+      { ...env(), VAULTGATE_LISTEN: `127.0.0.1:${port}`, VAULTGATE_WORKERS: '1' },
+      { bin, cwd: installDir },
+    );
+    await waitFor(
+      `installed vaultgate: ${serve.errors()}`,
+      async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200,
+      30_000,
+      serve.child,
+    );
     const token = await issuer.mint(PAYMENTS, { claims: { branchName: 'main' } });
     for (let i = 0; i < 2; i++) {
-      const response = await fetch(`http://127.0.0.1:${port}/secrets`, { headers: { Authorization: `Bearer ${token}` } });
+      const response = await fetch(`http://127.0.0.1:${port}/secrets`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
       t.is(response.status, 200);
-      t.deepEqual(await response.json(), { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey, SIGNING_KEY: SEEDED.mainSigningKey });
+      t.deepEqual(await response.json(), {
+        DB_PASSWORD: SEEDED.ciDbPassword,
+        API_KEY: SEEDED.ciApiKey,
+        SIGNING_KEY: SEEDED.mainSigningKey,
+      });
     }
     t.true((await redis.dump()).size > 0, 'secrets were cached, sealed, in Redis');
     serve.child.kill('SIGTERM');
@@ -120,7 +159,13 @@ test('the installed `vaultgate policy build` compiles a policy directory', async
 test('the installed `vaultgate check` tries every part and passes', async (t) => {
   const result = await installedCli(['check'], env());
   t.is(result.code, 0, result.stdout + result.stderr);
-  for (const line of [/^✓ configuration$/m, /^✓ issuer http:\S+: discovery answered$/m, /^✓ policy \S+: compiled, revision \w+$/m, /^✓ vault \S+: logged in with token$/m, /^✓ redis: answered PING$/m]) {
+  for (const line of [
+    /^✓ configuration$/m,
+    /^✓ issuer http:\S+: discovery answered$/m,
+    /^✓ policy \S+: compiled, revision \w+$/m,
+    /^✓ vault \S+: logged in with token$/m,
+    /^✓ redis: answered PING$/m,
+  ]) {
     t.regex(result.stdout, line);
   }
 });

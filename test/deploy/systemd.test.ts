@@ -23,7 +23,10 @@ async function run(command: string, args: string[], env: NodeJS.ProcessEnv = pro
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number | string; stdout: string; stderr: string };
-    if (e.code === 'ENOENT') throw new Error(`${command} not found: install Debian's systemd package (apt-get install systemd)`, { cause: err });
+    if (e.code === 'ENOENT')
+      throw new Error(`${command} not found: install Debian's systemd package (apt-get install systemd)`, {
+        cause: err,
+      });
     return { code: Number(e.code), stdout: e.stdout, stderr: e.stderr };
   }
 }
@@ -32,7 +35,10 @@ async function run(command: string, args: string[], env: NodeJS.ProcessEnv = pro
 function parseUnit(text: string): Map<string, Map<string, string[]>> {
   const sections = new Map<string, Map<string, string[]>>();
   let current: Map<string, string[]> | undefined;
-  for (const line of text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim())) {
+  for (const line of text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())) {
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     const section = /^\[(.+)\]$/.exec(line);
     if (section) {
@@ -88,9 +94,12 @@ test('systemd-analyze verify accepts the unit, with no warning about it', async 
   t.deepEqual(ours, [], `systemd ${systemdVersion}`);
 });
 
-test('ExecStart runs the installed package\'s bin with the system Node; a configuration error is exit 2, which is not restarted', async (t) => {
+test("ExecStart runs the installed package's bin with the system Node; a configuration error is exit 2, which is not restarted", async (t) => {
   t.is(one('ExecStart'), `${NODE} ${INSTALL}/node_modules/vaultgate/bin/vaultgate.js serve`);
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; bin: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+    bin: Record<string, string>;
+  };
   t.is(`node_modules/${pkg.name}/${pkg.bin.vaultgate}`, 'node_modules/vaultgate/bin/vaultgate.js');
 
   // The same command line, outside systemd, with nothing configured.
@@ -103,9 +112,19 @@ test('ExecStart runs the installed package\'s bin with the system Node; a config
 
 test('the packed tarball holds what the unit runs and what its comment installs', async (t) => {
   // --ignore-scripts: no `prepare` build here; dist/ is compiled before the tests run.
-  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { ...process.env, npm_config_loglevel: 'silent' });
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    ...process.env,
+    npm_config_loglevel: 'silent',
+  });
   const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-  for (const file of ['bin/vaultgate.js', 'dist/cli/main.js', 'deploy/systemd/vaultgate.service', 'deploy/systemd/vaultgate.env.example', 'policies/vaultgate.rego', 'README.md']) {
+  for (const file of [
+    'bin/vaultgate.js',
+    'dist/cli/main.js',
+    'deploy/systemd/vaultgate.service',
+    'deploy/systemd/vaultgate.env.example',
+    'policies/vaultgate.rego',
+    'README.md',
+  ]) {
     t.true(files.includes(file), file);
   }
   t.is(unit.get('Unit')!.get('Documentation')![0], `file:${INSTALL}/node_modules/vaultgate/README.md`);
@@ -148,7 +167,11 @@ test('the unit has the service settings and the sandbox vaultgate needs', (t) =>
   t.true(Number(one('RestartSec')) > 0);
 
   // Longer than vaultgate's own drain after SIGTERM, or systemd kills requests it lets finish.
-  const drainMs = Number(/const DRAIN_MS = ([\d_]+);/.exec(readFileSync(join(ROOT, 'src', 'cli', 'serve.ts'), 'utf8'))?.[1]?.replace(/_/g, ''));
+  const drainMs = Number(
+    /const DRAIN_MS = ([\d_]+);/
+      .exec(readFileSync(join(ROOT, 'src', 'cli', 'serve.ts'), 'utf8'))?.[1]
+      ?.replace(/_/g, ''),
+  );
   t.true(drainMs > 0, 'DRAIN_MS found in src/cli/serve.ts');
   t.true(Number(one('TimeoutStopSec')) * 1000 > drainMs);
 
@@ -181,7 +204,9 @@ function envExample(fill?: Record<string, string>): { set: Record<string, string
   for (const line of readFileSync(ENV_EXAMPLE, 'utf8').split('\n')) {
     const active = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
     if (active) {
-      set[active[1]!] = fill ? active[2]!.replace(/<([\w-]+)>/g, (_, name: string) => fill[name] ?? `<${name}: no test value>`) : active[2]!;
+      set[active[1]!] = fill
+        ? active[2]!.replace(/<([\w-]+)>/g, (_, name: string) => fill[name] ?? `<${name}: no test value>`)
+        : active[2]!;
       continue;
     }
     const optional = /^#\s*([A-Z][A-Z0-9_]*)=/.exec(line);
@@ -211,7 +236,9 @@ test('the env example, its placeholders filled in, is a configuration vaultgate 
   });
   const config = loadConfig(set);
   t.is(config.oidc.issuers[0]!.issuer, 'https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc');
-  t.deepEqual(config.oidc.issuers[0]!.audiences, ['ari:cloud:bitbucket::workspace/{6b0c3e3a-1111-4222-8333-444455556666}']);
+  t.deepEqual(config.oidc.issuers[0]!.audiences, [
+    'ari:cloud:bitbucket::workspace/{6b0c3e3a-1111-4222-8333-444455556666}',
+  ]);
   t.is(config.vault.addr, 'https://vault.internal:8200');
   t.like(config.vault.auth, { method: 'approle', roleId: 'role-id-for-tests' });
   t.is(config.policy.dir, '/etc/vaultgate/policies');

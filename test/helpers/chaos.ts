@@ -4,7 +4,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import getPort from 'get-port';
 import { spawnServe, type ServeProcess } from './cli.js';
-import { DYNAMIC, enableDynamicRedisCredentials, fetchRecorded, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, TYPED, WEB } from './fixture.js';
+import {
+  DYNAMIC,
+  enableDynamicRedisCredentials,
+  fetchRecorded,
+  gatewayEnv,
+  LEGACY,
+  PAYMENTS,
+  PROD_ENV,
+  SEEDED,
+  seedVault,
+  TYPED,
+  WEB,
+} from './fixture.js';
 import { TestHaproxy, type HaproxyOptions } from './haproxy.js';
 import { TestIssuer } from './issuer.js';
 import { waitFor } from './processes.js';
@@ -32,17 +44,37 @@ const CI = { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey };
 
 /** Repositories and branches of the test policy, so steps expect different maps from different Vault paths and engines. */
 const KINDS: StepKind[] = [
-  { name: 'payments main', repository: PAYMENTS, claims: { branchName: 'main' }, expected: { ...CI, SIGNING_KEY: SEEDED.mainSigningKey } },
-  { name: 'payments release', repository: PAYMENTS, claims: { branchName: 'release/2.1' }, expected: { ...CI, SIGNING_KEY: SEEDED.releaseSigningKey } },
+  {
+    name: 'payments main',
+    repository: PAYMENTS,
+    claims: { branchName: 'main' },
+    expected: { ...CI, SIGNING_KEY: SEEDED.mainSigningKey },
+  },
+  {
+    name: 'payments release',
+    repository: PAYMENTS,
+    claims: { branchName: 'release/2.1' },
+    expected: { ...CI, SIGNING_KEY: SEEDED.releaseSigningKey },
+  },
   {
     name: 'payments deployment',
     repository: PAYMENTS,
     claims: { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV },
-    expected: { ...CI, SIGNING_KEY: SEEDED.mainSigningKey, DB_PASSWORD: SEEDED.prodDbPassword, DEPLOY_TOKEN: SEEDED.prodDeployToken },
+    expected: {
+      ...CI,
+      SIGNING_KEY: SEEDED.mainSigningKey,
+      DB_PASSWORD: SEEDED.prodDbPassword,
+      DEPLOY_TOKEN: SEEDED.prodDeployToken,
+    },
   },
   { name: 'web', repository: WEB, claims: { branchName: 'feature/x' }, expected: { NPM_TOKEN: SEEDED.npmToken } },
   { name: 'legacy kv1', repository: LEGACY, claims: {}, expected: { LEGACY_PASSWORD: SEEDED.legacyPassword } },
-  { name: 'typed', repository: TYPED, claims: {}, expected: { DB_PORT: '5432', FEATURE_ON: 'true', SETTINGS: '{"region":"eu","zones":[1,2]}' } },
+  {
+    name: 'typed',
+    repository: TYPED,
+    claims: {},
+    expected: { DB_PORT: '5432', FEATURE_ON: 'true', SETTINGS: '{"region":"eu","zones":[1,2]}' },
+  },
   // Vault's database engine: a new Redis user per step, never cached for another step, so it needs Vault every time.
   { name: 'leased', repository: DYNAMIC, claims: {}, expected: 'leased' },
 ];
@@ -71,7 +103,13 @@ export const GATEWAY_BALANCER: HaproxyOptions = {
  * Measured (docs/fleet-measurements.md, Chaos run): 0–10 failed requests per kill this way,
  * 21–56 with this balancer's `failover` settings, which answer 503 at once during the election.
  */
-export const VAULT_BALANCER: HaproxyOptions = { backend: 'vault', checkPath: '/v1/sys/health', inter: 500, fall: 2, rise: 1 };
+export const VAULT_BALANCER: HaproxyOptions = {
+  backend: 'vault',
+  checkPath: '/v1/sys/health',
+  inter: 500,
+  fall: 2,
+  rise: 1,
+};
 
 export type PhaseName = 'baseline' | 'replica' | 'redis' | 'vault';
 
@@ -203,7 +241,9 @@ class Judge {
     if (status === 0) return `${kind.name}: no answer (${text})`;
     if (status !== 200) {
       record('bodies', text);
-      const allowed = (status === 503 && /^\{"error":"(vault_unavailable|overloaded)"\}$/.test(text)) || (status === 429 && text === '{"error":"rate_limited"}');
+      const allowed =
+        (status === 503 && /^\{"error":"(vault_unavailable|overloaded)"\}$/.test(text)) ||
+        (status === 429 && text === '{"error":"rate_limited"}');
       if (!allowed) return `${kind.name}: ${status} ${text.slice(0, 80)}`;
       if (!retryAfter) return `${kind.name}: ${status} without Retry-After`;
       return undefined;
@@ -218,10 +258,18 @@ class Judge {
     if (kind.expected !== 'leased') {
       if (isDeepStrictEqual(body, kind.expected)) return undefined;
       const wanted = Object.keys(kind.expected).sort().join(',');
-      return keys === wanted ? `${kind.name}: a 200 with a wrong value among [${keys}]` : `${kind.name}: a 200 with keys [${keys}], not [${wanted}]`;
+      return keys === wanted
+        ? `${kind.name}: a 200 with a wrong value among [${keys}]`
+        : `${kind.name}: a 200 with keys [${keys}], not [${wanted}]`;
     }
     const { REDIS_USER: user, REDIS_PASSWORD: password } = body;
-    if (keys !== 'REDIS_PASSWORD,REDIS_USER' || typeof user !== 'string' || typeof password !== 'string' || !/^V_/.test(user) || password === '') {
+    if (
+      keys !== 'REDIS_PASSWORD,REDIS_USER' ||
+      typeof user !== 'string' ||
+      typeof password !== 'string' ||
+      !/^V_/.test(user) ||
+      password === ''
+    ) {
       return `${kind.name}: a 200 with keys [${keys}] that is not a whole lease`;
     }
     mustNotLeak(password);
@@ -252,13 +300,7 @@ class Load {
   private stopped = false;
   private readonly done: Promise<void[]>;
 
-  constructor(
-    url: string,
-    pool: TokenPool,
-    judge: Judge,
-    clients: number,
-    first: Phase,
-  ) {
+  constructor(url: string, pool: TokenPool, judge: Judge, clients: number, first: Phase) {
     this.phase = first;
     this.done = Promise.all(
       Array.from({ length: clients }, async () => {
@@ -267,9 +309,12 @@ class Load {
           const sentAt = Date.now();
           let status = 0;
           let retryAfter: string | null = null;
-          let text = '';
+          let text: string;
           try {
-            const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+            const response = await fetch(url, {
+              headers: { Authorization: `Bearer ${token}` },
+              signal: AbortSignal.timeout(30_000),
+            });
             status = response.status;
             retryAfter = response.headers.get('retry-after');
             text = await response.text();
@@ -354,13 +399,25 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       SentinelGroup.start(),
       TestRedis.start(),
     ]);
-    stops.push(() => issuer.close(), () => cluster.stop(), () => sentinels.stop(), () => dynamicRedis.stop());
+    stops.push(
+      () => issuer.close(),
+      () => cluster.stop(),
+      () => sentinels.stop(),
+      () => dynamicRedis.stop(),
+    );
     await seedVault(cluster);
     await enableDynamicRedisCredentials(cluster, dynamicRedis);
     const { roleId, secretId } = await cluster.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']);
-    const vaultBalancer = await TestHaproxy.start(cluster.nodes.map((n) => ({ name: n.name, port: n.port })), VAULT_BALANCER);
+    const vaultBalancer = await TestHaproxy.start(
+      cluster.nodes.map((n) => ({ name: n.name, port: n.port })),
+      VAULT_BALANCER,
+    );
     stops.push(() => vaultBalancer.stop());
-    await waitFor('HAProxy sending to the active Vault node', async () => (await vaultBalancer.stats()).some((s) => s.status === 'UP'), 15_000);
+    await waitFor(
+      'HAProxy sending to the active Vault node',
+      async () => (await vaultBalancer.stats()).some((s) => s.status === 'UP'),
+      15_000,
+    );
 
     const env = gatewayEnv(issuer, cluster, {
       VAULT_ADDR: vaultBalancer.url,
@@ -380,7 +437,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       const started = spawnServe({ ...env, VAULTGATE_LISTEN: `127.0.0.1:${port}` });
       const replica = { name, port, serve: started, pid: started.child.pid! };
       replicas.push(replica);
-      await waitFor(`${name} ready on ${port}`, async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, started.child).catch((err: Error) => {
+      await waitFor(
+        `${name} ready on ${port}`,
+        async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok,
+        60_000,
+        started.child,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}\n${started.errors()}`);
       });
       return replica;
@@ -389,11 +451,22 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       for (const r of replicas) r.serve.child.kill('SIGTERM');
       await Promise.all(replicas.map((r) => r.serve.exited));
     });
-    const ports = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
+    const ports = [
+      await getPort({ host: '127.0.0.1' }),
+      await getPort({ host: '127.0.0.1' }),
+      await getPort({ host: '127.0.0.1' }),
+    ];
     const fleet = await Promise.all(ports.map((port, i) => serve(`vg${i + 1}`, port)));
-    const balancer = await TestHaproxy.start(fleet.map((r) => ({ name: r.name, port: r.port })), GATEWAY_BALANCER);
+    const balancer = await TestHaproxy.start(
+      fleet.map((r) => ({ name: r.name, port: r.port })),
+      GATEWAY_BALANCER,
+    );
     stops.push(() => balancer.stop());
-    await waitFor('HAProxy sending to all three replicas', async () => (await balancer.stats()).every((s) => s.status === 'UP'), 15_000);
+    await waitFor(
+      'HAProxy sending to all three replicas',
+      async () => (await balancer.stats()).every((s) => s.status === 'UP'),
+      15_000,
+    );
     const serverStat = async (name: string) => (await balancer.stats()).find((s) => s.name === name)!;
 
     const pool = new TokenPool(issuer, Math.max(700, clients * 100));
@@ -426,15 +499,27 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       next(phase);
       victim.serve.child.kill('SIGKILL');
       await victim.serve.exited;
-      await waitFor(`HAProxy marks ${victim.name} down`, async () => (await serverStat(victim.name)).status.startsWith('DOWN'), 15_000);
+      await waitFor(
+        `HAProxy marks ${victim.name} down`,
+        async () => (await serverStat(victim.name)).status.startsWith('DOWN'),
+        15_000,
+      );
       phase.events.markedDown = since(phase);
       await sleep(replicaDownMs);
       const restarted = await serve(victim.name, victim.port);
       phase.events.restartedReady = since(phase);
-      await waitFor(`HAProxy puts ${victim.name} back`, async () => (await serverStat(victim.name)).status === 'UP', 15_000);
+      await waitFor(
+        `HAProxy puts ${victim.name} back`,
+        async () => (await serverStat(victim.name)).status === 'UP',
+        15_000,
+      );
       phase.events.backInRotation = since(phase);
       const before = (await serverStat(victim.name)).sessions;
-      await waitFor(`the new ${victim.name} taking requests`, async () => (await serverStat(victim.name)).sessions > before + 5, 15_000);
+      await waitFor(
+        `the new ${victim.name} taking requests`,
+        async () => (await serverStat(victim.name)).sessions > before + 5,
+        15_000,
+      );
       await recovery(phase);
       const stats = await balancer.stats();
       phase.events.retriedByHaproxy = stats.reduce((n, s) => n + s.retries, 0);
@@ -443,7 +528,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       await sleep(holdMs);
 
       // Lines each replica logs when a Redis call fails and it goes to Vault instead: the proof the kill was felt.
-      const bypasses = () => replicas.reduce((n, r) => n + (r.serve.output().match(/"msg":"redis bypassed"/g)?.length ?? 0), 0);
+      const bypasses = () =>
+        replicas.reduce((n, r) => n + (r.serve.output().match(/"msg":"redis bypassed"/g)?.length ?? 0), 0);
       const bypassedBefore = bypasses();
       phase = begin('redis', 'SIGKILL the Redis master (Sentinel promotes its replica)');
       next(phase);
@@ -472,14 +558,16 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
 
       const end = new Map((await balancer.stats()).map((s) => [s.name, s.sessions]));
       const survivors = await Promise.all(
-        fleet.filter((r) => r !== victim).map(async (r) => ({
-          name: r.name,
-          pid: r.pid,
-          alive: r.serve.child.exitCode === null && r.serve.child.signalCode === null,
-          // What listens on its port is still the process started before the faults.
-          samePid: isDeepStrictEqual(await listeningPids(r.port), [r.pid]),
-          requestsAfterFaults: end.get(r.name)! - afterFaults.get(r.name)!,
-        })),
+        fleet
+          .filter((r) => r !== victim)
+          .map(async (r) => ({
+            name: r.name,
+            pid: r.pid,
+            alive: r.serve.child.exitCode === null && r.serve.child.signalCode === null,
+            // What listens on its port is still the process started before the faults.
+            samePid: isDeepStrictEqual(await listeningPids(r.port), [r.pid]),
+            requestsAfterFaults: end.get(r.name)! - afterFaults.get(r.name)!,
+          })),
       );
       const report: ChaosReport = {
         seconds,
@@ -491,10 +579,17 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
         leases: judge.leases,
         survivors,
       };
-      return { report, outputs: replicas.map((r) => r.serve.output() + r.serve.errors()), tokens: pool.sent, leasedPasswords: judge.leasedPasswords };
+      return {
+        report,
+        outputs: replicas.map((r) => r.serve.output() + r.serve.errors()),
+        tokens: pool.sent,
+        leasedPasswords: judge.leasedPasswords,
+      };
     } catch (err) {
       // A phase that never recovered: what the answers were until then says why.
-      log(`chaos: stopped by ${(err as Error).message}; so far: ${JSON.stringify([...new Set([...phases.map((p) => p.phase), current])].map((p) => phaseReport(p, Date.now(), false)))}`);
+      log(
+        `chaos: stopped by ${(err as Error).message}; so far: ${JSON.stringify([...new Set([...phases.map((p) => p.phase), current])].map((p) => phaseReport(p, Date.now(), false)))}`,
+      );
       throw err;
     } finally {
       await load.stop();
@@ -519,7 +614,8 @@ export function verdict(report: ChaosReport): string[] {
   if (failedIn('baseline') > 0) out.push(`baseline: ${failedIn('baseline')} answers failed before any fault`);
   // The README's promise: Redis is bypassed until the replica is promoted, never a cause of failure.
   if (failedIn('redis') > 0) out.push(`redis: ${failedIn('redis')} answers failed during a Redis failover`);
-  if (report.phases.find((p) => p.name === 'redis')?.events.redisBypassesLogged === 0) out.push('redis: no replica logged a Redis bypass: the kill was not felt');
+  if (report.phases.find((p) => p.name === 'redis')?.events.redisBypassesLogged === 0)
+    out.push('redis: no replica logged a Redis bypass: the kill was not felt');
   if (report.leases === 0) out.push('no leased secret was handed out');
   if (report.survivors.length !== report.replicas - 1) out.push(`${report.survivors.length} survivors`);
   for (const s of report.survivors) {
@@ -535,8 +631,17 @@ export function windowsTable(report: ChaosReport): string {
   return [
     '| phase | requests | failed | statuses | first failure | last failure | window | whole again | slowest | over 1 s | events |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...report.phases.map((p) =>
-      `| ${p.name} | ${p.requests} | ${p.failed} | ${Object.entries(p.statuses).map(([s, n]) => `${s}: ${n}`).join(', ')} | ${ms(p.firstFailureMs)} | ${ms(p.lastFailureMs)} | ${p.failedWindowMs} | ${p.recoveredMs} | ${p.slowestMs} | ${p.overOneSecond} | ${Object.entries(p.events).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+    ...report.phases.map(
+      (p) =>
+        `| ${p.name} | ${p.requests} | ${p.failed} | ${Object.entries(p.statuses)
+          .map(([s, n]) => `${s}: ${n}`)
+          .join(
+            ', ',
+          )} | ${ms(p.firstFailureMs)} | ${ms(p.lastFailureMs)} | ${p.failedWindowMs} | ${p.recoveredMs} | ${p.slowestMs} | ${p.overOneSecond} | ${Object.entries(
+          p.events,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')} |`,
     ),
   ].join('\n');
 }

@@ -17,7 +17,10 @@ export const BIN = join(ROOT, 'bin', 'vaultgate.js');
  * its standard output (the JSON logs), are kept for the leak scan; other
  * commands' standard output is their product (`vaultgate token` prints a token).
  */
-export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   recordCredentials(env);
   try {
     const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { cwd: ROOT, env });

@@ -39,24 +39,40 @@ export const SEEDED_VALUES = Object.values(SEEDED);
 
 /** What deploy/vault-seed.sh (the docker compose demo) puts in Vault. */
 export const DEMO_VALUES = [
-  'demo-ci-db-password', 'demo-ci-api-key', 'demo-main-signing-key', 'demo-release-signing-key',
-  'demo-prod-db-password', 'demo-prod-deploy-token', 'demo-npm-token', 'vaultgate-demo-secret-0123456789',
+  'demo-ci-db-password',
+  'demo-ci-api-key',
+  'demo-main-signing-key',
+  'demo-release-signing-key',
+  'demo-prod-db-password',
+  'demo-prod-deploy-token',
+  'demo-npm-token',
+  'vaultgate-demo-secret-0123456789',
 ];
 
 /** Seeds the secrets the shipped data.json and the test repositories refer to. */
 export async function seedVault(vault: VaultAdmin): Promise<void> {
   await vault.mount('kv', 'kv', { version: '2' });
   await vault.mount('kv1', 'kv', { version: '1' });
-  await vault.put('kv', 'ci/payments-api', {
-    db_password: SEEDED.ciDbPassword,
-    api_key: SEEDED.ciApiKey,
-    port: 5432,
-    enabled: true,
-    settings: { region: 'eu', zones: [1, 2] },
-  }, 2);
+  await vault.put(
+    'kv',
+    'ci/payments-api',
+    {
+      db_password: SEEDED.ciDbPassword,
+      api_key: SEEDED.ciApiKey,
+      port: 5432,
+      enabled: true,
+      settings: { region: 'eu', zones: [1, 2] },
+    },
+    2,
+  );
   await vault.put('kv', 'ci/payments-api-main', { signing_key: SEEDED.mainSigningKey }, 2);
   await vault.put('kv', 'ci/payments-api-release', { signing_key: SEEDED.releaseSigningKey }, 2);
-  await vault.put('kv', 'prod/payments-api', { db_password: SEEDED.prodDbPassword, deploy_token: SEEDED.prodDeployToken }, 2);
+  await vault.put(
+    'kv',
+    'prod/payments-api',
+    { db_password: SEEDED.prodDbPassword, deploy_token: SEEDED.prodDeployToken },
+    2,
+  );
   await vault.put('kv', 'ci/shared', { npm_token: SEEDED.npmToken }, 2);
   await vault.put('kv1', 'legacy/app', { password: SEEDED.legacyPassword }, 1);
 }
@@ -65,7 +81,11 @@ export async function seedVault(vault: VaultAdmin): Promise<void> {
  * A real dynamic secret for DYNAMIC's grants: Vault's database engine minting
  * Redis ACL users on `server`, each read a new lease (database/creds/ci).
  */
-export async function enableDynamicRedisCredentials(vault: VaultAdmin, server: TestRedis, options: { defaultTtl?: string } = {}): Promise<void> {
+export async function enableDynamicRedisCredentials(
+  vault: VaultAdmin,
+  server: TestRedis,
+  options: { defaultTtl?: string } = {},
+): Promise<void> {
   mustNotLeak('admin-pass-for-tests');
   await server.command('ACL', 'SETUSER', 'vault-admin', 'on', '>admin-pass-for-tests', '~*', '&*', '+@all');
   await vault.mount('database', 'database');
@@ -102,7 +122,11 @@ export function policyDir(): string {
     [LEGACY]: { name: 'acme/legacy', secrets: { LEGACY_PASSWORD: 'kv1/legacy/app#password' } },
     [TYPED]: {
       name: 'acme/typed',
-      secrets: { DB_PORT: 'kv/ci/payments-api#port', FEATURE_ON: 'kv/ci/payments-api#enabled', SETTINGS: 'kv/ci/payments-api#settings' },
+      secrets: {
+        DB_PORT: 'kv/ci/payments-api#port',
+        FEATURE_ON: 'kv/ci/payments-api#enabled',
+        SETTINGS: 'kv/ci/payments-api#settings',
+      },
     },
     [DYNAMIC]: {
       name: 'acme/dynamic',
@@ -125,7 +149,10 @@ export function policyDir(): string {
 }
 
 /** Adds test repositories (UUID → {name, secrets}) to the data.json of `env`'s policy directory. */
-export function addRepositories(env: Record<string, string>, repositories: Record<string, { name: string; secrets: Record<string, string> }>): void {
+export function addRepositories(
+  env: Record<string, string>,
+  repositories: Record<string, { name: string; secrets: Record<string, string> }>,
+): void {
   const file = join(env.VAULTGATE_POLICY_DIR!, 'data.json');
   const data = JSON.parse(readFileSync(file, 'utf8'));
   Object.assign(data.repositories, repositories);
@@ -133,7 +160,11 @@ export function addRepositories(env: Record<string, string>, repositories: Recor
 }
 
 /** The environment a runner-facing vaultgate is started with in the tests. */
-export function gatewayEnv(issuer: TestIssuer, vault: VaultAdmin, extra: Record<string, string> = {}): Record<string, string> {
+export function gatewayEnv(
+  issuer: TestIssuer,
+  vault: VaultAdmin,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     VAULTGATE_LISTEN: '127.0.0.1:0',
     VAULTGATE_OIDC_ISSUERS: issuer.url,
@@ -179,7 +210,10 @@ export async function startGateway(env: Record<string, string>, options: StartOp
     get: async (token?: string, init: RequestInit = {}) => {
       const response = await fetch(`${running.url}/secrets`, {
         ...init,
-        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.headers as Record<string, string>) },
+        headers: {
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+          ...(init.headers as Record<string, string>),
+        },
       });
       // Only error bodies: a 200 body is the secrets themselves; leased passwords in it are noted as secrets.
       if (response.status !== 200) record('bodies', await response.clone().text());
@@ -218,5 +252,7 @@ export async function fetchRecorded(url: string, init?: RequestInit): Promise<Re
 /** Log lines and response bodies must never hold a seeded value or a token. */
 export function findLeaks(texts: string[], tokens: string[] = []): string[] {
   const needles = [...SEEDED_VALUES, ...tokens];
-  return texts.flatMap((text) => needles.filter((n) => text.includes(n)).map((n) => `${n.slice(0, 6)}… in ${text.slice(0, 160)}`));
+  return texts.flatMap((text) =>
+    needles.filter((n) => text.includes(n)).map((n) => `${n.slice(0, 6)}… in ${text.slice(0, 160)}`),
+  );
 }

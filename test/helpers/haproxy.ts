@@ -73,8 +73,19 @@ export class TestHaproxy {
   }
 
   static start(servers: Array<{ name: string; port: number }>, options: HaproxyOptions = {}): Promise<TestHaproxy> {
-    if (!existsSync(HAPROXY)) throw new Error(`no haproxy at ${HAPROXY}: install Debian's haproxy package (apt-get install haproxy), or set VAULTGATE_TEST_HAPROXY`);
-    const settings = { backend: 'gateways', checkPath: '/readyz', inter: 500, fall: 2, rise: 1, timeoutConnectMs: 1000, ...options };
+    if (!existsSync(HAPROXY))
+      throw new Error(
+        `no haproxy at ${HAPROXY}: install Debian's haproxy package (apt-get install haproxy), or set VAULTGATE_TEST_HAPROXY`,
+      );
+    const settings = {
+      backend: 'gateways',
+      checkPath: '/readyz',
+      inter: 500,
+      fall: 2,
+      rise: 1,
+      timeoutConnectMs: 1000,
+      ...options,
+    };
     return startOnFreePort(
       async () => new TestHaproxy(await getPort({ host: '127.0.0.1' }), tempDir('haproxy'), servers, settings),
       (haproxy) => haproxy.boot(),
@@ -104,14 +115,23 @@ export class TestHaproxy {
         '  balance roundrobin',
         `  option httpchk GET ${checkPath}`,
         '  http-check expect status 200',
-        ...(failover ? [`  retries ${failover.retries}`, '  option redispatch 1', `  retry-on ${failover.retryOn.join(' ')}`] : []),
-        ...this.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check inter ${inter} fall ${fall} rise ${rise}${observe}`),
+        ...(failover
+          ? [`  retries ${failover.retries}`, '  option redispatch 1', `  retry-on ${failover.retryOn.join(' ')}`]
+          : []),
+        ...this.servers.map(
+          (s) => `  server ${s.name} 127.0.0.1:${s.port} check inter ${inter} fall ${fall} rise ${rise}${observe}`,
+        ),
         '',
       ].join('\n'),
     );
     const { child, output } = launch(HAPROXY, ['-f', config, '-db']);
     this.child = child;
-    await waitFor(`haproxy on ${this.port}`, async () => (await this.stats()).length === this.servers.length, 15_000, child).catch((err: Error) => {
+    await waitFor(
+      `haproxy on ${this.port}`,
+      async () => (await this.stats()).length === this.servers.length,
+      15_000,
+      child,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n${output()}`);
     });
   }

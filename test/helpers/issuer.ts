@@ -64,7 +64,8 @@ export class TestIssuer {
         path === `${ISSUER_PATH}/.well-known/openid-configuration`
           ? { issuer: issuer.url, jwks_uri: `${issuer.url}/jwks`, id_token_signing_alg_values_supported: [alg] }
           : path === `${ISSUER_PATH}/jwks`
-            ? (issuer.jwksFetches++, issuer.jwksPadding ? { ...issuer.jwks, padding: 'x'.repeat(issuer.jwksPadding) } : issuer.jwks)
+            ? (issuer.jwksFetches++,
+              issuer.jwksPadding ? { ...issuer.jwks, padding: 'x'.repeat(issuer.jwksPadding) } : issuer.jwks)
             : undefined;
       res.writeHead(body ? 200 : 404, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body ?? { error: 'not found' }));

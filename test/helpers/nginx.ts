@@ -53,7 +53,10 @@ export class TestNginx {
   }
 
   static start(options: NginxOptions = {}): Promise<TestNginx> {
-    if (!existsSync(NGINX)) throw new Error(`no nginx at ${NGINX}: install Debian's nginx package (apt-get install nginx), or set VAULTGATE_TEST_NGINX`);
+    if (!existsSync(NGINX))
+      throw new Error(
+        `no nginx at ${NGINX}: install Debian's nginx package (apt-get install nginx), or set VAULTGATE_TEST_NGINX`,
+      );
     return startOnFreePort(
       async () => new TestNginx(await getPort({ host: '127.0.0.1' }), tempDir('nginx'), options),
       (nginx) => nginx.boot(),
@@ -96,7 +99,9 @@ export class TestNginx {
     this.child = child;
     const listens = () =>
       new Promise<boolean>((resolve) => {
-        const socket = createConnection({ host: '127.0.0.1', port: this.port }, () => resolve(socket.end() !== undefined));
+        const socket = createConnection({ host: '127.0.0.1', port: this.port }, () =>
+          resolve(socket.end() !== undefined),
+        );
         socket.on('error', () => resolve(false));
       });
     await waitFor(`nginx on ${this.port}`, listens, 15_000, child).catch((err: Error) => {

@@ -23,7 +23,12 @@ export async function freePortPair(): Promise<number> {
  * server not listening yet refuses connections). `gone` reports a process that
  * died meanwhile, which ends the wait at once.
  */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000, gone?: ChildProcess): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+  gone?: ChildProcess,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (gone && gone.exitCode !== null) throw new Error(`${what}: the process exited with ${gone.exitCode}`);

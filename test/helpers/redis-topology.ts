@@ -15,7 +15,11 @@ const info = async (port: number, section: string) => String(await redisCommand(
 class Node {
   killed = false;
 
-  private constructor(readonly port: number, readonly child: ChildProcess, readonly output: () => string) {}
+  private constructor(
+    readonly port: number,
+    readonly child: ChildProcess,
+    readonly output: () => string,
+  ) {}
 
   static async start(command: 'redis-server' | 'redis-sentinel', port: number, args: string[]): Promise<Node> {
     const { child, output } = launch(command, args, {}, ['stdout', 'stderr']);
@@ -41,7 +45,18 @@ class Node {
 
 // No 5 s wait before a replica's first (diskless) sync: a replica that never synced cannot take over.
 const serverArgs = (port: number, dir: string) => [
-  '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--repl-diskless-sync-delay', '0',
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  dir,
+  '--repl-diskless-sync-delay',
+  '0',
 ];
 
 /** A free loopback port whose cluster bus port (port + 10000) is free too. */
@@ -76,44 +91,67 @@ export class SentinelGroup {
 
   static async start(): Promise<SentinelGroup> {
     const dir = tempDir('sentinel');
-    const [masterPort, replicaPort, ...sentinelPorts] = await Promise.all(Array.from({ length: 5 }, () => getPort({ host: '127.0.0.1' })));
+    const [masterPort, replicaPort, ...sentinelPorts] = await Promise.all(
+      Array.from({ length: 5 }, () => getPort({ host: '127.0.0.1' })),
+    );
     if (new Set([masterPort, replicaPort, ...sentinelPorts]).size !== 5) return SentinelGroup.start();
     const master = await Node.start('redis-server', masterPort!, serverArgs(masterPort!, dir));
-    const replica = await Node.start('redis-server', replicaPort!, [...serverArgs(replicaPort!, dir), '--replicaof', '127.0.0.1', String(masterPort)]);
-    await waitFor('the replica in sync', async () => (await info(replicaPort!, 'replication')).includes('master_link_status:up'), 15_000);
+    const replica = await Node.start('redis-server', replicaPort!, [
+      ...serverArgs(replicaPort!, dir),
+      '--replicaof',
+      '127.0.0.1',
+      String(masterPort),
+    ]);
+    await waitFor(
+      'the replica in sync',
+      async () => (await info(replicaPort!, 'replication')).includes('master_link_status:up'),
+      15_000,
+    );
     const sentinels = await Promise.all(
       sentinelPorts.map((port) => {
         // Sentinel rewrites its configuration file: one each, in the temp directory.
         const file = join(dir, `sentinel-${port}.conf`);
-        writeFileSync(file, [
-          `port ${port}`,
-          'bind 127.0.0.1',
-          `dir ${dir}`,
-          `sentinel monitor ${SentinelGroup.MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-          `sentinel down-after-milliseconds ${SentinelGroup.MASTER_NAME} 1000`,
-          `sentinel failover-timeout ${SentinelGroup.MASTER_NAME} 5000`,
-          `sentinel parallel-syncs ${SentinelGroup.MASTER_NAME} 1`,
-          '',
-        ].join('\n'));
+        writeFileSync(
+          file,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            `dir ${dir}`,
+            `sentinel monitor ${SentinelGroup.MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+            `sentinel down-after-milliseconds ${SentinelGroup.MASTER_NAME} 1000`,
+            `sentinel failover-timeout ${SentinelGroup.MASTER_NAME} 5000`,
+            `sentinel parallel-syncs ${SentinelGroup.MASTER_NAME} 1`,
+            '',
+          ].join('\n'),
+        );
         return Node.start('redis-sentinel', port!, [file]);
       }),
     );
     const group = new SentinelGroup(master, replica, sentinels);
     // A failover needs a majority of sentinels that know each other and the replica: wait for their hello messages.
-    await waitFor('the sentinels to know each other and the replica', async () => {
-      for (const s of sentinels) {
-        const others = (await redisCommand(s.port, 'SENTINEL', 'SENTINELS', SentinelGroup.MASTER_NAME)) as unknown[];
-        const replicas = (await redisCommand(s.port, 'SENTINEL', 'REPLICAS', SentinelGroup.MASTER_NAME)) as unknown[];
-        if (others.length < 2 || replicas.length < 1) return false;
-      }
-      return true;
-    }, 20_000);
+    await waitFor(
+      'the sentinels to know each other and the replica',
+      async () => {
+        for (const s of sentinels) {
+          const others = (await redisCommand(s.port, 'SENTINEL', 'SENTINELS', SentinelGroup.MASTER_NAME)) as unknown[];
+          const replicas = (await redisCommand(s.port, 'SENTINEL', 'REPLICAS', SentinelGroup.MASTER_NAME)) as unknown[];
+          if (others.length < 2 || replicas.length < 1) return false;
+        }
+        return true;
+      },
+      20_000,
+    );
     return group;
   }
 
   /** The master the sentinels name now. */
   async masterPort(): Promise<number> {
-    const [, port] = (await redisCommand(this.sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelGroup.MASTER_NAME)) as string[];
+    const [, port] = (await redisCommand(
+      this.sentinels[0]!.port,
+      'SENTINEL',
+      'GET-MASTER-ADDR-BY-NAME',
+      SentinelGroup.MASTER_NAME,
+    )) as string[];
     return Number(port);
   }
 
@@ -125,14 +163,23 @@ export class SentinelGroup {
   /** Resolves once the replica is master and every sentinel names it. */
   async waitForPromotion(timeoutMs = 30_000): Promise<void> {
     const port = this.replica.port;
-    await waitFor('the replica promoted', async () => {
-      if (!(await info(port, 'replication')).includes('role:master')) return false;
-      for (const s of this.sentinels) {
-        const [, named] = (await redisCommand(s.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelGroup.MASTER_NAME)) as string[];
-        if (Number(named) !== port) return false;
-      }
-      return true;
-    }, timeoutMs);
+    await waitFor(
+      'the replica promoted',
+      async () => {
+        if (!(await info(port, 'replication')).includes('role:master')) return false;
+        for (const s of this.sentinels) {
+          const [, named] = (await redisCommand(
+            s.port,
+            'SENTINEL',
+            'GET-MASTER-ADDR-BY-NAME',
+            SentinelGroup.MASTER_NAME,
+          )) as string[];
+          if (Number(named) !== port) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+    );
   }
 
   async stop(): Promise<void> {
@@ -162,13 +209,23 @@ export class RedisCluster {
     const nodes = await Promise.all(
       ports.map((port) =>
         Node.start('redis-server', port, [
-          ...serverArgs(port, dir), '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
+          ...serverArgs(port, dir),
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '1000',
         ]),
       ),
     );
     const cluster = new RedisCluster(nodes);
     try {
-      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+      await run(
+        'redis-cli',
+        ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+        { timeout: 30_000 },
+      );
       await cluster.waitForHealthy(nodes);
     } catch (err) {
       await cluster.stop();
@@ -179,26 +236,42 @@ export class RedisCluster {
 
   /** Every given node says the cluster is ok, all slots served, and knows all six nodes; every replica is in sync. */
   private async waitForHealthy(nodes: Node[], timeoutMs = 30_000): Promise<void> {
-    await waitFor('the cluster ok', async () => {
-      for (const n of nodes) {
-        const text = String(await redisCommand(n.port, 'CLUSTER', 'INFO'));
-        if (!text.includes('cluster_state:ok') || !text.includes('cluster_slots_ok:16384') || !text.includes('cluster_known_nodes:6')) return false;
-        const replication = await info(n.port, 'replication');
-        if (!replication.includes('role:master') && !replication.includes('master_link_status:up')) return false;
-      }
-      return true;
-    }, timeoutMs);
+    await waitFor(
+      'the cluster ok',
+      async () => {
+        for (const n of nodes) {
+          const text = String(await redisCommand(n.port, 'CLUSTER', 'INFO'));
+          if (
+            !text.includes('cluster_state:ok') ||
+            !text.includes('cluster_slots_ok:16384') ||
+            !text.includes('cluster_known_nodes:6')
+          )
+            return false;
+          const replication = await info(n.port, 'replication');
+          if (!replication.includes('role:master') && !replication.includes('master_link_status:up')) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+    );
   }
 
   /** The node serving a key now (the master of its slot), and the replica of that master. */
   async ownerOf(key: string): Promise<{ master: number; replica: number }> {
     const slot = Number(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'KEYSLOT', key));
-    const lines = String(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'NODES')).trim().split('\n').map((l) => l.split(' '));
+    const lines = String(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'NODES'))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
     const port = (fields: string[]) => Number(/:(\d+)@/.exec(fields[1]!)![1]);
-    const owner = lines.find((f) => f[2]!.includes('master') && f.slice(8).some((range) => {
-      const [from, to] = range.split('-').map(Number);
-      return slot >= from! && slot <= (to ?? from)!;
-    }))!;
+    const owner = lines.find(
+      (f) =>
+        f[2]!.includes('master') &&
+        f.slice(8).some((range) => {
+          const [from, to] = range.split('-').map(Number);
+          return slot >= from! && slot <= (to ?? from)!;
+        }),
+    )!;
     const replica = lines.find((f) => f[3] === owner[0])!;
     return { master: port(owner), replica: port(replica) };
   }
@@ -206,7 +279,13 @@ export class RedisCluster {
   /** Every key in the cluster (each live master's own). */
   async keys(): Promise<string[]> {
     const all = await Promise.all(
-      this.nodes.filter((n) => !n.killed).map(async (n) => ((await info(n.port, 'replication')).includes('role:master') ? ((await redisCommand(n.port, 'KEYS', '*')) as string[]) : [])),
+      this.nodes
+        .filter((n) => !n.killed)
+        .map(async (n) =>
+          (await info(n.port, 'replication')).includes('role:master')
+            ? ((await redisCommand(n.port, 'KEYS', '*')) as string[])
+            : [],
+        ),
     );
     return all.flat();
   }
@@ -217,14 +296,22 @@ export class RedisCluster {
 
   /** Resolves once `replica` is a master and the surviving nodes say the cluster is ok again. */
   async waitForTakeover(replica: number, dead: number, timeoutMs = 30_000): Promise<void> {
-    await waitFor('the replica to take over', async () => (await info(replica, 'replication')).includes('role:master'), timeoutMs);
+    await waitFor(
+      'the replica to take over',
+      async () => (await info(replica, 'replication')).includes('role:master'),
+      timeoutMs,
+    );
     const alive = this.nodes.filter((n) => n.port !== dead);
-    await waitFor('the cluster ok again', async () => {
-      for (const n of alive) {
-        if (!String(await redisCommand(n.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
-      }
-      return true;
-    }, timeoutMs);
+    await waitFor(
+      'the cluster ok again',
+      async () => {
+        for (const n of alive) {
+          if (!String(await redisCommand(n.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+    );
   }
 
   async stop(): Promise<void> {

@@ -5,7 +5,15 @@ import { launch, startOnFreePort, stopProcess, waitFor } from './processes.js';
 
 /** One command on a short-lived connection to a loopback port (Buffers for raw values). */
 export async function redisCommand(port: number, name: string, ...args: Array<string | Buffer>): Promise<unknown> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000 });
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+  });
   client.on('error', () => undefined); // connect() rejects with the same error
   try {
     await client.connect();
@@ -32,9 +40,12 @@ export class TestRedis {
   }
 
   async resume(): Promise<void> {
-    const { child, output } = launch('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    ], {}, ['stdout', 'stderr']);
+    const { child, output } = launch(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {},
+      ['stdout', 'stderr'],
+    );
     this.child = child;
     // Our server is the one whose process id answers, not another test's on the same port.
     const ours = async () => String(await this.command('INFO', 'server')).includes(`process_id:${child.pid}\r`);

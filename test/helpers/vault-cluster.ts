@@ -77,7 +77,11 @@ export class TestVaultCluster extends VaultAdmin {
           const port = await freePortPair();
           if (ports.every((p) => Math.abs(p - port) > 1)) ports.push(port);
         }
-        return new TestVaultCluster(ports.map((port, i) => new VaultNode(`vault${i + 1}`, port, join(dir, `vault${i + 1}`))), dir, options);
+        return new TestVaultCluster(
+          ports.map((port, i) => new VaultNode(`vault${i + 1}`, port, join(dir, `vault${i + 1}`))),
+          dir,
+          options,
+        );
       },
       (cluster) => cluster.boot(),
     );
@@ -86,7 +90,11 @@ export class TestVaultCluster extends VaultAdmin {
   private async boot(): Promise<void> {
     await Promise.all(this.nodes.map((node) => this.launch(node)));
     // Not initialised: a fresh server of ours (another test's Vault on the port would be initialised).
-    await Promise.all(this.nodes.map((node) => this.waitFor(node, 'listening, not initialised', async () => (await node.health()) === 501)));
+    await Promise.all(
+      this.nodes.map((node) =>
+        this.waitFor(node, 'listening, not initialised', async () => (await node.health()) === 501),
+      ),
+    );
     const [first, ...others] = this.nodes as [VaultNode, ...VaultNode[]];
     const init = await this.on(first, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
     this.rootToken = init.root_token as string;
@@ -113,7 +121,9 @@ export class TestVaultCluster extends VaultAdmin {
         'storage "raft" {',
         `  path = "${node.dir}"`,
         `  node_id = "${node.name}"`,
-        ...(this.options.performanceMultiplier ? [`  performance_multiplier = ${this.options.performanceMultiplier}`] : []),
+        ...(this.options.performanceMultiplier
+          ? [`  performance_multiplier = ${this.options.performanceMultiplier}`]
+          : []),
         // Autopilot promotes a joined node to voter when it reconciles, every 10 s by default;
         // this speeds up forming the cluster, not electing a leader.
         '  autopilot_reconcile_interval = "1s"',
@@ -137,7 +147,12 @@ export class TestVaultCluster extends VaultAdmin {
     node.output = output;
   }
 
-  private async waitFor(node: VaultNode, what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  private async waitFor(
+    node: VaultNode,
+    what: string,
+    check: () => Promise<boolean>,
+    timeoutMs = 30_000,
+  ): Promise<void> {
     await waitFor(`${node.name} (${node.port}) ${what}`, check, timeoutMs, node.child).catch((err: Error) => {
       throw new Error(`${err.message}\n${node.output()}`);
     });
@@ -209,9 +224,11 @@ export class TestVaultCluster extends VaultAdmin {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map(async (node) => {
-      if (node.child) await stopProcess(node.child);
-      node.child = undefined;
-    }));
+    await Promise.all(
+      this.nodes.map(async (node) => {
+        if (node.child) await stopProcess(node.child);
+        node.child = undefined;
+      }),
+    );
   }
 }

@@ -8,7 +8,14 @@ import { freePortPair, launch, startOnFreePort, stopProcess, tempDir, TOOLS_BIN,
 import { mustNotLeak } from './run-record.js';
 
 /** One call to Vault's HTTP API; node:http(s) rather than fetch, which cannot be given Vault's own CA. */
-export function vaultCall(addr: string, method: string, path: string, body: unknown, token: string, ca?: Buffer): Promise<{ status: number; text: string }> {
+export function vaultCall(
+  addr: string,
+  method: string,
+  path: string,
+  body: unknown,
+  token: string,
+  ca?: Buffer,
+): Promise<{ status: number; text: string }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const request = addr.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
@@ -34,7 +41,14 @@ export interface VaultAnswer {
 }
 
 /** One Vault API call that must succeed: its JSON answer (empty for Vault's 204s), or an error naming the call. */
-export async function vaultApi(addr: string, method: string, path: string, body: unknown, token: string, ca?: Buffer): Promise<VaultAnswer> {
+export async function vaultApi(
+  addr: string,
+  method: string,
+  path: string,
+  body: unknown,
+  token: string,
+  ca?: Buffer,
+): Promise<VaultAnswer> {
   const { status, text } = await vaultCall(addr, method, path, body, token, ca);
   if (status >= 300) throw new Error(`vault ${addr} ${method} ${path}: ${status} ${text}`);
   return (text ? JSON.parse(text) : {}) as VaultAnswer;
@@ -89,7 +103,11 @@ export abstract class VaultAdmin {
     });
     const policy = readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n');
     await this.api('PUT', 'sys/policies/acl/vaultgate', { policy });
-    await this.api('POST', 'auth/approle/role/vaultgate', { token_policies: ['vaultgate'], token_ttl: '1h', token_max_ttl: '4h' });
+    await this.api('POST', 'auth/approle/role/vaultgate', {
+      token_policies: ['vaultgate'],
+      token_ttl: '1h',
+      token_max_ttl: '4h',
+    });
     const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
     const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
     mustNotLeak(secretId);
@@ -161,7 +179,11 @@ export class TestVault extends VaultAdmin {
     const { child, output } = launch(
       join(TOOLS_BIN, 'vault'),
       [
-        'server', '-dev', `-dev-root-token-id=${this.rootToken}`, `-dev-listen-address=127.0.0.1:${this.port}`, '-dev-no-store-token',
+        'server',
+        '-dev',
+        `-dev-root-token-id=${this.rootToken}`,
+        `-dev-listen-address=127.0.0.1:${this.port}`,
+        '-dev-no-store-token',
         ...(this.tls ? ['-dev-tls', `-dev-tls-cert-dir=${join(this.home, 'tls')}`] : []),
       ],
       // Vault dev mode writes a token helper file under HOME; keep it out of the real one.
@@ -170,7 +192,9 @@ export class TestVault extends VaultAdmin {
     this.child = child;
     this.output = output;
     // Answering to our own root token: it is our Vault, not another test's.
-    const ours = async () => (await vaultCall(this.addr, 'GET', 'auth/token/lookup-self', undefined, this.rootToken, this.ca())).status === 200;
+    const ours = async () =>
+      (await vaultCall(this.addr, 'GET', 'auth/token/lookup-self', undefined, this.rootToken, this.ca())).status ===
+      200;
     await waitFor(`vault on ${this.port}`, ours, 30_000, child).catch((err: Error) => {
       throw new Error(`${err.message}\n${output()}`);
     });

@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
-  addRepositories, DYNAMIC, enableDynamicRedisCredentials, findLeaks, gatewayEnv, startGateway, startVaultAndIssuer, type Gateway,
+  addRepositories,
+  DYNAMIC,
+  enableDynamicRedisCredentials,
+  findLeaks,
+  gatewayEnv,
+  startGateway,
+  startVaultAndIssuer,
+  type Gateway,
 } from '../helpers/fixture.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
@@ -13,7 +20,10 @@ import { TestVault } from '../helpers/vault.js';
 const TTL = 30;
 /** Vault's database role: each lease lasts this long. */
 const LEASE = 5;
-const REPOSITORIES = { memory: '{10c00000-0000-4000-8000-0000000000e1}', redis: '{10c00000-0000-4000-8000-0000000000e2}' } as const;
+const REPOSITORIES = {
+  memory: '{10c00000-0000-4000-8000-0000000000e1}',
+  redis: '{10c00000-0000-4000-8000-0000000000e2}',
+} as const;
 type Kind = keyof typeof REPOSITORIES;
 const values: string[] = [];
 
@@ -24,16 +34,25 @@ let dynamicRedis: TestRedis;
 const gateways = {} as Record<Kind, { gateway: Gateway; advance(seconds: number): void }>;
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([startVaultAndIssuer(), TestRedis.start(), TestRedis.start()]);
+  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
+    startVaultAndIssuer(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
   await enableDynamicRedisCredentials(vault, dynamicRedis, { defaultTtl: `${LEASE}s` });
   for (const kind of ['memory', 'redis'] as const) {
     const env = gatewayEnv(issuer, vault, {
       VAULTGATE_CACHE_TTL: String(TTL),
       ...(kind === 'redis' ? { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: randomBytes(32).toString('base64') } : {}),
     });
-    addRepositories(env, { [REPOSITORIES[kind]]: { name: `acme/ttl-${kind}`, secrets: { TOKEN: `kv/ttl/${kind}#token` } } });
+    addRepositories(env, {
+      [REPOSITORIES[kind]]: { name: `acme/ttl-${kind}`, secrets: { TOKEN: `kv/ttl/${kind}#token` } },
+    });
     let now = Date.now();
-    gateways[kind] = { gateway: await startGateway(env, { now: () => now }), advance: (seconds) => (now += seconds * 1000) };
+    gateways[kind] = {
+      gateway: await startGateway(env, { now: () => now }),
+      advance: (seconds) => (now += seconds * 1000),
+    };
   }
 });
 
@@ -52,22 +71,28 @@ async function call(kind: Kind, repository: string, token?: string): Promise<Rec
 const reads = (path: string) => vault.auditedPaths().filter((p) => p === path).length;
 
 for (const kind of ['memory', 'redis'] as const) {
-  test.serial(`${kind}: a rotated secret is served from the cache until VAULTGATE_CACHE_TTL, then the new value`, async (t) => {
-    const [before, after] = [`ttl-${kind}-before-${randomBytes(4).toString('hex')}`, `ttl-${kind}-after-${randomBytes(4).toString('hex')}`];
-    values.push(before, after);
-    await vault.put('kv', `ttl/${kind}`, { token: before }, 2);
-    t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: before });
-    await vault.put('kv', `ttl/${kind}`, { token: after }, 2);
-    const vaultReads = reads(`kv/data/ttl/${kind}`);
+  test.serial(
+    `${kind}: a rotated secret is served from the cache until VAULTGATE_CACHE_TTL, then the new value`,
+    async (t) => {
+      const [before, after] = [
+        `ttl-${kind}-before-${randomBytes(4).toString('hex')}`,
+        `ttl-${kind}-after-${randomBytes(4).toString('hex')}`,
+      ];
+      values.push(before, after);
+      await vault.put('kv', `ttl/${kind}`, { token: before }, 2);
+      t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: before });
+      await vault.put('kv', `ttl/${kind}`, { token: after }, 2);
+      const vaultReads = reads(`kv/data/ttl/${kind}`);
 
-    gateways[kind].advance(TTL - 1);
-    t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: before }, 'still cached');
-    t.is(reads(`kv/data/ttl/${kind}`), vaultReads);
+      gateways[kind].advance(TTL - 1);
+      t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: before }, 'still cached');
+      t.is(reads(`kv/data/ttl/${kind}`), vaultReads);
 
-    gateways[kind].advance(2);
-    t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: after }, 'expired: read again');
-    t.is(reads(`kv/data/ttl/${kind}`), vaultReads + 1);
-  });
+      gateways[kind].advance(2);
+      t.deepEqual(await call(kind, REPOSITORIES[kind]), { TOKEN: after }, 'expired: read again');
+      t.is(reads(`kv/data/ttl/${kind}`), vaultReads + 1);
+    },
+  );
 
   test.serial(`${kind}: a leased secret is cached for its lease, not for VAULTGATE_CACHE_TTL`, async (t) => {
     // One step asking again: the same cache entry, until the lease runs out.
@@ -89,5 +114,11 @@ for (const kind of ['memory', 'redis'] as const) {
 }
 
 test.after('no log line holds a value of these runs', (t) => {
-  t.deepEqual(findLeaks(Object.values(gateways).flatMap(({ gateway }) => gateway.logs), values), []);
+  t.deepEqual(
+    findLeaks(
+      Object.values(gateways).flatMap(({ gateway }) => gateway.logs),
+      values,
+    ),
+    [],
+  );
 });

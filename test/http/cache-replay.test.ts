@@ -1,7 +1,14 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { addRepositories, findLeaks, gatewayEnv, startGateway, startVaultAndIssuer, type Gateway } from '../helpers/fixture.js';
+import {
+  addRepositories,
+  findLeaks,
+  gatewayEnv,
+  startGateway,
+  startVaultAndIssuer,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
@@ -51,7 +58,9 @@ async function call(): Promise<Record<string, string>> {
 const vaultReads = () => vault.auditedPaths().filter((p) => p === 'kv/data/rotating/app').length;
 const bypasses = async (operation: string) => {
   const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
-  return Number(new RegExp(`vaultgate_cache_errors_total\\{operation="${operation}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  return Number(
+    new RegExp(`vaultgate_cache_errors_total\\{operation="${operation}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
+  );
 };
 
 /** The one cache entry in Redis: its name and raw bytes. */

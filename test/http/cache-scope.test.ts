@@ -1,7 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, startGateway, startVaultAndIssuer, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  PAYMENTS,
+  SEEDED,
+  startGateway,
+  startVaultAndIssuer,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -30,7 +39,8 @@ test.before(async () => {
   await vault.api('POST', 'auth/approle/role/narrow', { token_policies: ['narrow'], token_ttl: '1h' });
   const narrowRoleId = (await vault.api('GET', 'auth/approle/role/narrow/role-id')).data.role_id as string;
   const narrowSecretId = (await vault.api('POST', 'auth/approle/role/narrow/secret-id', {})).data.secret_id as string;
-  const narrowVaultToken = (await vault.api('POST', 'auth/token/create', { policies: ['narrow'], ttl: '1h' })).auth.client_token as string;
+  const narrowVaultToken = (await vault.api('POST', 'auth/token/create', { policies: ['narrow'], ttl: '1h' })).auth
+    .client_token as string;
 
   const env = (extra: Record<string, string>, cacheKey = CACHE_KEY) => {
     const e: Record<string, string> = gatewayEnv(issuer, vault, {
@@ -67,7 +77,7 @@ async function call(target: Gateway, repository: string, claims: Record<string, 
 const kvReads = (path: string) => vault.auditedPaths().filter((p) => p === `kv/data/${path}`).length;
 const cacheNames = async () => [...(await redis.dump()).keys()];
 
-test.serial('a login that may not read a path is not served it from another login\'s cache entry', async (t) => {
+test.serial("a login that may not read a path is not served it from another login's cache entry", async (t) => {
   t.deepEqual(await call(wide, PAYMENTS, { branchName: 'feature/x' }), {
     status: 200,
     body: { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey },
@@ -80,18 +90,21 @@ test.serial('a login that may not read a path is not served it from another logi
   }
 });
 
-test.serial('two logins that may both read a path each read it from Vault, and keep an entry of their own', async (t) => {
-  await redis.command('FLUSHALL');
-  t.is((await call(wide, WEB)).status, 200);
-  const reads = kvReads('ci/shared');
-  t.deepEqual(await call(narrow, WEB), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
-  t.is(kvReads('ci/shared'), reads + 1, 'read from Vault, not from the other login\'s entry');
-  t.is((await cacheNames()).length, 2);
-  // Each is served its own entry from now on.
-  t.is((await call(wide, WEB)).status, 200);
-  t.is((await call(narrow, WEB)).status, 200);
-  t.is(kvReads('ci/shared'), reads + 1);
-});
+test.serial(
+  'two logins that may both read a path each read it from Vault, and keep an entry of their own',
+  async (t) => {
+    await redis.command('FLUSHALL');
+    t.is((await call(wide, WEB)).status, 200);
+    const reads = kvReads('ci/shared');
+    t.deepEqual(await call(narrow, WEB), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
+    t.is(kvReads('ci/shared'), reads + 1, "read from Vault, not from the other login's entry");
+    t.is((await cacheNames()).length, 2);
+    // Each is served its own entry from now on.
+    t.is((await call(wide, WEB)).status, 200);
+    t.is((await call(narrow, WEB)).status, 200);
+    t.is(kvReads('ci/shared'), reads + 1);
+  },
+);
 
 const sha256 = (s: string, encoding: 'hex' | 'base64url') => createHash('sha256').update(s).digest(encoding);
 
@@ -104,7 +117,8 @@ test.serial('entry names are not a hash of the path: they take the cache key to 
   const former = `vaultgate:v1:${sha256(`${vault.addr}\0`, 'base64url').slice(0, 16)}:${sha256('path\0kv/ci/shared', 'base64url')}`;
   t.not(name, former);
   for (const text of ['path\0kv/ci/shared', 'kv/ci/shared', 'kv/ci/shared#npm_token', 'kv/data/ci/shared']) {
-    for (const encoding of ['hex', 'base64url'] as const) t.false(name!.includes(sha256(text, encoding)), `${name} holds sha256(${JSON.stringify(text)})`);
+    for (const encoding of ['hex', 'base64url'] as const)
+      t.false(name!.includes(sha256(text, encoding)), `${name} holds sha256(${JSON.stringify(text)})`);
   }
   // The same login and path under another cache key: another name.
   t.is((await call(otherKey, WEB)).status, 200);

@@ -17,7 +17,13 @@ const DEMO = { DEMO_ROLE_ID: 'vaultgate-demo-role', DEMO_SECRET_ID: 'vaultgate-d
 test.before(async () => {
   [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
   await promisify(execFile)('sh', [join(ROOT, 'deploy', 'vault-seed.sh')], {
-    env: { PATH: `${TOOLS_BIN}:${process.env.PATH}`, HOME: process.env.HOME, VAULT_ADDR: vault.addr, VAULT_TOKEN: vault.rootToken, ...DEMO },
+    env: {
+      PATH: `${TOOLS_BIN}:${process.env.PATH}`,
+      HOME: process.env.HOME,
+      VAULT_ADDR: vault.addr,
+      VAULT_TOKEN: vault.rootToken,
+      ...DEMO,
+    },
   });
   const env = gatewayEnv(issuer, vault, {
     VAULTGATE_POLICY_DIR: join(ROOT, 'policies'),
@@ -44,7 +50,10 @@ test('the demo seed holds every secret the shipped policy grants', async (t) => 
     body: { DB_PASSWORD: 'demo-ci-db-password', API_KEY: 'demo-ci-api-key', SIGNING_KEY: 'demo-main-signing-key' },
   });
   t.is((await secretsOf(PAYMENTS, { branchName: 'release/1.0' })).body.SIGNING_KEY, 'demo-release-signing-key');
-  t.deepEqual((await secretsOf(PAYMENTS, { deploymentEnvironmentUuid: PROD_ENV })).body.DEPLOY_TOKEN, 'demo-prod-deploy-token');
+  t.deepEqual(
+    (await secretsOf(PAYMENTS, { deploymentEnvironmentUuid: PROD_ENV })).body.DEPLOY_TOKEN,
+    'demo-prod-deploy-token',
+  );
   t.deepEqual(await secretsOf(WEB, {}), { status: 200, body: { NPM_TOKEN: 'demo-npm-token' } });
 });
 

@@ -2,7 +2,16 @@ import test from 'ava';
 import fc from 'fast-check';
 import { base64url, exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, type CryptoKey } from 'jose';
 import { AUDIENCE, TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, startGateway, UNLISTED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  PAYMENTS,
+  startGateway,
+  UNLISTED,
+  WEB,
+  type Gateway,
+  startVaultAndIssuer,
+} from '../helpers/fixture.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
@@ -16,7 +25,9 @@ const sentTokens: string[] = [];
 
 test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
-  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_RATE_LIMIT_PER_BRANCH: '0', VAULTGATE_LOG_LEVEL: 'info' }));
+  gateway = await startGateway(
+    gatewayEnv(issuer, vault, { VAULTGATE_RATE_LIMIT_PER_BRANCH: '0', VAULTGATE_LOG_LEVEL: 'info' }),
+  );
 });
 
 test.after.always(async () => {
@@ -39,11 +50,15 @@ const forged = (h: unknown, p: unknown, sig = 'c2lnbmF0dXJl') => `${enc(h)}.${en
 const attackerKey = generateKeyPair('RS256', { extractable: true });
 const withAttackerKey = async (h: Record<string, unknown>, p: Record<string, unknown>) =>
   new SignJWT(p).setProtectedHeader(h as { alg: string }).sign((await attackerKey).privateKey);
-const hmacWith = async (secret: Uint8Array, alg = 'HS256') => new SignJWT(claims()).setProtectedHeader({ alg, kid: issuer.kid }).sign(secret);
-const mint = (extra: Record<string, unknown>, h: Record<string, unknown> = {}) => issuer.mint(PAYMENTS, { claims: extra, header: h });
+const hmacWith = async (secret: Uint8Array, alg = 'HS256') =>
+  new SignJWT(claims()).setProtectedHeader({ alg, kid: issuer.kid }).sign(secret);
+const mint = (extra: Record<string, unknown>, h: Record<string, unknown> = {}) =>
+  issuer.mint(PAYMENTS, { claims: extra, header: h });
 
 type Case = () => Promise<{ authorization?: string | undefined; init?: RequestInit }>;
-const bearer = (token: () => Promise<string> | string): Case => async () => ({ authorization: `Bearer ${await token()}` });
+const bearer =
+  (token: () => Promise<string> | string): Case =>
+  async () => ({ authorization: `Bearer ${await token()}` });
 
 const corpus: Record<string, Case> = {
   // Bad base64 and segment counts
@@ -78,7 +93,13 @@ const corpus: Record<string, Case> = {
   // Huge claims
   'a 7 KiB claim': bearer(() => mint({ padding: 'x'.repeat(7 * 1024) })),
   'deeply nested claims, signed, reaching the policy': bearer(() =>
-    issuer.signRaw(JSON.stringify(claims({ repositoryUuid: UNLISTED })).replace(/}$/, `,"deep":${'['.repeat(2000)}${']'.repeat(2000)}}`))),
+    issuer.signRaw(
+      JSON.stringify(claims({ repositoryUuid: UNLISTED })).replace(
+        /}$/,
+        `,"deep":${'['.repeat(2000)}${']'.repeat(2000)}}`,
+      ),
+    ),
+  ),
   'a token of 9 KiB': bearer(() => mint({ padding: 'x'.repeat(9 * 1024) })),
   'a header of 100 KiB': async () => ({ authorization: `Bearer ${'a'.repeat(100 * 1024)}.b.c` }),
   // Claims of the wrong type, signed by the trusted issuer
@@ -90,7 +111,9 @@ const corpus: Record<string, Case> = {
   'exp a string': bearer(() => mint({ exp: String(now() + 3600) })),
   'exp in the far future': bearer(() => mint({ exp: 253402300799 })),
   'exp negative': bearer(() => mint({ exp: -1 })),
-  'exp beyond what JSON numbers hold': bearer(() => issuer.signRaw(JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400'))),
+  'exp beyond what JSON numbers hold': bearer(() =>
+    issuer.signRaw(JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400')),
+  ),
   'exp just past the tolerance': bearer(() => mint({ exp: now() - 31, iat: now() - 3600 })),
   'nbf a string': bearer(() => mint({ nbf: 'now' })),
   'iat a string': bearer(() => mint({ iat: 'yesterday' })),
@@ -105,7 +128,9 @@ const corpus: Record<string, Case> = {
   'branchName a number': bearer(() => mint({ branchName: 1 })),
   'deploymentEnvironmentUuid an object': bearer(() => mint({ deploymentEnvironmentUuid: {} })),
   // Duplicate keys: forged ones fail the signature; a parser difference cannot help
-  'duplicate iss, forged': bearer(() => `${enc(header())}.${enc(JSON.stringify(claims()).replace(/}$/, `,"iss":"https://evil.example"}`))}.c2ln`),
+  'duplicate iss, forged': bearer(
+    () => `${enc(header())}.${enc(JSON.stringify(claims()).replace(/}$/, `,"iss":"https://evil.example"}`))}.c2ln`,
+  ),
   'duplicate repositoryUuid, attacker-signed': bearer(async () => {
     const raw = JSON.stringify(claims()).replace(/}$/, `,"repositoryUuid":"${WEB}"}`);
     return `${enc(header())}.${enc(raw)}.${(await withAttackerKey(header(), claims())).split('.')[2]}`;
@@ -124,13 +149,30 @@ const corpus: Record<string, Case> = {
   'alg NONE with an empty signature segment replaced': bearer(() => forged(header({ alg: 'NONE' }), claims(), 'AA')),
   'alg missing': bearer(() => forged({ typ: 'JWT', kid: issuer.kid }, claims())),
   'alg an array': bearer(() => forged(header({ alg: ['RS256'] }), claims())),
-  'HS256 keyed with the public JWK': bearer(async () => hmacWith(new TextEncoder().encode(JSON.stringify(issuer.publicJwk)))),
+  'HS256 keyed with the public JWK': bearer(async () =>
+    hmacWith(new TextEncoder().encode(JSON.stringify(issuer.publicJwk))),
+  ),
   'HS256 keyed with the public key PEM': bearer(async () =>
-    hmacWith(new TextEncoder().encode(await exportSPKI((await importJWK(issuer.publicJwk, 'RS256', { extractable: true })) as CryptoKey)))),
+    hmacWith(
+      new TextEncoder().encode(
+        await exportSPKI((await importJWK(issuer.publicJwk, 'RS256', { extractable: true })) as CryptoKey),
+      ),
+    ),
+  ),
   'HS512 keyed with the modulus': bearer(async () => hmacWith(base64url.decode(issuer.publicJwk.n!), 'HS512')),
-  'PS256 (not allowed) by the attacker': bearer(async () => new SignJWT(claims()).setProtectedHeader({ alg: 'PS256', kid: issuer.kid }).sign((await generateKeyPair('PS256')).privateKey)),
-  'ES256 by the attacker with the issuer kid': bearer(async () => new SignJWT(claims()).setProtectedHeader({ alg: 'ES256', kid: issuer.kid }).sign((await generateKeyPair('ES256')).privateKey)),
-  'RS256 by the attacker with an embedded jwk': bearer(async () => withAttackerKey(header({ jwk: await exportJWK((await attackerKey).publicKey) }), claims())),
+  'PS256 (not allowed) by the attacker': bearer(async () =>
+    new SignJWT(claims())
+      .setProtectedHeader({ alg: 'PS256', kid: issuer.kid })
+      .sign((await generateKeyPair('PS256')).privateKey),
+  ),
+  'ES256 by the attacker with the issuer kid': bearer(async () =>
+    new SignJWT(claims())
+      .setProtectedHeader({ alg: 'ES256', kid: issuer.kid })
+      .sign((await generateKeyPair('ES256')).privateKey),
+  ),
+  'RS256 by the attacker with an embedded jwk': bearer(async () =>
+    withAttackerKey(header({ jwk: await exportJWK((await attackerKey).publicKey) }), claims()),
+  ),
   // The trusted issuer, for somebody else
   'an allowed issuer for another audience': bearer(() => mint({ aud: 'ari:cloud:bitbucket::workspace/someone-else' })),
   'an audience list without ours': bearer(() => mint({ aud: ['a', 'b', 'c'] })),
@@ -139,10 +181,17 @@ const corpus: Record<string, Case> = {
   // The request around the token
   'Bearer twice': async () => ({ authorization: `Bearer Bearer ${await mint({})}` }),
   'a tab after Bearer': async () => ({ authorization: `Bearer\t${await mint({})}` }),
-  'the token in the query string': async () => ({ init: { method: 'GET' }, authorization: undefined, query: `?access_token=${await mint({})}` }),
+  'the token in the query string': async () => ({
+    init: { method: 'GET' },
+    authorization: undefined,
+    query: `?access_token=${await mint({})}`,
+  }),
   'the token in a cookie': async () => ({ init: { headers: { Cookie: `token=${await mint({})}` } } }),
   'two Authorization values': async () => ({ authorization: `Bearer ${await mint({})}, Bearer ${await mint({})}` }),
-  'a POST body of 20 KiB': async () => ({ authorization: `Bearer ${await mint({})}`, init: { method: 'POST', body: 'x'.repeat(20 * 1024) } }),
+  'a POST body of 20 KiB': async () => ({
+    authorization: `Bearer ${await mint({})}`,
+    init: { method: 'POST', body: 'x'.repeat(20 * 1024) },
+  }),
 };
 
 test('the corpus holds at least 60 cases', (t) => {
@@ -154,7 +203,10 @@ async function send(c: Awaited<ReturnType<Case>> & { query?: string }) {
     sentTokens.push(c.authorization.replace(/^\S+\s+/, ''));
     record('tokens', sentTokens.at(-1)!);
   }
-  const headers = { ...((c.init?.headers as Record<string, string>) ?? {}), ...(c.authorization ? { Authorization: c.authorization } : {}) };
+  const headers = {
+    ...((c.init?.headers as Record<string, string>) ?? {}),
+    ...(c.authorization ? { Authorization: c.authorization } : {}),
+  };
   const response = await fetch(`${gateway.url}/secrets${c.query ?? ''}`, { ...c.init, headers });
   const text = await response.text();
   bodies.push(text);
@@ -184,13 +236,23 @@ test('property: any Authorization header value gets a 4xx and a bare error', asy
 });
 
 test('property: any claims signed by the trusted issuer for an unlisted repository get 401 or 403, never a secret', async (t) => {
-  const value = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }));
+  const value = fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(fc.string(), { maxLength: 3 }),
+  );
   await fc.assert(
-    fc.asyncProperty(fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), value, { maxKeys: 8 }), fc.uuid(), async (extra, uuid) => {
-      const token = await issuer.mint(`{${uuid}}`, { claims: extra });
-      const { status, text } = await send({ authorization: `Bearer ${token}` });
-      return (status === 401 || status === 403) && /^\{"error":"[a-z_]+"\}$/.test(text);
-    }),
+    fc.asyncProperty(
+      fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), value, { maxKeys: 8 }),
+      fc.uuid(),
+      async (extra, uuid) => {
+        const token = await issuer.mint(`{${uuid}}`, { claims: extra });
+        const { status, text } = await send({ authorization: `Bearer ${token}` });
+        return (status === 401 || status === 403) && /^\{"error":"[a-z_]+"\}$/.test(text);
+      },
+    ),
     { numRuns: 150 },
   );
   t.pass();
@@ -215,5 +277,11 @@ test('property: any change to a signed payload is refused', async (t) => {
 
 test.after('no body and no log line holds a secret or a token', (t) => {
   t.true(bodies.length > 500);
-  t.deepEqual(findLeaks([...bodies, ...gateway.logs], sentTokens.filter((s) => s.length > 40)), []);
+  t.deepEqual(
+    findLeaks(
+      [...bodies, ...gateway.logs],
+      sentTokens.filter((s) => s.length > 40),
+    ),
+    [],
+  );
 });

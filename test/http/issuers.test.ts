@@ -28,7 +28,8 @@ async function gateway(env: Record<string, string>): Promise<Gateway> {
 }
 
 const reasonOf = (g: Gateway, response: Response) =>
-  g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason as string | undefined;
+  g.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason as
+    string | undefined;
 
 test('at the default settings, a rotated key verifies on the next request through exactly one refetch', async (t) => {
   const env = gatewayEnv(issuer, vault);
@@ -56,9 +57,12 @@ test('at the default settings, a rotated key verifies on the next request throug
   t.is(issuer.jwksFetches - before, 1, 'still one refetch: the removed kid is within the cooldown');
 });
 
-test('two trusted issuers: each one\'s audiences and algorithms never apply to the other', async (t) => {
+test("two trusted issuers: each one's audiences and algorithms never apply to the other", async (t) => {
   const [a, b] = await Promise.all([TestIssuer.start(), TestIssuer.start({ alg: 'ES256' })]);
-  closers.push(() => a.close(), () => b.close());
+  closers.push(
+    () => a.close(),
+    () => b.close(),
+  );
   const [audA, audB] = ['ari:cloud:bitbucket::workspace/issuer-a', 'ari:cloud:bitbucket::workspace/issuer-b'];
   const g = await gateway(
     gatewayEnv(a, vault, {
@@ -75,14 +79,34 @@ test('two trusted issuers: each one\'s audiences and algorithms never apply to t
 
   t.like(await outcome(await a.mint(WEB, { claims: { aud: audA } })), { status: 200 }, 'A with its own audience');
   t.like(await outcome(await b.mint(WEB, { claims: { aud: audB } })), { status: 200 }, 'B with its own audience');
-  t.deepEqual(await outcome(await a.mint(WEB, { claims: { aud: audB } })), refused('ERR_JWT_CLAIM_VALIDATION_FAILED'), 'A with B\'s audience');
-  t.deepEqual(await outcome(await b.mint(WEB, { claims: { aud: audA } })), refused('ERR_JWT_CLAIM_VALIDATION_FAILED'), 'B with A\'s audience');
-  t.deepEqual(await outcome(await a.mint(WEB, { claims: { aud: [audB, 'other'] } })), refused('ERR_JWT_CLAIM_VALIDATION_FAILED'), 'A with B\'s among several');
+  t.deepEqual(
+    await outcome(await a.mint(WEB, { claims: { aud: audB } })),
+    refused('ERR_JWT_CLAIM_VALIDATION_FAILED'),
+    "A with B's audience",
+  );
+  t.deepEqual(
+    await outcome(await b.mint(WEB, { claims: { aud: audA } })),
+    refused('ERR_JWT_CLAIM_VALIDATION_FAILED'),
+    "B with A's audience",
+  );
+  t.deepEqual(
+    await outcome(await a.mint(WEB, { claims: { aud: [audB, 'other'] } })),
+    refused('ERR_JWT_CLAIM_VALIDATION_FAILED'),
+    "A with B's among several",
+  );
 
   // Refused for the algorithm itself, before any key is looked up (were the lists pooled,
   // these would get as far as the key set and fail there with ERR_JWKS_NO_MATCHING_KEY).
   const es = await generateKeyPair('ES256');
   const rs = await generateKeyPair('RS256');
-  t.deepEqual(await outcome(await a.mint(WEB, { claims: { aud: audA }, alg: 'ES256', key: es.privateKey })), refused('ERR_JOSE_ALG_NOT_ALLOWED'), 'A signing with B\'s algorithm');
-  t.deepEqual(await outcome(await b.mint(WEB, { claims: { aud: audB }, alg: 'RS256', key: rs.privateKey })), refused('ERR_JOSE_ALG_NOT_ALLOWED'), 'B signing with A\'s algorithm');
+  t.deepEqual(
+    await outcome(await a.mint(WEB, { claims: { aud: audA }, alg: 'ES256', key: es.privateKey })),
+    refused('ERR_JOSE_ALG_NOT_ALLOWED'),
+    "A signing with B's algorithm",
+  );
+  t.deepEqual(
+    await outcome(await b.mint(WEB, { claims: { aud: audB }, alg: 'RS256', key: rs.privateKey })),
+    refused('ERR_JOSE_ALG_NOT_ALLOWED'),
+    "B signing with A's algorithm",
+  );
 });

@@ -14,7 +14,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
   // Keys are refetched after 1 s and kept through an outage for 4 s.
-  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_JWKS_REFRESH: '1', VAULTGATE_JWKS_MAX_STALE: '4' }));
+  gateway = await startGateway(
+    gatewayEnv(issuer, vault, { VAULTGATE_JWKS_REFRESH: '1', VAULTGATE_JWKS_MAX_STALE: '4' }),
+  );
 });
 
 test.after.always(async () => {
@@ -26,23 +28,26 @@ const status = async (token: string) => (await gateway.get(token)).status;
 const reasonOf = (response: Response) =>
   gateway.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason;
 
-test.serial('with the JWKS endpoint down, known keys keep working up to the configured age, unknown kids get 401', async (t) => {
-  t.is(await status(await issuer.mint(WEB)), 200);
-  issuer.down = true;
-  try {
-    await sleep(1500); // past the refresh age: the refetch fails, the last good keys serve
+test.serial(
+  'with the JWKS endpoint down, known keys keep working up to the configured age, unknown kids get 401',
+  async (t) => {
     t.is(await status(await issuer.mint(WEB)), 200);
-    const { privateKey } = await generateKeyPair('RS256');
-    t.is(await status(await issuer.mint(WEB, { key: privateKey, header: { kid: 'never-seen' } })), 401);
-    await sleep(3000); // past the 4 s the last good keys are kept
-    const expired = await gateway.get(await issuer.mint(WEB));
-    t.is(expired.status, 401);
-    t.is(reasonOf(expired), 'ERR_JWKS_FETCH');
-  } finally {
-    issuer.down = false;
-  }
-  t.is(await status(await issuer.mint(WEB)), 200, 'recovers by itself when the issuer is back');
-});
+    issuer.down = true;
+    try {
+      await sleep(1500); // past the refresh age: the refetch fails, the last good keys serve
+      t.is(await status(await issuer.mint(WEB)), 200);
+      const { privateKey } = await generateKeyPair('RS256');
+      t.is(await status(await issuer.mint(WEB, { key: privateKey, header: { kid: 'never-seen' } })), 401);
+      await sleep(3000); // past the 4 s the last good keys are kept
+      const expired = await gateway.get(await issuer.mint(WEB));
+      t.is(expired.status, 401);
+      t.is(reasonOf(expired), 'ERR_JWKS_FETCH');
+    } finally {
+      issuer.down = false;
+    }
+    t.is(await status(await issuer.mint(WEB)), 200, 'recovers by itself when the issuer is back');
+  },
+);
 
 test.serial('an issuer that stops answering does not hold requests while its last keys are fresh enough', async (t) => {
   t.is(await status(await issuer.mint(WEB)), 200);
@@ -58,7 +63,7 @@ test.serial('an issuer that stops answering does not hold requests while its las
   await sleep(5500); // let the hung fetch time out before the next test
 });
 
-test.serial('a JWKS document over 64 KiB is refused, and the issuer\'s tokens with it', async (t) => {
+test.serial("a JWKS document over 64 KiB is refused, and the issuer's tokens with it", async (t) => {
   const bloated = await TestIssuer.start();
   bloated.jwksPadding = 100 * 1024;
   const other = await startGateway(gatewayEnv(bloated, vault));
@@ -85,7 +90,7 @@ test.serial('a rotated key verifies after one refetch; tokens of the removed key
   t.is(reasonOf(stale), 'ERR_JWKS_NO_MATCHING_KEY');
 });
 
-test.serial('each issuer\'s keys are fetched at start, so the first step does not wait for them', async (t) => {
+test.serial("each issuer's keys are fetched at start, so the first step does not wait for them", async (t) => {
   const fresh = await TestIssuer.start();
   const other = await startGateway(gatewayEnv(fresh, vault));
   try {

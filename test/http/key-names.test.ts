@@ -35,7 +35,8 @@ test.before(async () => {
     },
   };
   const text = JSON.stringify(data);
-  if (!text.includes('"__proto__":"kv/ci/payments-api#db_password"')) throw new Error('the test data lost its __proto__ key');
+  if (!text.includes('"__proto__":"kv/ci/payments-api#db_password"'))
+    throw new Error('the test data lost its __proto__ key');
   writeFileSync(file, text);
   gateway = await startGateway(env);
 });
@@ -58,7 +59,9 @@ test('a grant named __proto__ is a policy error, not a 200 with the other keys',
   const { response, text, body } = await call(PROTO);
   t.is(response.status, 500, `answered ${text}`);
   t.deepEqual(body, { error: 'policy_error' });
-  const line = gateway.logs.map((l) => JSON.parse(l)).find((l) => l.audit && l.requestId === response.headers.get('x-request-id'));
+  const line = gateway.logs
+    .map((l) => JSON.parse(l))
+    .find((l) => l.audit && l.requestId === response.headers.get('x-request-id'));
   t.is(line.reason, 'ERR_POLICY_OUTPUT');
   t.regex(line.error, /__proto__/);
 });
@@ -66,7 +69,10 @@ test('a grant named __proto__ is a policy error, not a 200 with the other keys',
 test('grants named constructor, toString, hasOwnProperty and valueOf are ordinary keys', async (t) => {
   const { response, body } = await call(PROTOTYPE_NAMES);
   t.is(response.status, 200);
-  t.deepEqual({ ...body }, { constructor: SEEDED.npmToken, toString: SEEDED.ciApiKey, hasOwnProperty: SEEDED.ciDbPassword, valueOf: '5432' });
+  t.deepEqual(
+    { ...body },
+    { constructor: SEEDED.npmToken, toString: SEEDED.ciApiKey, hasOwnProperty: SEEDED.ciDbPassword, valueOf: '5432' },
+  );
 });
 
 test.after('no log line and no error body holds a seeded secret or a token', (t) => {

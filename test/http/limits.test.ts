@@ -4,7 +4,19 @@ import { join } from 'node:path';
 import test from 'ava';
 import { decodeJwt } from 'jose';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, LEGACY, PAYMENTS, policyDir, PROD_ENV, SEEDED, seedVault, startGateway, UNLISTED, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  gatewayEnv,
+  LEGACY,
+  PAYMENTS,
+  policyDir,
+  PROD_ENV,
+  SEEDED,
+  seedVault,
+  startGateway,
+  UNLISTED,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
@@ -38,14 +50,25 @@ function floodPolicyDir(): string {
 test.before(async () => {
   [vault, issuer, redis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start()]);
   await seedVault(vault);
-  const limits = { VAULTGATE_MAX_USES_PER_STEP: '2', VAULTGATE_RATE_LIMIT_PER_BRANCH: '5', VAULTGATE_RATE_LIMIT_PER_STEP: '3' };
+  const limits = {
+    VAULTGATE_MAX_USES_PER_STEP: '2',
+    VAULTGATE_RATE_LIMIT_PER_BRANCH: '5',
+    VAULTGATE_RATE_LIMIT_PER_STEP: '3',
+  };
   const inRedis = { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 3).toString('base64') };
   const shared = () => gatewayEnv(issuer, vault, { ...limits, ...inRedis, VAULTGATE_POLICY_DIR: floodPolicyDir() });
   [gateway, replica, alone, oneUse] = await Promise.all([
     startGateway(shared()),
     startGateway(shared()),
     // The decision log line tells a test that a request holds its concurrency slot.
-    startGateway(gatewayEnv(issuer, vault, { ...limits, VAULTGATE_MAX_CONCURRENT: '1', VAULTGATE_VAULT_TIMEOUT_MS: '1500', VAULTGATE_DECISION_LOG: 'true' })),
+    startGateway(
+      gatewayEnv(issuer, vault, {
+        ...limits,
+        VAULTGATE_MAX_CONCURRENT: '1',
+        VAULTGATE_VAULT_TIMEOUT_MS: '1500',
+        VAULTGATE_DECISION_LOG: 'true',
+      }),
+    ),
     // One use per step, every request read from Vault (no cache), no rate budgets.
     startGateway(
       gatewayEnv(issuer, vault, {
@@ -89,43 +112,52 @@ test.serial('the use limit holds without Redis too', async (t) => {
   t.is((await alone.get(token)).status, 401);
 });
 
-test.serial('a used token presented past exp, within the tolerance, stays used: its count lives as long as it is accepted', async (t) => {
-  const token = await issuer.mint(WEB, { expiresIn: -5 });
-  const exp = decodeJwt(token).exp!;
-  const before = new Set(await stepUseKeys());
-  t.is((await oneUse.get(token)).status, 200, 'accepted 5 s past exp (30 s tolerance)');
-  const [key, ...others] = (await stepUseKeys()).filter((k) => !before.has(k));
-  t.deepEqual(others, []);
-  const ttl = Number(await redis.command('PTTL', key!));
-  const acceptedFor = (exp + 30) * 1000 - Date.now();
-  t.true(ttl >= acceptedFor - 1000, `the count lives ${ttl} ms more, the token is accepted ${acceptedFor} ms more`);
-  // A count living only until exp (at least 1 s) would be gone once Redis has expired a key set now for 1 s.
-  await redis.command('SET', 'test:one-second', '1', 'PX', '1000');
-  await waitFor('Redis to expire a key of 1 s', async () => Number(await redis.command('EXISTS', 'test:one-second')) === 0);
-  const again = await oneUse.get(token);
-  t.is(again.status, 401, 'not counted afresh');
-  t.is(reasonOf(oneUse, again), 'ERR_TOKEN_REPLAY');
-});
+test.serial(
+  'a used token presented past exp, within the tolerance, stays used: its count lives as long as it is accepted',
+  async (t) => {
+    const token = await issuer.mint(WEB, { expiresIn: -5 });
+    const exp = decodeJwt(token).exp!;
+    const before = new Set(await stepUseKeys());
+    t.is((await oneUse.get(token)).status, 200, 'accepted 5 s past exp (30 s tolerance)');
+    const [key, ...others] = (await stepUseKeys()).filter((k) => !before.has(k));
+    t.deepEqual(others, []);
+    const ttl = Number(await redis.command('PTTL', key!));
+    const acceptedFor = (exp + 30) * 1000 - Date.now();
+    t.true(ttl >= acceptedFor - 1000, `the count lives ${ttl} ms more, the token is accepted ${acceptedFor} ms more`);
+    // A count living only until exp (at least 1 s) would be gone once Redis has expired a key set now for 1 s.
+    await redis.command('SET', 'test:one-second', '1', 'PX', '1000');
+    await waitFor(
+      'Redis to expire a key of 1 s',
+      async () => Number(await redis.command('EXISTS', 'test:one-second')) === 0,
+    );
+    const again = await oneUse.get(token);
+    t.is(again.status, 401, 'not counted afresh');
+    t.is(reasonOf(oneUse, again), 'ERR_TOKEN_REPLAY');
+  },
+);
 
-test.serial('a request that fails because Vault is down does not spend a use: the retry gets the secrets', async (t) => {
-  const token = await issuer.mint(WEB);
-  vault.pause();
-  let failed: Response;
-  try {
-    failed = await oneUse.get(token);
-  } finally {
-    vault.resume();
-  }
-  t.is(failed.status, 503);
-  t.deepEqual(await failed.json(), { error: 'vault_unavailable' });
-  t.is(failed.headers.get('retry-after'), '5');
-  const retry = await oneUse.get(token);
-  t.is(retry.status, 200, 'the retry Retry-After asked for');
-  t.deepEqual(await retry.json(), { NPM_TOKEN: SEEDED.npmToken });
-  const third = await oneUse.get(token);
-  t.is(third.status, 401, 'served once: used');
-  t.is(reasonOf(oneUse, third), 'ERR_TOKEN_REPLAY');
-});
+test.serial(
+  'a request that fails because Vault is down does not spend a use: the retry gets the secrets',
+  async (t) => {
+    const token = await issuer.mint(WEB);
+    vault.pause();
+    let failed: Response;
+    try {
+      failed = await oneUse.get(token);
+    } finally {
+      vault.resume();
+    }
+    t.is(failed.status, 503);
+    t.deepEqual(await failed.json(), { error: 'vault_unavailable' });
+    t.is(failed.headers.get('retry-after'), '5');
+    const retry = await oneUse.get(token);
+    t.is(retry.status, 200, 'the retry Retry-After asked for');
+    t.deepEqual(await retry.json(), { NPM_TOKEN: SEEDED.npmToken });
+    const third = await oneUse.get(token);
+    t.is(third.status, 401, 'served once: used');
+    t.is(reasonOf(oneUse, third), 'ERR_TOKEN_REPLAY');
+  },
+);
 
 test.serial('concurrent requests with a one-use token: exactly one gets the secrets', async (t) => {
   const token = await issuer.mint(WEB);
@@ -149,46 +181,62 @@ test.serial('a branch over its rate gets 429 with Retry-After; other repositorie
   t.is((await gateway.get(await issuer.mint(LEGACY))).status, 200);
 });
 
-test.serial('a feature branch that spends its budget starves neither main nor a deployment of the same repository', async (t) => {
-  const feature = { branchName: 'feature/flood' };
-  const statuses: number[] = [];
-  let limited: Response | undefined;
-  for (let i = 0; i < 6; i++) {
-    const response = await (i % 2 ? replica : gateway).get(await issuer.mint(FLOOD, { claims: feature }));
-    statuses.push(response.status);
-    if (response.status === 429) limited ??= response;
-  }
-  t.deepEqual(statuses, [200, 200, 200, 200, 200, 429], 'the branch has five a minute, across both replicas');
-  t.regex(auditOf(replica, limited!)?.error, /^branch rate limit reached/);
+test.serial(
+  'a feature branch that spends its budget starves neither main nor a deployment of the same repository',
+  async (t) => {
+    const feature = { branchName: 'feature/flood' };
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 6; i++) {
+      const response = await (i % 2 ? replica : gateway).get(await issuer.mint(FLOOD, { claims: feature }));
+      statuses.push(response.status);
+      if (response.status === 429) limited ??= response;
+    }
+    t.deepEqual(statuses, [200, 200, 200, 200, 200, 429], 'the branch has five a minute, across both replicas');
+    t.regex(auditOf(replica, limited!)?.error, /^branch rate limit reached/);
 
-  const main = await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'main' } }));
-  t.is(main.status, 200);
-  t.is(((await main.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
-  const deployment = await replica.get(await issuer.mint(FLOOD, { claims: { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV } }));
-  t.is(deployment.status, 200);
-  t.is(((await deployment.json()) as Record<string, string>).DEPLOY_TOKEN, SEEDED.prodDeployToken);
-  t.is((await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'feature/other' } }))).status, 200, 'another branch has its own budget');
-  t.is((await gateway.get(await issuer.mint(FLOOD, { claims: feature }))).status, 429, 'the flooding branch stays limited');
-});
+    const main = await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'main' } }));
+    t.is(main.status, 200);
+    t.is(((await main.json()) as Record<string, string>).SIGNING_KEY, SEEDED.mainSigningKey);
+    const deployment = await replica.get(
+      await issuer.mint(FLOOD, { claims: { branchName: 'main', deploymentEnvironmentUuid: PROD_ENV } }),
+    );
+    t.is(deployment.status, 200);
+    t.is(((await deployment.json()) as Record<string, string>).DEPLOY_TOKEN, SEEDED.prodDeployToken);
+    t.is(
+      (await gateway.get(await issuer.mint(FLOOD, { claims: { branchName: 'feature/other' } }))).status,
+      200,
+      'another branch has its own budget',
+    );
+    t.is(
+      (await gateway.get(await issuer.mint(FLOOD, { claims: feature }))).status,
+      429,
+      'the flooding branch stays limited',
+    );
+  },
+);
 
-test.serial('a step over its own rate gets 429 before it spends its branch budget, even when granted nothing', async (t) => {
-  const branch = { branchName: 'feature/loop' };
-  const runaway = await issuer.mint(UNLISTED, { claims: branch });
-  const statuses: number[] = [];
-  let limited: Response | undefined;
-  for (let i = 0; i < 6; i++) {
-    const response = await (i % 2 ? replica : gateway).get(runaway);
-    statuses.push(response.status);
-    if (response.status === 429) limited ??= response;
-  }
-  t.deepEqual(statuses, [403, 403, 403, 429, 429, 429], 'three a minute for one step, across both replicas');
-  t.true(Number(limited!.headers.get('retry-after')) >= 1);
-  t.regex(auditOf(replica, limited!)?.error, /^step rate limit reached/);
-  const sibling = await issuer.mint(UNLISTED, { claims: branch });
-  const siblingStatuses: number[] = [];
-  for (let i = 0; i < 3; i++) siblingStatuses.push((await gateway.get(sibling)).status);
-  t.deepEqual(siblingStatuses, [403, 403, 429], 'the branch had two of its five left');
-});
+test.serial(
+  'a step over its own rate gets 429 before it spends its branch budget, even when granted nothing',
+  async (t) => {
+    const branch = { branchName: 'feature/loop' };
+    const runaway = await issuer.mint(UNLISTED, { claims: branch });
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 6; i++) {
+      const response = await (i % 2 ? replica : gateway).get(runaway);
+      statuses.push(response.status);
+      if (response.status === 429) limited ??= response;
+    }
+    t.deepEqual(statuses, [403, 403, 403, 429, 429, 429], 'three a minute for one step, across both replicas');
+    t.true(Number(limited!.headers.get('retry-after')) >= 1);
+    t.regex(auditOf(replica, limited!)?.error, /^step rate limit reached/);
+    const sibling = await issuer.mint(UNLISTED, { claims: branch });
+    const siblingStatuses: number[] = [];
+    for (let i = 0; i < 3; i++) siblingStatuses.push((await gateway.get(sibling)).status);
+    t.deepEqual(siblingStatuses, [403, 403, 429], 'the branch had two of its five left');
+  },
+);
 
 test.serial('past VAULTGATE_MAX_CONCURRENT requests in flight, more are refused with 503 at once', async (t) => {
   vault.pause();

@@ -1,7 +1,17 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
-  DYNAMIC, enableDynamicRedisCredentials, findLeaks, gatewayEnv, PAYMENTS, SEEDED, SEEDED_VALUES, seedVault, startGateway, WEB, type Gateway,
+  DYNAMIC,
+  enableDynamicRedisCredentials,
+  findLeaks,
+  gatewayEnv,
+  PAYMENTS,
+  SEEDED,
+  SEEDED_VALUES,
+  seedVault,
+  startGateway,
+  WEB,
+  type Gateway,
 } from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -20,12 +30,22 @@ const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
 let secretId: string;
 
 test.before(async () => {
-  [vault, issuer, redis, dynamicRedis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start(), TestRedis.start()]);
+  [vault, issuer, redis, dynamicRedis] = await Promise.all([
+    TestVault.start(),
+    TestIssuer.start(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
   await seedVault(vault);
   await enableDynamicRedisCredentials(vault, dynamicRedis);
   let roleId: string;
   ({ roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']));
-  const env = gatewayEnv(issuer, vault, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
+  const env = gatewayEnv(issuer, vault, {
+    REDIS_URL: redis.url,
+    VAULTGATE_CACHE_KEY: CACHE_KEY,
+    VAULT_ROLE_ID: roleId,
+    VAULT_SECRET_ID: secretId,
+  });
   delete (env as Record<string, string | undefined>).VAULT_TOKEN;
   [gateway, replica] = await Promise.all([startGateway(env), startGateway(env)]);
 });
@@ -103,7 +123,8 @@ test.serial('when Redis is back, the cache is used again', async (t) => {
   await redis.resume();
   // ioredis reconnects with back-off: both replicas' readiness pings Redis through their own client.
   // Readiness stays 200 through a Redis outage (VAULTGATE_READINESS=replica): wait for its detail to say Redis answers.
-  const redisOk = async (g: Gateway) => ((await (await fetch(`${g.url}/readyz`)).json()) as { checks: { redis: string } }).checks.redis === 'ok';
+  const redisOk = async (g: Gateway) =>
+    ((await (await fetch(`${g.url}/readyz`)).json()) as { checks: { redis: string } }).checks.redis === 'ok';
   for (const g of [gateway, replica]) await waitFor('redis reconnected', () => redisOk(g), 15_000);
   await call(gateway, WEB);
   const before = kvReads();
@@ -136,7 +157,7 @@ test.serial('a flushed Redis only costs Vault reads, and is filled again', async
   t.is(kvReads(), afterMiss, 'cached again');
 });
 
-test.serial('vaultgate\'s Vault token revoked: it logs in again with AppRole and the request succeeds', async (t) => {
+test.serial("vaultgate's Vault token revoked: it logs in again with AppRole and the request succeeds", async (t) => {
   await vault.api('PUT', 'sys/leases/revoke-prefix/auth/approle/login');
   const logins = vault.auditedPaths().filter((p) => p === 'auth/approle/login').length;
   const { response, body } = await call(gateway, DYNAMIC);

@@ -1,6 +1,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, startGateway, startVaultAndIssuer, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  PAYMENTS,
+  SEEDED,
+  startGateway,
+  startVaultAndIssuer,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { redisCommand } from '../helpers/redis.js';
 import { RedisCluster, SentinelGroup } from '../helpers/redis-topology.js';
 import { TestVault } from '../helpers/vault.js';
@@ -29,7 +37,9 @@ test.after('no log line of these runs holds a seeded secret', (t) => {
 const kvReads = () => vault.auditedPaths().filter((p) => p.startsWith('kv/data/')).length;
 
 async function start(extra: Record<string, string>): Promise<Gateway> {
-  const gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_MAX_USES_PER_STEP: '2', ...extra }));
+  const gateway = await startGateway(
+    gatewayEnv(issuer, vault, { VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_MAX_USES_PER_STEP: '2', ...extra }),
+  );
   gateways.push(gateway);
   return gateway;
 }
@@ -55,7 +65,10 @@ async function useLimitHolds(t: ExecutionContext, gateway: Gateway, counters: ()
   t.is((await request(gateway, token)).status, 200);
   t.is((await request(gateway, token)).status, 200);
   t.is((await request(gateway, token)).status, 401, 'the third use of a two-use token');
-  t.true((await counters()).some((k) => k.startsWith('vaultgate:v1:step-uses')), 'the use counter is in Redis');
+  t.true(
+    (await counters()).some((k) => k.startsWith('vaultgate:v1:step-uses')),
+    'the use counter is in Redis',
+  );
 }
 
 /**
@@ -99,48 +112,71 @@ async function throughFailover(t: ExecutionContext, gateway: Gateway, crash: () 
     await new Promise((r) => setTimeout(r, 50));
   }
   await recovery;
-  const window = { requests, bypassed, slowestMs, promotedAfterMs: recoveredAt - started, cacheBackAfterMs: Date.now() - started };
+  const window = {
+    requests,
+    bypassed,
+    slowestMs,
+    promotedAfterMs: recoveredAt - started,
+    cacheBackAfterMs: Date.now() - started,
+  };
   t.log(`failover: ${JSON.stringify(window)}`);
   return window;
 }
 
-test.serial('Sentinel: the cache and the use limit work, through a master crash and the promotion of its replica', async (t) => {
-  const group = await SentinelGroup.start();
-  t.teardown(() => group.stop());
-  const gateway = await start({ REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME });
-  const keysOn = (port: number) => async () => (await redisCommand(port, 'KEYS', '*')) as string[];
+test.serial(
+  'Sentinel: the cache and the use limit work, through a master crash and the promotion of its replica',
+  async (t) => {
+    const group = await SentinelGroup.start();
+    t.teardown(() => group.stop());
+    const gateway = await start({ REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME });
+    const keysOn = (port: number) => async () => (await redisCommand(port, 'KEYS', '*')) as string[];
 
-  t.is((await request(gateway)).status, 200);
-  await servedFromCache(t, gateway);
-  await useLimitHolds(t, gateway, keysOn(group.master.port));
+    t.is((await request(gateway)).status, 200);
+    await servedFromCache(t, gateway);
+    await useLimitHolds(t, gateway, keysOn(group.master.port));
 
-  const window = await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
-  t.is(await group.masterPort(), group.replica.port);
+    const window = await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
+    t.is(await group.masterPort(), group.replica.port);
 
-  await servedFromCache(t, gateway);
-  await useLimitHolds(t, gateway, keysOn(group.replica.port));
-  t.regex(await (await fetch(`${gateway.url}/metrics`)).text(), /vaultgate_cache_errors_total\{operation="[a-z]+"\} [1-9]/, 'the bypass was counted');
-  t.true(window.requests >= 2);
-});
+    await servedFromCache(t, gateway);
+    await useLimitHolds(t, gateway, keysOn(group.replica.port));
+    t.regex(
+      await (await fetch(`${gateway.url}/metrics`)).text(),
+      /vaultgate_cache_errors_total\{operation="[a-z]+"\} [1-9]/,
+      'the bypass was counted',
+    );
+    t.true(window.requests >= 2);
+  },
+);
 
-test.serial('Cluster: a step\'s keys across slots, the use limit, and a master crash taken over by its replica', async (t) => {
-  const cluster = await RedisCluster.start();
-  t.teardown(() => cluster.stop());
-  const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses });
+test.serial(
+  "Cluster: a step's keys across slots, the use limit, and a master crash taken over by its replica",
+  async (t) => {
+    const cluster = await RedisCluster.start();
+    t.teardown(() => cluster.stop());
+    const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses });
 
-  t.is((await request(gateway)).status, 200);
-  const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
-  t.is(cached.length, 2, 'both paths cached');
-  const slots = await Promise.all(cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))));
-  t.not(slots[0], slots[1], 'the step\'s entries are in different slots (a multi-key MGET would be refused)');
-  await servedFromCache(t, gateway);
-  await useLimitHolds(t, gateway, () => cluster.keys());
+    t.is((await request(gateway)).status, 200);
+    const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
+    t.is(cached.length, 2, 'both paths cached');
+    const slots = await Promise.all(
+      cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))),
+    );
+    t.not(slots[0], slots[1], "the step's entries are in different slots (a multi-key MGET would be refused)");
+    await servedFromCache(t, gateway);
+    await useLimitHolds(t, gateway, () => cluster.keys());
 
-  // The master holding one of the step's entries is the one that dies.
-  const { master, replica } = await cluster.ownerOf(cached[0]!);
-  const window = await throughFailover(t, gateway, () => cluster.kill(master), cluster.waitForTakeover(replica, master));
+    // The master holding one of the step's entries is the one that dies.
+    const { master, replica } = await cluster.ownerOf(cached[0]!);
+    const window = await throughFailover(
+      t,
+      gateway,
+      () => cluster.kill(master),
+      cluster.waitForTakeover(replica, master),
+    );
 
-  await servedFromCache(t, gateway);
-  await useLimitHolds(t, gateway, () => cluster.keys());
-  t.true(window.requests >= 2);
-});
+    await servedFromCache(t, gateway);
+    await useLimitHolds(t, gateway, () => cluster.keys());
+    t.true(window.requests >= 2);
+  },
+);

@@ -2,7 +2,16 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, LEGACY, SEEDED, startGateway, startVaultAndIssuer, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  LEGACY,
+  SEEDED,
+  startGateway,
+  startVaultAndIssuer,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { tempDir } from '../helpers/processes.js';
 import { record } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
@@ -47,17 +56,30 @@ test.before(async () => {
   await vault.api('POST', 'identity/oidc/role/ci', { key: 'ci' });
   await vault.mount('transit', 'transit');
   await vault.api('POST', 'transit/keys/ci', { exportable: true });
-  exportedKey = Object.values((await vault.api('GET', 'transit/export/encryption-key/ci')).data.keys as Record<string, string>)[0]!;
+  exportedKey = Object.values(
+    (await vault.api('GET', 'transit/export/encryption-key/ci')).data.keys as Record<string, string>,
+  )[0]!;
   // vaultgate's Vault policy would allow every one of these reads.
   const { roleId, secretId } = await vault.appRole([
-    'kv/data/*', 'kv1/*', 'auth/token/lookup-self', 'identity/oidc/token/*', 'sys/*', 'cubbyhole/*', 'transit/*', 'nomount/*',
+    'kv/data/*',
+    'kv1/*',
+    'auth/token/lookup-self',
+    'identity/oidc/token/*',
+    'sys/*',
+    'cubbyhole/*',
+    'transit/*',
+    'nomount/*',
   ]);
 
   const env = gatewayEnv(issuer, vault, { VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
   delete (env as Record<string, string | undefined>).VAULT_TOKEN;
   const data = JSON.parse(readFileSync(join(env.VAULTGATE_POLICY_DIR!, 'data.json'), 'utf8'));
-  for (const [repository, secrets] of Object.entries(FORBIDDEN)) data.repositories[repository] = { name: 'acme/thief', secrets };
-  data.repositories[TRANSIT] = { name: 'acme/transit', secrets: { TRANSIT_KEY: 'transit/export/encryption-key/ci#keys' } };
+  for (const [repository, secrets] of Object.entries(FORBIDDEN))
+    data.repositories[repository] = { name: 'acme/thief', secrets };
+  data.repositories[TRANSIT] = {
+    name: 'acme/transit',
+    secrets: { TRANSIT_KEY: 'transit/export/encryption-key/ci#keys' },
+  };
   data.repositories[NO_MOUNT] = { name: 'acme/no-mount', secrets: { NOWHERE: 'nomount/ci/app#value' } };
   writeFileSync(join(env.VAULTGATE_POLICY_DIR!, 'data.json'), JSON.stringify(data));
   [gateway, listed] = await Promise.all([startGateway(env), startGateway({ ...env, VAULTGATE_ALLOWED_MOUNTS: 'kv' })]);
@@ -74,7 +96,14 @@ function vaultgateTokens(): string[] {
   const tokens = readFileSync(rawAudit, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { type: string; request?: { path?: string }; response?: { auth?: { client_token?: string } } })
+    .map(
+      (line) =>
+        JSON.parse(line) as {
+          type: string;
+          request?: { path?: string };
+          response?: { auth?: { client_token?: string } };
+        },
+    )
     .filter((e) => e.type === 'response' && e.request?.path === 'auth/approle/login')
     .map((e) => e.response?.auth?.client_token)
     .filter((t): t is string => typeof t === 'string');
@@ -86,7 +115,9 @@ async function call(target: Gateway, repository: string) {
   const response = await target.get(await issuer.mint(repository));
   const text = await response.text();
   bodies.push(text);
-  const line = target.logs.map((l) => JSON.parse(l)).find((l) => l.audit && l.requestId === response.headers.get('x-request-id'));
+  const line = target.logs
+    .map((l) => JSON.parse(l))
+    .find((l) => l.audit && l.requestId === response.headers.get('x-request-id'));
   return { response, text, body: JSON.parse(text) as Record<string, unknown>, line };
 }
 
@@ -97,14 +128,21 @@ test('vaultgate logs in with AppRole, and the test knows its Vault tokens', (t) 
   t.true(vaultgateTokens().length >= 2, 'both gateways logged in');
 });
 
-for (const [which, target] of [['the default allow-list', () => gateway], ['VAULTGATE_ALLOWED_MOUNTS', () => listed]] as const) {
+for (const [which, target] of [
+  ['the default allow-list', () => gateway],
+  ['VAULTGATE_ALLOWED_MOUNTS', () => listed],
+] as const) {
   test(`with ${which}, auth/, identity/, sys/ and cubbyhole/ references are a policy error, never a value`, async (t) => {
     const never = ['identity/oidc/token/ci', 'sys/policies/acl/vaultgate', 'cubbyhole/ci'];
     const before = never.map(audited);
     for (const [repository, grants] of Object.entries(FORBIDDEN)) {
       const { response, text, body, line } = await call(target(), repository);
       const tokens = vaultgateTokens();
-      for (const token of tokens) t.false(text.includes(token), `${Object.values(grants).join(', ')}: the answer holds vaultgate's own Vault token`);
+      for (const token of tokens)
+        t.false(
+          text.includes(token),
+          `${Object.values(grants).join(', ')}: the answer holds vaultgate's own Vault token`,
+        );
       t.notRegex(text, /hvs\.|eyJ/, `${Object.values(grants).join(', ')}: the answer holds a Vault or identity token`);
       t.is(response.status, 500, `${Object.values(grants).join(', ')}: ${text}`);
       t.deepEqual(body, { error: 'policy_error' });
@@ -152,7 +190,7 @@ test('a path whose mount is not found is a 502 naming the key, not a raw read, a
   t.is(audited('nomount/ci/app'), 0, 'the path was read as written');
 });
 
-test.after('no log line and no error body holds a seeded secret, a step token or vaultgate\'s Vault token', (t) => {
+test.after("no log line and no error body holds a seeded secret, a step token or vaultgate's Vault token", (t) => {
   const tokens = vaultgateTokens();
   const errorBodies = bodies.filter((b) => !b.includes('"NPM_TOKEN"') && !b.includes('"LEGACY_PASSWORD"'));
   t.deepEqual(findLeaks([...gateway.logs, ...listed.logs], tokens), []);

@@ -1,6 +1,22 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { BAD_NAME, BAD_REFERENCE, BROKEN, findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, startGateway, TYPED, UNLISTED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
+import {
+  BAD_NAME,
+  BAD_REFERENCE,
+  BROKEN,
+  findLeaks,
+  gatewayEnv,
+  LEGACY,
+  PAYMENTS,
+  PROD_ENV,
+  SEEDED,
+  startGateway,
+  TYPED,
+  UNLISTED,
+  WEB,
+  type Gateway,
+  startVaultAndIssuer,
+} from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -37,7 +53,11 @@ test('an allowed repository gets exactly the keys its policy grants, as strings'
 });
 
 test('POST behaves as GET and its body is ignored', async (t) => {
-  const { response, body } = await call(PAYMENTS, { branchName: 'feature/login' }, { method: 'POST', body: '{"ignored":true}' });
+  const { response, body } = await call(
+    PAYMENTS,
+    { branchName: 'feature/login' },
+    { method: 'POST', body: '{"ignored":true}' },
+  );
   t.is(response.status, 200);
   t.deepEqual(body, { DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey });
 });
@@ -73,7 +93,11 @@ test('a branch-limited grant reaches only steps on that branch', async (t) => {
 test('a deployment step gets its environment grants, which override the repository grants', async (t) => {
   const { response, body } = await call(PAYMENTS, { branchName: 'feature/x', deploymentEnvironmentUuid: PROD_ENV });
   t.is(response.status, 200);
-  t.deepEqual(body, { DB_PASSWORD: SEEDED.prodDbPassword, DEPLOY_TOKEN: SEEDED.prodDeployToken, API_KEY: SEEDED.ciApiKey });
+  t.deepEqual(body, {
+    DB_PASSWORD: SEEDED.prodDbPassword,
+    DEPLOY_TOKEN: SEEDED.prodDeployToken,
+    API_KEY: SEEDED.ciApiKey,
+  });
 });
 
 test('KV version 1 mounts are read as KV version 1', async (t) => {
@@ -99,7 +123,9 @@ test('a decision with a bad key name or reference is a 500 for that request only
     const { response, body } = await call(repository);
     t.is(response.status, 500);
     t.deepEqual(body, { error: 'policy_error' });
-    const line = gateway.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'));
+    const line = gateway.logs
+      .map((l) => JSON.parse(l))
+      .find((l) => l.requestId === response.headers.get('x-request-id'));
     t.regex(line.reason, /^ERR_(POLICY_OUTPUT|INVALID_REFERENCE)$/);
     t.is(line.level, 'error');
   }
@@ -116,7 +142,10 @@ test('a second request for the same secrets is served from the cache without rea
   t.true(afterFirst >= 1, 'the audit device records the KV reads');
   t.true(afterFirst - before <= 1, 'the first request reads Vault at most once');
   t.is(afterSecond, afterFirst, 'the second request does not reach Vault');
-  const audit = gateway.logs.map((l) => JSON.parse(l)).filter((l) => l.audit && l.repository === WEB).at(-1);
+  const audit = gateway.logs
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.audit && l.repository === WEB)
+    .at(-1);
   t.is(audit.cacheHits, 1);
   t.is(audit.cacheMisses, 0);
 });
@@ -165,7 +194,13 @@ test('GET /metrics counts requests, cache lookups, policy evaluations, Vault cal
 });
 
 test.after('no log line and no response body holds a seeded secret or a token', (t) => {
-  const errorBodies = bodies.filter((b) => !b.includes('"DB_PASSWORD"') && !b.includes('_TOKEN"') && !b.includes('"LEGACY_PASSWORD"') && !b.includes('"DB_PORT"'));
+  const errorBodies = bodies.filter(
+    (b) =>
+      !b.includes('"DB_PASSWORD"') &&
+      !b.includes('_TOKEN"') &&
+      !b.includes('"LEGACY_PASSWORD"') &&
+      !b.includes('"DB_PORT"'),
+  );
   t.deepEqual(findLeaks(gateway.logs, tokens), []);
   t.deepEqual(findLeaks(errorBodies, tokens), []);
   t.true(gateway.logs.length > 10);

@@ -2,7 +2,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { gatewayEnv, LEGACY, PAYMENTS, policyDir, SEEDED, startGateway, TYPED, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
+import {
+  gatewayEnv,
+  LEGACY,
+  PAYMENTS,
+  policyDir,
+  SEEDED,
+  startGateway,
+  TYPED,
+  WEB,
+  type Gateway,
+  startVaultAndIssuer,
+} from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -18,7 +29,9 @@ test.before(async () => {
   delete data.repositories[PAYMENTS].secrets.API_KEY;
   delete data.repositories[LEGACY];
   writeFileSync(join(shadow, 'data.json'), JSON.stringify(data));
-  gateway = await startGateway(gatewayEnv(issuer, vault, { VAULTGATE_SHADOW_POLICY_DIR: shadow, VAULTGATE_DECISION_LOG: 'true' }));
+  gateway = await startGateway(
+    gatewayEnv(issuer, vault, { VAULTGATE_SHADOW_POLICY_DIR: shadow, VAULTGATE_DECISION_LOG: 'true' }),
+  );
 });
 
 test.after.always(async () => {
@@ -42,10 +55,14 @@ interface LogLine {
 const lines = () => gateway.logs.map((l) => JSON.parse(l) as LogLine);
 async function call(repository: string) {
   const response = await gateway.get(await issuer.mint(repository, { claims: { branchName: 'feature/x' } }));
-  return { id: response.headers.get('x-request-id')!, status: response.status, body: (await response.json()) as Record<string, string> };
+  return {
+    id: response.headers.get('x-request-id')!,
+    status: response.status,
+    body: (await response.json()) as Record<string, string>,
+  };
 }
 
-test.serial('answers follow the live policy; the shadow policy\'s differences are logged and counted', async (t) => {
+test.serial("answers follow the live policy; the shadow policy's differences are logged and counted", async (t) => {
   const web = await call(WEB);
   t.deepEqual(web.body, { NPM_TOKEN: SEEDED.npmToken });
   const payments = await call(PAYMENTS);
@@ -67,7 +84,7 @@ test.serial('answers follow the live policy; the shadow policy\'s differences ar
   t.regex(metrics, /vaultgate_shadow_decisions_total\{outcome="same"\} 1/);
 });
 
-test.serial('decision logs have OPA\'s decision-log shape, with claims but no token and no secret values', async (t) => {
+test.serial("decision logs have OPA's decision-log shape, with claims but no token and no secret values", async (t) => {
   const token = await issuer.mint(WEB);
   const response = await gateway.get(token);
   const id = response.headers.get('x-request-id');

@@ -1,7 +1,14 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
-  DYNAMIC, enableDynamicRedisCredentials, gatewayEnv, PAYMENTS, SEEDED, seedVault, startGateway, type Gateway,
+  DYNAMIC,
+  enableDynamicRedisCredentials,
+  gatewayEnv,
+  PAYMENTS,
+  SEEDED,
+  seedVault,
+  startGateway,
+  type Gateway,
 } from '../helpers/fixture.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVault } from '../helpers/vault.js';
@@ -16,7 +23,12 @@ let gateway: Gateway;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async () => {
-  [vault, issuer, redis, dynamicRedis] = await Promise.all([TestVault.start(), TestIssuer.start(), TestRedis.start(), TestRedis.start()]);
+  [vault, issuer, redis, dynamicRedis] = await Promise.all([
+    TestVault.start(),
+    TestIssuer.start(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
   await seedVault(vault);
   await enableDynamicRedisCredentials(vault, dynamicRedis);
   gateway = await startGateway(
@@ -63,8 +75,10 @@ test('no partial map, no shared lease, no crash, flat memory, while Vault and Re
       return;
     }
     if (!dynamic) {
-      if (JSON.stringify(body) !== JSON.stringify({ DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey }) &&
-          JSON.stringify(body) !== JSON.stringify({ API_KEY: SEEDED.ciApiKey, DB_PASSWORD: SEEDED.ciDbPassword })) {
+      if (
+        JSON.stringify(body) !== JSON.stringify({ DB_PASSWORD: SEEDED.ciDbPassword, API_KEY: SEEDED.ciApiKey }) &&
+        JSON.stringify(body) !== JSON.stringify({ API_KEY: SEEDED.ciApiKey, DB_PASSWORD: SEEDED.ciDbPassword })
+      ) {
         problems.push(`partial or wrong static map: keys ${Object.keys(body).join(',')}`);
       }
       return;
@@ -102,9 +116,14 @@ test('no partial map, no shared lease, no crash, flat memory, while Vault and Re
   await Promise.all(clients);
   const rssEnd = process.memoryUsage().rss;
 
-  t.log(`statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${leaseOwner.size} leases, rss ${Math.round(rssStart / 1e6)} → ${Math.round(rssEnd / 1e6)} MB`);
+  t.log(
+    `statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${leaseOwner.size} leases, rss ${Math.round(rssStart / 1e6)} → ${Math.round(rssEnd / 1e6)} MB`,
+  );
   t.deepEqual(problems.slice(0, 10), []);
-  t.deepEqual([...statuses.keys()].filter((s) => s !== 200 && s !== 503), []);
+  t.deepEqual(
+    [...statuses.keys()].filter((s) => s !== 200 && s !== 503),
+    [],
+  );
   t.true((statuses.get(200) ?? 0) > 200, `200s: ${statuses.get(200)}`);
   t.true((statuses.get(503) ?? 0) > 0, 'the faults were felt');
   t.true(leaseOwner.size > 20, 'dynamic leases were handed out');

@@ -1,6 +1,18 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, LEGACY, PAYMENTS, PROD_ENV, SEEDED, seedVault, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  LEGACY,
+  PAYMENTS,
+  PROD_ENV,
+  SEEDED,
+  seedVault,
+  startGateway,
+  WEB,
+  type Gateway,
+  startVaultAndIssuer,
+} from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Vault is frozen, then stopped, on the way: these tests run in order.

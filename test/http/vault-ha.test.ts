@@ -1,7 +1,16 @@
 import test, { type ExecutionContext } from 'ava';
 import { TestHaproxy } from '../helpers/haproxy.js';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, PAYMENTS, SEEDED, seedVault, startGateway, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  PAYMENTS,
+  SEEDED,
+  seedVault,
+  startGateway,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
 import { TestVaultCluster, type VaultNode } from '../helpers/vault-cluster.js';
@@ -47,7 +56,11 @@ test.after('no log line of these runs holds a seeded secret or a token', (t) => 
 });
 
 /** vaultgate logged in with the cluster's AppRole, reaching Vault as `vault` says. */
-async function gateway(cluster: TestVaultCluster, vault: Record<string, string>, extra: Record<string, string> = {}): Promise<Gateway> {
+async function gateway(
+  cluster: TestVaultCluster,
+  vault: Record<string, string>,
+  extra: Record<string, string> = {},
+): Promise<Gateway> {
   const { roleId, secretId } = await cluster.appRole(['kv/data/*']);
   const started = await startGateway(
     gatewayEnv(issuer, cluster, {
@@ -86,7 +99,13 @@ function load(g: Gateway, repository: string, workers: number, killedAt: () => n
         const sent = Date.now();
         const response = await g.get(token);
         const body: unknown = await response.json();
-        answers.push({ at: Date.now() - killedAt(), tookMs: Date.now() - sent, status: response.status, retryAfter: response.headers.get('retry-after'), body });
+        answers.push({
+          at: Date.now() - killedAt(),
+          tookMs: Date.now() - sent,
+          status: response.status,
+          retryAfter: response.headers.get('retry-after'),
+          body,
+        });
         await new Promise((r) => setTimeout(r, 40));
       }
     }),
@@ -102,9 +121,16 @@ function load(g: Gateway, repository: string, workers: number, killedAt: () => n
 }
 
 /** Every answer is the whole map with a 200, or vaultgate's 503 with Retry-After: nothing else, never part of the map. */
-function assertWholeOrRetry(t: ExecutionContext, answers: Answer[], expected: Record<string, string>, what: string): void {
+function assertWholeOrRetry(
+  t: ExecutionContext,
+  answers: Answer[],
+  expected: Record<string, string>,
+  what: string,
+): void {
   const wrong = answers.filter((a) =>
-    a.status === 200 ? JSON.stringify(a.body) !== JSON.stringify(expected) : !(a.status === 503 && a.retryAfter !== null && JSON.stringify(a.body) === '{"error":"vault_unavailable"}'),
+    a.status === 200
+      ? JSON.stringify(a.body) !== JSON.stringify(expected)
+      : !(a.status === 503 && a.retryAfter !== null && JSON.stringify(a.body) === '{"error":"vault_unavailable"}'),
   );
   t.deepEqual(wrong, [], `${what}: every answer a whole map or a 503 with Retry-After`);
 }
@@ -149,17 +175,30 @@ async function killActiveUnderLoad(t: ExecutionContext, cluster: TestVaultCluste
     successor = await cluster.activeNode(90_000);
     const electedMs = Date.now() - killedAt;
     // Recovered: the last ten answers are whole maps, from a gateway never restarted.
-    await waitFor('vaultgate answering 200 again after the election', async () => {
-      const recent = directLoad.answers.slice(-10);
-      return recent.length === 10 && recent.every((a) => a.at > electedMs && a.status === 200);
-    }, 90_000);
+    await waitFor(
+      'vaultgate answering 200 again after the election',
+      async () => {
+        const recent = directLoad.answers.slice(-10);
+        return recent.length === 10 && recent.every((a) => a.at > electedMs && a.status === 200);
+      },
+      90_000,
+    );
     t.log(`${victim.name} killed; ${successor.name} active ${electedMs} ms later`);
   } finally {
     await Promise.all([directLoad.stop(), cachedLoad?.stop()]);
   }
   t.not(successor!.name, victim.name);
-  t.deepEqual(directLoad.answers.filter((a) => a.at < 0 && a.status !== 200), [], 'before the kill, every answer whole');
-  return { answers: { direct: directLoad.answers, cached: cachedLoad?.answers ?? [] }, victim, successor: successor!, loginsAfterKill: logins(direct) - loginsBefore };
+  t.deepEqual(
+    directLoad.answers.filter((a) => a.at < 0 && a.status !== 200),
+    [],
+    'before the kill, every answer whole',
+  );
+  return {
+    answers: { direct: directLoad.answers, cached: cachedLoad?.answers ?? [] },
+    victim,
+    successor: successor!,
+    loginsAfterKill: logins(direct) - loginsBefore,
+  };
 }
 
 const logins = (g: Gateway) => g.logs.filter((l) => l.includes('"msg":"vault login succeeded"')).length;
@@ -169,55 +208,100 @@ const logins = (g: Gateway) => g.logs.filter((l) => l.includes('"msg":"vault log
  * advice for load balancers) answers 200 on the active node only; with `?standbyok=true`
  * the standbys are in rotation too, and forward what they get to the active node.
  */
-async function throughHaproxy(t: ExecutionContext, cluster: TestVaultCluster, label: string, checkPath = '/v1/sys/health') {
+async function throughHaproxy(
+  t: ExecutionContext,
+  cluster: TestVaultCluster,
+  label: string,
+  checkPath = '/v1/sys/health',
+) {
   const haproxy = await TestHaproxy.start(
     cluster.nodes.map((n) => ({ name: n.name, port: n.port })),
     { backend: 'vault', checkPath, inter: 500, fall: 2, rise: 1 },
   );
   t.teardown(() => haproxy.stop());
   const inRotation = checkPath.includes('standbyok=true') ? 3 : 1;
-  await waitFor(`HAProxy sending to ${inRotation} node(s)`, async () => (await haproxy.stats()).filter((s) => s.status === 'UP').length === inRotation, 15_000);
+  await waitFor(
+    `HAProxy sending to ${inRotation} node(s)`,
+    async () => (await haproxy.stats()).filter((s) => s.status === 'UP').length === inRotation,
+    15_000,
+  );
   const direct = await gateway(cluster, { VAULT_ADDR: haproxy.url }, { VAULTGATE_CACHE_TTL: '0' });
-  const cached = await gateway(cluster, { VAULT_ADDR: haproxy.url }, { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_CACHE_TTL: '600' });
+  const cached = await gateway(
+    cluster,
+    { VAULT_ADDR: haproxy.url },
+    { REDIS_URL: redis.url, VAULTGATE_CACHE_KEY: CACHE_KEY, VAULTGATE_CACHE_TTL: '600' },
+  );
 
   const { answers, victim, successor, loginsAfterKill } = await killActiveUnderLoad(t, cluster, direct, cached);
   assertWholeOrRetry(t, answers.direct, EXPECTED, 'uncached');
   t.deepEqual(
-    answers.cached.filter((a) => a.status !== 200 || JSON.stringify(a.body) !== JSON.stringify({ NPM_TOKEN: SEEDED.npmToken })),
+    answers.cached.filter(
+      (a) => a.status !== 200 || JSON.stringify(a.body) !== JSON.stringify({ NPM_TOKEN: SEEDED.npmToken }),
+    ),
     [],
     'cached secrets served whole throughout',
   );
   const measured = window(answers.direct);
-  t.log(`${label}: ${JSON.stringify({ ...measured, cachedRequests: answers.cached.length, newLogins: loginsAfterKill })}`);
+  t.log(
+    `${label}: ${JSON.stringify({ ...measured, cachedRequests: answers.cached.length, newLogins: loginsAfterKill })}`,
+  );
   t.true(measured.killToSuccessMs !== null, 'answers after the failures');
   return { victim, successor, stats: await haproxy.stats() };
 }
 
-test.serial('through HAProxy, performance_multiplier = 1: whole maps or 503s with Retry-After, cached secrets throughout, and 200s again after the election', async (t) => {
-  t.timeout(180_000);
-  const { victim } = await throughHaproxy(t, fast, 'performance_multiplier = 1, through HAProxy');
-  await fast.restart(victim);
-});
+test.serial(
+  'through HAProxy, performance_multiplier = 1: whole maps or 503s with Retry-After, cached secrets throughout, and 200s again after the election',
+  async (t) => {
+    t.timeout(180_000);
+    const { victim } = await throughHaproxy(t, fast, 'performance_multiplier = 1, through HAProxy');
+    await fast.restart(victim);
+  },
+);
 
-test.serial('through HAProxy with the standbys in rotation too (standbyok): they forward to the active node, and a kill is survived the same way', async (t) => {
-  t.timeout(180_000);
-  const { victim, successor, stats } = await throughHaproxy(t, fast, 'performance_multiplier = 1, HAProxy with standbys in rotation', '/v1/sys/health?standbyok=true');
-  const standby = stats.find((s) => s.name !== victim.name && s.name !== successor.name)!;
-  t.true(standby.sessions > 0, 'a node that was never active took requests (and before the kill every answer was whole)');
-  await fast.restart(victim);
-});
+test.serial(
+  'through HAProxy with the standbys in rotation too (standbyok): they forward to the active node, and a kill is survived the same way',
+  async (t) => {
+    t.timeout(180_000);
+    const { victim, successor, stats } = await throughHaproxy(
+      t,
+      fast,
+      'performance_multiplier = 1, HAProxy with standbys in rotation',
+      '/v1/sys/health?standbyok=true',
+    );
+    const standby = stats.find((s) => s.name !== victim.name && s.name !== successor.name)!;
+    t.true(
+      standby.sessions > 0,
+      'a node that was never active took requests (and before the kill every answer was whole)',
+    );
+    await fast.restart(victim);
+  },
+);
 
-test.serial('the node list without a balancer: VAULT_ADDR the active node, VAULT_HA_ADDRS the others; its death moves requests to them', async (t) => {
-  t.timeout(180_000);
-  const active = await fast.activeNode();
-  const others = fast.nodes.filter((n) => n !== active);
-  const direct = await gateway(fast, { VAULT_ADDR: active.addr, VAULT_HA_ADDRS: others.map((n) => n.addr).join(',') }, { VAULTGATE_CACHE_TTL: '0' });
-  const { answers, loginsAfterKill } = await killActiveUnderLoad(t, fast, direct);
-  assertWholeOrRetry(t, answers.direct, EXPECTED, 'node list');
-  const moved = direct.logs.map((l) => JSON.parse(l) as { msg?: string; to?: string }).filter((l) => l.msg === 'vault requests now go to another address');
-  t.true(moved.length > 0 && others.some((n) => n.addr === moved.at(-1)!.to), 'sticks to one of the other nodes, and says so');
-  t.log(`performance_multiplier = 1, node list: ${JSON.stringify({ ...window(answers.direct), newLogins: loginsAfterKill, movedTo: moved.map((m) => m.to) })}`);
-});
+test.serial(
+  'the node list without a balancer: VAULT_ADDR the active node, VAULT_HA_ADDRS the others; its death moves requests to them',
+  async (t) => {
+    t.timeout(180_000);
+    const active = await fast.activeNode();
+    const others = fast.nodes.filter((n) => n !== active);
+    const direct = await gateway(
+      fast,
+      { VAULT_ADDR: active.addr, VAULT_HA_ADDRS: others.map((n) => n.addr).join(',') },
+      { VAULTGATE_CACHE_TTL: '0' },
+    );
+    const { answers, loginsAfterKill } = await killActiveUnderLoad(t, fast, direct);
+    assertWholeOrRetry(t, answers.direct, EXPECTED, 'node list');
+    const moved = direct.logs
+      .map((l) => JSON.parse(l) as { msg?: string; to?: string })
+      .filter((l) => l.msg === 'vault requests now go to another address');
+    t.true(
+      moved.length > 0 && others.some((n) => n.addr === moved.at(-1)!.to),
+      'sticks to one of the other nodes, and says so',
+    );
+    t.log(
+      `performance_multiplier = 1, node list: ${JSON.stringify({ ...window(answers.direct), newLogins: loginsAfterKill, movedTo: moved.map((m) => m.to) })}`,
+    );
+  },
+);
 
 test.serial("through HAProxy, Vault's default raft timing", async (t) => {
   t.timeout(180_000);

@@ -33,7 +33,10 @@ test.before(async () => {
   // The same Vault JWT method at both mounts vaultgate's two method names default to.
   for (const mount of ['jwt', 'kubernetes']) {
     await vault.api('POST', `sys/auth/${mount}`, { type: 'jwt' });
-    await vault.api('POST', `auth/${mount}/config`, { jwt_validation_pubkeys: [await exportSPKI(publicKey)], bound_issuer: K8S_ISSUER });
+    await vault.api('POST', `auth/${mount}/config`, {
+      jwt_validation_pubkeys: [await exportSPKI(publicKey)],
+      bound_issuer: K8S_ISSUER,
+    });
     await bindRole(mount, {});
   }
 });
@@ -60,7 +63,11 @@ async function bindRole(mount: string, boundClaims: Record<string, string>): Pro
 async function serviceAccountToken(podUid: string, subject = SUBJECT): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const token = await new SignJWT({
-    'kubernetes.io': { namespace: 'ci', serviceaccount: { name: 'vaultgate', uid: randomUUID() }, pod: { name: 'vaultgate-0', uid: podUid } },
+    'kubernetes.io': {
+      namespace: 'ci',
+      serviceaccount: { name: 'vaultgate', uid: randomUUID() },
+      pod: { name: 'vaultgate-0', uid: podUid },
+    },
   })
     .setProtectedHeader({ alg: 'RS256', kid: 'k8s' })
     .setIssuer(K8S_ISSUER)
@@ -107,7 +114,10 @@ test.serial('jwt: logs in with the token file, and reads the rotated file at the
   t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
   t.true(logins('jwt') > before, 'logged in again');
   t.is((await fetch(`${g.url}/readyz`)).status, 200);
-  t.false(g.logs.some((line) => [first, rotated, vault.rootToken].some((secret) => line.includes(secret))), 'no service-account or Vault token logged');
+  t.false(
+    g.logs.some((line) => [first, rotated, vault.rootToken].some((secret) => line.includes(secret))),
+    'no service-account or Vault token logged',
+  );
 });
 
 test.serial('jwt: a token the role refuses makes readiness say the login failed, and requests 503', async (t) => {
@@ -131,7 +141,10 @@ test.serial('jwt: a missing token file is named in readiness', async (t) => {
   const g = await gateway({ VAULT_AUTH_METHOD: 'jwt', VAULT_AUTH_ROLE: 'vaultgate', VAULT_AUTH_JWT_FILE: file });
   const ready = await fetch(`${g.url}/readyz`);
   t.is(ready.status, 200, 'VAULTGATE_READINESS=replica: still in service; the detail says why requests fail');
-  t.regex(((await ready.json()) as { checks: { vault: string } }).checks.vault, /cannot read VAULT_AUTH_JWT_FILE .*absent: ENOENT/);
+  t.regex(
+    ((await ready.json()) as { checks: { vault: string } }).checks.vault,
+    /cannot read VAULT_AUTH_JWT_FILE .*absent: ENOENT/,
+  );
   t.is((await secrets(g)).status, 503);
 });
 

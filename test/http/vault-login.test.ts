@@ -49,7 +49,11 @@ const secrets = async (g: Gateway) => {
 
 test.serial('an AppRole token that expires in seconds is renewed before it does, not logged in again', async (t) => {
   await vault.api('POST', 'sys/auth/approle', { type: 'approle' });
-  await vault.api('POST', 'auth/approle/role/short', { token_policies: ['short'], token_ttl: '4s', token_max_ttl: '120s' });
+  await vault.api('POST', 'auth/approle/role/short', {
+    token_policies: ['short'],
+    token_ttl: '4s',
+    token_max_ttl: '120s',
+  });
   const roleId = (await vault.api('GET', 'auth/approle/role/short/role-id')).data.role_id as string;
   const secretId = (await vault.api('POST', 'auth/approle/role/short/secret-id', {})).data.secret_id as string;
   const g = await gateway({ VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, VAULT_TOKEN: '' });
@@ -64,7 +68,8 @@ test.serial('an AppRole token that expires in seconds is renewed before it does,
 });
 
 test.serial('a renewable VAULT_TOKEN is renewed too; once revoked, readiness and requests say so', async (t) => {
-  const token = (await vault.api('POST', 'auth/token/create', { ttl: '4s', policies: ['short'], renewable: true })).auth.client_token as string;
+  const token = (await vault.api('POST', 'auth/token/create', { ttl: '4s', policies: ['short'], renewable: true })).auth
+    .client_token as string;
   const created = Date.now(); // no earlier than Vault issued it
   const g = await gateway({ VAULT_TOKEN: token });
   const renewals = count('auth/token/renew-self');
@@ -80,9 +85,11 @@ test.serial('a renewable VAULT_TOKEN is renewed too; once revoked, readiness and
   t.deepEqual(await secrets(g), { status: 503, body: { error: 'vault_unavailable' } });
 });
 
-test.serial('a path vaultgate\'s own token may not read is a 502 naming the key, not a 500', async (t) => {
+test.serial("a path vaultgate's own token may not read is a 502 naming the key, not a 500", async (t) => {
   // This token may read kv/ci/payments-api only; the policy grants WEB kv/ci/shared.
-  await vault.api('PUT', 'sys/policies/acl/narrow', { policy: 'path "kv/data/ci/payments-api" { capabilities = ["read"] }' });
+  await vault.api('PUT', 'sys/policies/acl/narrow', {
+    policy: 'path "kv/data/ci/payments-api" { capabilities = ["read"] }',
+  });
   const token = (await vault.api('POST', 'auth/token/create', { policies: ['narrow'] })).auth.client_token as string;
   const g = await gateway({ VAULT_TOKEN: token });
   const response = await g.get(await issuer.mint(WEB));
@@ -119,18 +126,32 @@ test.serial('a Vault standby that redirects to the active node is followed, toke
   await new Promise<void>((r) => standby.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => standby.close(() => r())));
   // The active node is another origin: it must be listed as one of Vault's own addresses.
-  const g = await gateway({ VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}`, VAULT_HA_ADDRS: vault.addr });
+  const g = await gateway({
+    VAULT_ADDR: `http://127.0.0.1:${(standby.address() as AddressInfo).port}`,
+    VAULT_HA_ADDRS: vault.addr,
+  });
   t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
   t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read went to the standby first');
 });
 
 /** An AppRole of its own for one test, reading only `readPaths`. */
-async function appRole(name: string, readPaths: string[], tokenTtl = '1h', tokenMaxTtl = '4h'): Promise<Record<string, string>> {
+async function appRole(
+  name: string,
+  readPaths: string[],
+  tokenTtl = '1h',
+  tokenMaxTtl = '4h',
+): Promise<Record<string, string>> {
   await vault.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
     if (!/path is already in use/.test(err.message)) throw err;
   });
-  await vault.api('PUT', `sys/policies/acl/${name}`, { policy: readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n') });
-  await vault.api('POST', `auth/approle/role/${name}`, { token_policies: [name], token_ttl: tokenTtl, token_max_ttl: tokenMaxTtl });
+  await vault.api('PUT', `sys/policies/acl/${name}`, {
+    policy: readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n'),
+  });
+  await vault.api('POST', `auth/approle/role/${name}`, {
+    token_policies: [name],
+    token_ttl: tokenTtl,
+    token_max_ttl: tokenMaxTtl,
+  });
   const roleId = (await vault.api('GET', `auth/approle/role/${name}/role-id`)).data.role_id as string;
   const secretId = (await vault.api('POST', `auth/approle/role/${name}/secret-id`, {})).data.secret_id as string;
   return { VAULT_TOKEN: '', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId };
@@ -152,33 +173,43 @@ test.serial('a revoked AppRole token: exactly one new login, shared by concurren
   const logins = count('auth/approle/login');
   await vault.api('PUT', 'sys/leases/revoke-prefix/auth/approle/login');
   const answers = await Promise.all(Array.from({ length: 6 }, () => secrets(g)));
-  t.deepEqual(answers.map((a) => a.status), Array(6).fill(200));
+  t.deepEqual(
+    answers.map((a) => a.status),
+    Array(6).fill(200),
+  );
   t.is((await secrets(g)).status, 200);
   t.is(count('auth/approle/login') - logins, 1);
 });
 
-test.serial('a token renewal capped by its max TTL: a new login replaces it, and the old token is revoked', async (t) => {
-  // Renewed at 2 s for 3 s more; renewed at 4 s, less than 3 s is left of the 6 s maximum.
-  const g = await gateway(await appRole('capped', ['kv/data/*'], '3s', '6s'));
-  t.is((await secrets(g)).status, 200);
-  const [logins, revokes] = [count('auth/approle/login'), count('auth/token/revoke-self')];
-  await waitFor('the replaced token revoked', async () => count('auth/token/revoke-self') > revokes, 15_000);
-  t.is(count('auth/approle/login') - logins, 1, 'one new login');
-  t.is(count('auth/token/revoke-self') - revokes, 1, 'one revocation');
-  t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
-});
+test.serial(
+  'a token renewal capped by its max TTL: a new login replaces it, and the old token is revoked',
+  async (t) => {
+    // Renewed at 2 s for 3 s more; renewed at 4 s, less than 3 s is left of the 6 s maximum.
+    const g = await gateway(await appRole('capped', ['kv/data/*'], '3s', '6s'));
+    t.is((await secrets(g)).status, 200);
+    const [logins, revokes] = [count('auth/approle/login'), count('auth/token/revoke-self')];
+    await waitFor('the replaced token revoked', async () => count('auth/token/revoke-self') > revokes, 15_000);
+    t.is(count('auth/approle/login') - logins, 1, 'one new login');
+    t.is(count('auth/token/revoke-self') - revokes, 1, 'one revocation');
+    t.deepEqual(await secrets(g), { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
+  },
+);
 
 test.serial('a token whose TTL overflows a timer is renewed once in a while, not in a loop', async (t) => {
   // 2/3 of 1000 h is past setTimeout's 2^31-1 ms, which Node replaces with 1 ms.
   await vault.api('POST', 'sys/auth/token/tune', { max_lease_ttl: '2000h' });
-  const token = (await vault.api('POST', 'auth/token/create', { ttl: '1000h', policies: ['short'], renewable: true })).auth;
+  const token = (await vault.api('POST', 'auth/token/create', { ttl: '1000h', policies: ['short'], renewable: true }))
+    .auth;
   t.true(token.lease_duration > (2 ** 31 / 1000) * 1.5, `ttl ${token.lease_duration} s is long enough to overflow`);
   const renewals = count('auth/token/renew-self');
   const g = await gateway({ VAULT_TOKEN: token.client_token as string });
   t.is((await secrets(g)).status, 200);
   // Counting something that must not happen takes a window of time.
   await sleep(1500);
-  t.true(count('auth/token/renew-self') - renewals <= 1, `${count('auth/token/renew-self') - renewals} renewals in 1.5 s`);
+  t.true(
+    count('auth/token/renew-self') - renewals <= 1,
+    `${count('auth/token/renew-self') - renewals} renewals in 1.5 s`,
+  );
 });
 
 test.serial('an AppRole login refused: readiness names the failed login, requests 503', async (t) => {
@@ -188,7 +219,10 @@ test.serial('an AppRole login refused: readiness names the failed login, request
   const ready = await fetch(`${g.url}/readyz`);
   t.is(ready.status, 200, 'VAULTGATE_READINESS=replica: still in service; the detail says why requests fail');
   const text = await ready.text();
-  t.regex((JSON.parse(text) as { checks: { vault: string } }).checks.vault, /^vault approle login failed: vault answered 400 for auth\/approle\/login: invalid role or secret ID$/);
+  t.regex(
+    (JSON.parse(text) as { checks: { vault: string } }).checks.vault,
+    /^vault approle login failed: vault answered 400 for auth\/approle\/login: invalid role or secret ID$/,
+  );
   t.false(text.includes(wrong) || text.includes(env.VAULT_SECRET_ID!));
   t.deepEqual(await secrets(g), { status: 503, body: { error: 'vault_unavailable' } });
 });

@@ -2,7 +2,15 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, SEEDED, startGateway, startVaultAndIssuer, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  SEEDED,
+  startGateway,
+  startVaultAndIssuer,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Redirects from Vault's address: followed once, only to a configured Vault
@@ -28,7 +36,9 @@ async function gateway(env: Record<string, string>): Promise<Gateway> {
   return started;
 }
 
-async function serve(handler: (req: IncomingMessage, body: string, res: import('node:http').ServerResponse) => void): Promise<string> {
+async function serve(
+  handler: (req: IncomingMessage, body: string, res: import('node:http').ServerResponse) => void,
+): Promise<string> {
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -50,7 +60,9 @@ async function standbyRedirectingToStranger(): Promise<{ standby: string; strang
   const received: Received[] = [];
   const stranger = await serve((req, body, res) => {
     received.push({ url: req.url!, headers: req.headers, body });
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"auth":{"client_token":"x","lease_duration":60,"renewable":false},"data":{"ttl":60}}');
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end('{"auth":{"client_token":"x","lease_duration":60,"renewable":false},"data":{"ttl":60}}');
   });
   const standby = await serve((req, _body, res) => res.writeHead(307, { Location: `${stranger}${req.url}` }).end());
   return { standby, stranger, received };
@@ -70,7 +82,13 @@ async function sameOriginStandby(hops: number): Promise<{ addr: string; redirect
       return;
     }
     const forward = request(
-      { host: target.hostname, port: target.port, method: req.method, path, headers: { ...req.headers, host: target.host } },
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path,
+        headers: { ...req.headers, host: target.host },
+      },
       (answer) => {
         res.writeHead(answer.statusCode!, answer.headers);
         answer.pipe(res);
@@ -88,24 +106,37 @@ const refusalLogged = (g: Gateway, origin: string) =>
     return entry.msg === 'vault redirect refused' && entry.target === origin;
   });
 
-test.serial('a redirect to another origin gets neither the token nor a request: 503 and the refusal logged', async (t) => {
-  const { standby, stranger, received } = await standbyRedirectingToStranger();
-  const g = await gateway({ VAULT_ADDR: standby });
-  const response = await g.get(await issuer.mint(WEB));
-  t.deepEqual(received.map((r) => `${r.url} ${r.headers['x-vault-token'] === vault.rootToken ? 'with' : 'without'} the token`), [], 'nothing reached the other origin');
-  t.is(response.status, 503);
-  t.deepEqual(await response.json(), { error: 'vault_unavailable' });
-  t.true(refusalLogged(g, stranger), 'a log line names the refused origin');
-  t.deepEqual(findLeaks(g.logs, [vault.rootToken]), []);
-});
+test.serial(
+  'a redirect to another origin gets neither the token nor a request: 503 and the refusal logged',
+  async (t) => {
+    const { standby, stranger, received } = await standbyRedirectingToStranger();
+    const g = await gateway({ VAULT_ADDR: standby });
+    const response = await g.get(await issuer.mint(WEB));
+    t.deepEqual(
+      received.map((r) => `${r.url} ${r.headers['x-vault-token'] === vault.rootToken ? 'with' : 'without'} the token`),
+      [],
+      'nothing reached the other origin',
+    );
+    t.is(response.status, 503);
+    t.deepEqual(await response.json(), { error: 'vault_unavailable' });
+    t.true(refusalLogged(g, stranger), 'a log line names the refused origin');
+    t.deepEqual(findLeaks(g.logs, [vault.rootToken]), []);
+  },
+);
 
 test.serial('an AppRole login redirected to another origin does not carry the secret_id there', async (t) => {
   const { roleId, secretId } = await vault.appRole(['kv/data/*']);
   const { standby, stranger, received } = await standbyRedirectingToStranger();
   const g = await gateway({ VAULT_ADDR: standby, VAULT_TOKEN: '', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId });
   const status = (await g.get(await issuer.mint(WEB))).status;
-  t.false(received.some((r) => r.body.includes(secretId)), 'the secret_id never left for the other origin');
-  t.deepEqual(received.map((r) => r.url), []);
+  t.false(
+    received.some((r) => r.body.includes(secretId)),
+    'the secret_id never left for the other origin',
+  );
+  t.deepEqual(
+    received.map((r) => r.url),
+    [],
+  );
   t.is(status, 503);
   t.true(refusalLogged(g, stranger));
   t.deepEqual(findLeaks(g.logs, [secretId]), []);
@@ -115,7 +146,10 @@ test.serial('a same-origin standby redirect is followed once', async (t) => {
   const { addr, redirected } = await sameOriginStandby(1);
   const g = await gateway({ VAULT_ADDR: addr });
   const response = await g.get(await issuer.mint(WEB));
-  t.deepEqual({ status: response.status, body: await response.json() }, { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } });
+  t.deepEqual(
+    { status: response.status, body: await response.json() },
+    { status: 200, body: { NPM_TOKEN: SEEDED.npmToken } },
+  );
   t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read was redirected on the way');
 });
 

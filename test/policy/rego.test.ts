@@ -11,7 +11,10 @@ test('the shipped policy passes its Rego unit tests', async (t) => {
   const { stdout } = await opa('test', '--bundle', 'policies', '--format', 'json');
   const results = JSON.parse(stdout) as Array<{ name: string; fail?: boolean; error?: unknown }>;
   t.true(results.length >= 10);
-  t.deepEqual(results.filter((r) => r.fail || r.error).map((r) => r.name), []);
+  t.deepEqual(
+    results.filter((r) => r.fail || r.error).map((r) => r.name),
+    [],
+  );
 });
 
 test('the shipped policy is opa fmt clean', async (t) => {

@@ -6,7 +6,10 @@ import { canonicalJson, fileHash } from '../../src/policy/signature.js';
 // the real OPA CLI, both ways, is tested in test/cli/policy-bundle.test.ts.
 
 test('numbers are hashed as written, as OPA decodes them (json.Number), not as JavaScript reads them', (t) => {
-  t.is(canonicalJson('{"a": 1.0, "b": 1e2, "c": 12345678901234567890123, "d": -0, "e": 0.1}'), '{"a":1.0,"b":1e2,"c":12345678901234567890123,"d":-0,"e":0.1}');
+  t.is(
+    canonicalJson('{"a": 1.0, "b": 1e2, "c": 12345678901234567890123, "d": -0, "e": 0.1}'),
+    '{"a":1.0,"b":1e2,"c":12345678901234567890123,"d":-0,"e":0.1}',
+  );
 });
 
 test('keys are sorted by their UTF-8 bytes, as Go sorts strings', (t) => {
@@ -15,26 +18,48 @@ test('keys are sorted by their UTF-8 bytes, as Go sorts strings', (t) => {
 });
 
 test('strings are escaped as Go escapes them without HTML escaping: U+2028 and U+2029 too, <>& not', (t) => {
-  t.is(canonicalJson('["a\\u2028b\\u2029", "<>&", "\\b\\f\\n\\r\\t\\u0001\\u007f", "\\/"]'), '["a\\u2028b\\u2029","<>&","\\b\\f\\n\\r\\t\\u0001\u007f","/"]');
+  t.is(
+    canonicalJson('["a\\u2028b\\u2029", "<>&", "\\b\\f\\n\\r\\t\\u0001\\u007f", "\\/"]'),
+    '["a\\u2028b\\u2029","<>&","\\b\\f\\n\\r\\t\\u0001\u007f","/"]',
+  );
 });
 
-test('whitespace, a byte order mark, and the last of duplicate keys are what Go\'s decoder makes of them', (t) => {
+test("whitespace, a byte order mark, and the last of duplicate keys are what Go's decoder makes of them", (t) => {
   t.is(canonicalJson('\uFEFF { "b" : [ 1 , { } , [ ] ] ,\n "a":true, "a": null }'), '{"a":null,"b":[1,{},[]]}');
   t.throws(() => canonicalJson('{"a": 1,}'));
 });
 
 test('any JSON value: the form is the same however the text is laid out and its keys ordered', (t) => {
   const reversed = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(reversed) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reversed(x)])) : v;
+    Array.isArray(v)
+      ? v.map(reversed)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .reverse()
+              .map(([k, x]) => [k, reversed(x)]),
+          )
+        : v;
   fc.assert(
-    fc.property(fc.jsonValue(), (value) => canonicalJson(JSON.stringify(value)) === canonicalJson(JSON.stringify(reversed(value), null, 2))),
+    fc.property(
+      fc.jsonValue(),
+      (value) => canonicalJson(JSON.stringify(value)) === canonicalJson(JSON.stringify(reversed(value), null, 2)),
+    ),
   );
   t.pass();
 });
 
 test('data.json and .manifest are hashed in that form, other files as bytes', (t) => {
   t.is(fileHash('data.json', Buffer.from('{ "b": 1, "a": 2 }')), fileHash('data.json', Buffer.from('{"a":2,"b":1}')));
-  t.is(fileHash('sub/.manifest', Buffer.from('{"revision": "x"}')), fileHash('.manifest', Buffer.from('{ "revision":"x" }')));
-  t.not(fileHash('policy.rego', Buffer.from('{ "b": 1, "a": 2 }')), fileHash('policy.rego', Buffer.from('{"a":2,"b":1}')));
-  t.throws(() => fileHash('policy.wasm', Buffer.from('x'), 'MD5'), { message: /MD5; vaultgate accepts SHA-224, SHA-256/ });
+  t.is(
+    fileHash('sub/.manifest', Buffer.from('{"revision": "x"}')),
+    fileHash('.manifest', Buffer.from('{ "revision":"x" }')),
+  );
+  t.not(
+    fileHash('policy.rego', Buffer.from('{ "b": 1, "a": 2 }')),
+    fileHash('policy.rego', Buffer.from('{"a":2,"b":1}')),
+  );
+  t.throws(() => fileHash('policy.wasm', Buffer.from('x'), 'MD5'), {
+    message: /MD5; vaultgate accepts SHA-224, SHA-256/,
+  });
 });

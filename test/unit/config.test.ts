@@ -23,9 +23,16 @@ function problems(env: Record<string, string>): string[] {
 test('defaults fill in what the documentation says', (t) => {
   const config = loadConfig(valid);
   t.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
-  t.deepEqual(config.oidc.issuers, [{ issuer: valid.VAULTGATE_OIDC_ISSUERS, audiences: [valid.VAULTGATE_OIDC_AUDIENCES], algorithms: ['RS256'] }]);
+  t.deepEqual(config.oidc.issuers, [
+    { issuer: valid.VAULTGATE_OIDC_ISSUERS, audiences: [valid.VAULTGATE_OIDC_AUDIENCES], algorithms: ['RS256'] },
+  ]);
   t.is(config.oidc.maxLifetimeSeconds, 7200);
-  t.deepEqual(config.limits, { maxUsesPerStep: 0, ratePerBranchPerMinute: 600, ratePerStepPerMinute: 60, maxConcurrent: 256 });
+  t.deepEqual(config.limits, {
+    maxUsesPerStep: 0,
+    ratePerBranchPerMinute: 600,
+    ratePerStepPerMinute: 60,
+    maxConcurrent: 256,
+  });
   t.is(config.tls, undefined);
   t.false(config.oidc.allowInsecureHttp);
   t.is(config.policy.dir, './policies');
@@ -48,7 +55,9 @@ test('VAULTGATE_READINESS is replica or dependencies, and a wrong value says wha
 test('VAULTGATE_CACHE_STALE_IF_ERROR is whole seconds up to a day, and needs a cache to serve from', (t) => {
   t.is(loadConfig({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: '3600' }).cache.staleIfErrorSeconds, 3600);
   for (const value of ['-1', '1.5', 'an hour', '86401']) {
-    t.deepEqual(problems({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: value }), ['VAULTGATE_CACHE_STALE_IF_ERROR: must be a whole number of seconds from 0 to 86400']);
+    t.deepEqual(problems({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: value }), [
+      'VAULTGATE_CACHE_STALE_IF_ERROR: must be a whole number of seconds from 0 to 86400',
+    ]);
   }
   t.deepEqual(problems({ ...valid, VAULTGATE_CACHE_STALE_IF_ERROR: '600', VAULTGATE_CACHE_TTL: '0' }), [
     'VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0',
@@ -56,7 +65,11 @@ test('VAULTGATE_CACHE_STALE_IF_ERROR is whole seconds up to a day, and needs a c
 });
 
 test('lists are split on commas and trimmed', (t) => {
-  const config = loadConfig({ ...valid, VAULTGATE_OIDC_AUDIENCES: ' a , b,,c ', VAULTGATE_OIDC_ALGORITHMS: 'RS256,ES256' });
+  const config = loadConfig({
+    ...valid,
+    VAULTGATE_OIDC_AUDIENCES: ' a , b,,c ',
+    VAULTGATE_OIDC_ALGORITHMS: 'RS256,ES256',
+  });
   t.deepEqual(config.oidc.issuers[0]!.audiences, ['a', 'b', 'c']);
   t.deepEqual(config.oidc.issuers[0]!.algorithms, ['RS256', 'ES256']);
 });
@@ -74,25 +87,38 @@ test('audiences and algorithms can be set per issuer with issuer=value entries',
     { issuer: a, audiences: ['shared'], algorithms: ['RS256'] },
     { issuer: b, audiences: ['only-b'], algorithms: ['ES256'] },
   ]);
-  t.regex(problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: 'https://stranger.example=x' }).join('\n'), /VAULTGATE_OIDC_AUDIENCES: https:\/\/stranger\.example is not one of VAULTGATE_OIDC_ISSUERS/);
-  t.regex(problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: `${a}=x` }).join('\n'), /VAULTGATE_OIDC_AUDIENCES: no audience for https:\/\/api\.bitbucket\.org/);
+  t.regex(
+    problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: 'https://stranger.example=x' }).join('\n'),
+    /VAULTGATE_OIDC_AUDIENCES: https:\/\/stranger\.example is not one of VAULTGATE_OIDC_ISSUERS/,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_OIDC_AUDIENCES: `${a}=x` }).join('\n'),
+    /VAULTGATE_OIDC_AUDIENCES: no audience for https:\/\/api\.bitbucket\.org/,
+  );
 });
 
 test('turning off Vault certificate checks needs an explicit second switch', (t) => {
   t.regex(problems({ ...valid, VAULT_SKIP_VERIFY: 'true' })[0]!, /^VAULT_SKIP_VERIFY: .*VAULT_CACERT/);
-  t.true(loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).vault.skipVerify);
+  t.true(
+    loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).vault.skipVerify,
+  );
 });
 
 test('HTTPS needs both a certificate and a key', (t) => {
   t.regex(problems({ ...valid, VAULTGATE_TLS_CERT: '/c.pem' })[0]!, /^VAULTGATE_TLS_KEY: /);
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_TLS_CERT: '/c.pem', VAULTGATE_TLS_KEY: '/k.pem' }).tls, { certFile: '/c.pem', keyFile: '/k.pem' });
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_TLS_CERT: '/c.pem', VAULTGATE_TLS_KEY: '/k.pem' }).tls, {
+    certFile: '/c.pem',
+    keyFile: '/k.pem',
+  });
 });
 
 test('AppRole login needs both ids and takes the mount', (t) => {
   const { VAULT_TOKEN: _, ...rest } = valid;
   const config = loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_APPROLE_MOUNT: 'ci/approle' });
   t.deepEqual(config.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
-  t.deepEqual(problems({ ...rest, VAULT_ROLE_ID: 'r' }), ['VAULT_SECRET_ID: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID']);
+  t.deepEqual(problems({ ...rest, VAULT_ROLE_ID: 'r' }), [
+    'VAULT_SECRET_ID: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID',
+  ]);
   t.regex(problems({ ...valid, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' })[0]!, /^VAULT_TOKEN: set either/);
 });
 
@@ -105,13 +131,21 @@ test('Kubernetes and JWT logins take a role, the token file and the mount, each 
     mount: 'kubernetes',
   });
   t.deepEqual(
-    loadConfig({ ...rest, VAULT_AUTH_METHOD: 'jwt', VAULT_AUTH_ROLE: 'r', VAULT_AUTH_JWT_FILE: '/run/token', VAULT_AUTH_MOUNT: 'k8s/prod' }).vault.auth,
+    loadConfig({
+      ...rest,
+      VAULT_AUTH_METHOD: 'jwt',
+      VAULT_AUTH_ROLE: 'r',
+      VAULT_AUTH_JWT_FILE: '/run/token',
+      VAULT_AUTH_MOUNT: 'k8s/prod',
+    }).vault.auth,
     { method: 'jwt', role: 'r', jwtFile: '/run/token', mount: 'k8s/prod' },
   );
   t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'kubernetes' }), [
     "VAULT_AUTH_ROLE: required with VAULT_AUTH_METHOD=kubernetes; set it to the Vault role bound to vaultgate's service account",
   ]);
-  t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'ldap' }), ['VAULT_AUTH_METHOD: must be one of token, approle, jwt, kubernetes']);
+  t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'ldap' }), [
+    'VAULT_AUTH_METHOD: must be one of token, approle, jwt, kubernetes',
+  ]);
 });
 
 test('variables of another login method are refused, not ignored', (t) => {
@@ -122,33 +156,58 @@ test('variables of another login method are refused, not ignored', (t) => {
     'VAULT_AUTH_ROLE: not used with VAULT_AUTH_METHOD=token; remove it, or choose the method it belongs to',
   ]);
   const { VAULT_TOKEN: _, ...rest } = valid;
-  t.deepEqual(loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).vault.auth, {
-    method: 'approle', roleId: 'r', secretId: 's', mount: 'team/approle',
-  });
+  t.deepEqual(
+    loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).vault.auth,
+    {
+      method: 'approle',
+      roleId: 'r',
+      secretId: 's',
+      mount: 'team/approle',
+    },
+  );
 });
 
 test('every problem is reported at once, each naming its variable', (t) => {
   const found = problems({ VAULTGATE_LISTEN: 'nope', VAULTGATE_CACHE_TTL: '-1' });
-  for (const name of ['VAULTGATE_LISTEN', 'VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR', 'VAULTGATE_CACHE_TTL']) {
-    t.true(found.some((p) => p.startsWith(`${name}: `)), `${name} in ${found.join(' | ')}`);
+  for (const name of [
+    'VAULTGATE_LISTEN',
+    'VAULTGATE_OIDC_ISSUERS',
+    'VAULTGATE_OIDC_AUDIENCES',
+    'VAULT_ADDR',
+    'VAULTGATE_CACHE_TTL',
+  ]) {
+    t.true(
+      found.some((p) => p.startsWith(`${name}: `)),
+      `${name} in ${found.join(' | ')}`,
+    );
   }
 });
 
 test('the branch rate keeps its older name, VAULTGATE_RATE_LIMIT_PER_REPO, unless both disagree', (t) => {
   t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_BRANCH: '100' }).limits.ratePerBranchPerMinute, 100);
   t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '0' }).limits.ratePerBranchPerMinute, 0);
-  t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '7', VAULTGATE_RATE_LIMIT_PER_BRANCH: '7' }).limits.ratePerBranchPerMinute, 7);
+  t.is(
+    loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '7', VAULTGATE_RATE_LIMIT_PER_BRANCH: '7' }).limits
+      .ratePerBranchPerMinute,
+    7,
+  );
   t.regex(
     problems({ ...valid, VAULTGATE_RATE_LIMIT_PER_REPO: '7', VAULTGATE_RATE_LIMIT_PER_BRANCH: '8' }).join('\n'),
     /^VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH.*set only VAULTGATE_RATE_LIMIT_PER_BRANCH/m,
   );
-  t.regex(problems({ ...valid, VAULTGATE_RATE_LIMIT_PER_BRANCH: 'many' }).join('\n'), /^VAULTGATE_RATE_LIMIT_PER_BRANCH: must be a whole number/m);
+  t.regex(
+    problems({ ...valid, VAULTGATE_RATE_LIMIT_PER_BRANCH: 'many' }).join('\n'),
+    /^VAULTGATE_RATE_LIMIT_PER_BRANCH: must be a whole number/m,
+  );
   t.is(loadConfig({ ...valid, VAULTGATE_RATE_LIMIT_PER_STEP: '0' }).limits.ratePerStepPerMinute, 0);
 });
 
 test('none and HMAC algorithms are refused', (t) => {
   for (const alg of ['none', 'HS256']) {
-    t.regex(problems({ ...valid, VAULTGATE_OIDC_ALGORITHMS: alg }).join('\n'), /VAULTGATE_OIDC_ALGORITHMS: .*never accepted/);
+    t.regex(
+      problems({ ...valid, VAULTGATE_OIDC_ALGORITHMS: alg }).join('\n'),
+      /VAULTGATE_OIDC_ALGORITHMS: .*never accepted/,
+    );
   }
 });
 
@@ -160,29 +219,74 @@ test('plain-http issuers need the explicit opt-in', (t) => {
 
 test('the Redis cache needs a 32-byte base64 key', (t) => {
   t.regex(problems({ ...valid, REDIS_URL: 'redis://r:6379' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_URL/);
-  t.regex(problems({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: Buffer.alloc(16).toString('base64') })[0]!, /exactly 32 bytes/);
-  t.regex(problems({ ...valid, REDIS_URL: 'http://r', VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64') })[0]!, /^REDIS_URL: /);
+  t.regex(
+    problems({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: Buffer.alloc(16).toString('base64') })[0]!,
+    /exactly 32 bytes/,
+  );
+  t.regex(
+    problems({ ...valid, REDIS_URL: 'http://r', VAULTGATE_CACHE_KEY: Buffer.alloc(32).toString('base64') })[0]!,
+    /^REDIS_URL: /,
+  );
   const key = Buffer.alloc(32, 1);
-  t.deepEqual(loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis, { mode: 'single', url: 'redis://r:6379', key });
+  t.deepEqual(
+    loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis,
+    { mode: 'single', url: 'redis://r:6379', key },
+  );
 });
 
 test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the cache key in every mode', (t) => {
   const key = Buffer.alloc(32, 2);
   const KEY = key.toString('base64');
   t.deepEqual(
-    loadConfig({ ...valid, REDIS_SENTINELS: 's1:26379, 10.0.0.2:26380,[::1]:26381', REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'sp', REDIS_PASSWORD: 'p', VAULTGATE_CACHE_KEY: KEY }).cache.redis,
+    loadConfig({
+      ...valid,
+      REDIS_SENTINELS: 's1:26379, 10.0.0.2:26380,[::1]:26381',
+      REDIS_SENTINEL_MASTER: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: 'sp',
+      REDIS_PASSWORD: 'p',
+      VAULTGATE_CACHE_KEY: KEY,
+    }).cache.redis,
     {
       mode: 'sentinel',
-      sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: '::1', port: 26381 }],
-      masterName: 'mymaster', sentinelPassword: 'sp', username: undefined, password: 'p', key,
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      masterName: 'mymaster',
+      sentinelPassword: 'sp',
+      username: undefined,
+      password: 'p',
+      key,
     },
   );
   t.deepEqual(
-    loadConfig({ ...valid, REDIS_CLUSTER_NODES: 'n1:7000,n2:7001', REDIS_USERNAME: 'vg', REDIS_PASSWORD: 'p', VAULTGATE_CACHE_KEY: KEY }).cache.redis,
-    { mode: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }], username: 'vg', password: 'p', key },
+    loadConfig({
+      ...valid,
+      REDIS_CLUSTER_NODES: 'n1:7000,n2:7001',
+      REDIS_USERNAME: 'vg',
+      REDIS_PASSWORD: 'p',
+      VAULTGATE_CACHE_KEY: KEY,
+    }).cache.redis,
+    {
+      mode: 'cluster',
+      nodes: [
+        { host: 'n1', port: 7000 },
+        { host: 'n2', port: 7001 },
+      ],
+      username: 'vg',
+      password: 'p',
+      key,
+    },
   );
-  t.regex(problems({ ...valid, REDIS_CLUSTER_NODES: 'n1:7000' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_CLUSTER_NODES .*openssl rand/);
-  t.regex(problems({ ...valid, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm' })[0]!, /^VAULTGATE_CACHE_KEY: required with REDIS_SENTINELS/);
+  t.regex(
+    problems({ ...valid, REDIS_CLUSTER_NODES: 'n1:7000' })[0]!,
+    /^VAULTGATE_CACHE_KEY: required with REDIS_CLUSTER_NODES .*openssl rand/,
+  );
+  t.regex(
+    problems({ ...valid, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm' })[0]!,
+    /^VAULTGATE_CACHE_KEY: required with REDIS_SENTINELS/,
+  );
 });
 
 test('bad Redis combinations name the variable and the fix', (t) => {
@@ -192,18 +296,45 @@ test('bad Redis combinations name the variable and the fix', (t) => {
     t.is(found.length, 1, found.join('\n'));
     return found[0]!;
   };
-  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'n1:7000' }), /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL;.*keep one/);
-  t.regex(only({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'n1:7000' }), /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_SENTINELS/);
+  t.regex(
+    only({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'n1:7000' }),
+    /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL;.*keep one/,
+  );
+  t.regex(
+    only({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'n1:7000' }),
+    /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_SENTINELS/,
+  );
   t.regex(only({ REDIS_SENTINELS: 's1:26379' }), /^REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS;.*mymaster/);
-  t.regex(only({ REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_MASTER: 'm' }), /^REDIS_SENTINELS: "s2" is not host:port; list addresses as host:port/);
+  t.regex(
+    only({ REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_MASTER: 'm' }),
+    /^REDIS_SENTINELS: "s2" is not host:port; list addresses as host:port/,
+  );
   t.regex(only({ REDIS_CLUSTER_NODES: 'n1:70000' }), /^REDIS_CLUSTER_NODES: "n1:70000" is not host:port/);
-  t.regex(only({ REDIS_CLUSTER_NODES: 'redis://n1:7000' }), /^REDIS_CLUSTER_NODES: "redis:\/\/n1:7000" is not host:port/);
+  t.regex(
+    only({ REDIS_CLUSTER_NODES: 'redis://n1:7000' }),
+    /^REDIS_CLUSTER_NODES: "redis:\/\/n1:7000" is not host:port/,
+  );
   t.regex(only({ REDIS_CLUSTER_NODES: ' , ' }), /^REDIS_CLUSTER_NODES: must list at least one host:port/);
-  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_SENTINEL_MASTER: 'm' }), /^REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS/);
-  t.regex(only({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINEL_PASSWORD: 'x' }), /^REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS/);
-  t.regex(only({ REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'x' }), /^REDIS_PASSWORD: not used with REDIS_URL; put the login in the URL/);
-  t.regex(problems({ ...valid, REDIS_PASSWORD: 'x' })[0]!, /^REDIS_PASSWORD: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
-  t.regex(problems({ ...valid, VAULTGATE_CACHE_KEY: KEY })[0]!, /^VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL \(or REDIS_SENTINELS, or REDIS_CLUSTER_NODES\)/);
+  t.regex(
+    only({ REDIS_URL: 'redis://r:6379', REDIS_SENTINEL_MASTER: 'm' }),
+    /^REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS/,
+  );
+  t.regex(
+    only({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINEL_PASSWORD: 'x' }),
+    /^REDIS_SENTINEL_PASSWORD: only used with REDIS_SENTINELS/,
+  );
+  t.regex(
+    only({ REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'x' }),
+    /^REDIS_PASSWORD: not used with REDIS_URL; put the login in the URL/,
+  );
+  t.regex(
+    problems({ ...valid, REDIS_PASSWORD: 'x' })[0]!,
+    /^REDIS_PASSWORD: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_CACHE_KEY: KEY })[0]!,
+    /^VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL \(or REDIS_SENTINELS, or REDIS_CLUSTER_NODES\)/,
+  );
 });
 
 test('empty variables count as unset', (t) => {
@@ -216,36 +347,75 @@ test('IPv6 listen addresses are accepted', (t) => {
 
 test('VAULTGATE_ADMIN_LISTEN: unset, no admin listener; set, host:port of its own', (t) => {
   t.is(loadConfig(valid).adminListen, undefined);
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ADMIN_LISTEN: '127.0.0.1:9090' }).adminListen, { host: '127.0.0.1', port: 9090 });
-  t.deepEqual(problems({ ...valid, VAULTGATE_ADMIN_LISTEN: '9090' }), ['VAULTGATE_ADMIN_LISTEN: must be host:port, for example 0.0.0.0:9090']);
-  t.regex(problems({ ...valid, VAULTGATE_LISTEN: '0.0.0.0:8080', VAULTGATE_ADMIN_LISTEN: '0.0.0.0:8080' })[0]!, /^VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; .*port of its own/);
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ADMIN_LISTEN: '127.0.0.1:9090' }).adminListen, {
+    host: '127.0.0.1',
+    port: 9090,
+  });
+  t.deepEqual(problems({ ...valid, VAULTGATE_ADMIN_LISTEN: '9090' }), [
+    'VAULTGATE_ADMIN_LISTEN: must be host:port, for example 0.0.0.0:9090',
+  ]);
+  t.regex(
+    problems({ ...valid, VAULTGATE_LISTEN: '0.0.0.0:8080', VAULTGATE_ADMIN_LISTEN: '0.0.0.0:8080' })[0]!,
+    /^VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; .*port of its own/,
+  );
   // Port 0 (any free port, as the tests use) is no clash.
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_LISTEN: '127.0.0.1:0', VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0' }).adminListen, { host: '127.0.0.1', port: 0 });
+  t.deepEqual(
+    loadConfig({ ...valid, VAULTGATE_LISTEN: '127.0.0.1:0', VAULTGATE_ADMIN_LISTEN: '127.0.0.1:0' }).adminListen,
+    { host: '127.0.0.1', port: 0 },
+  );
 });
 
 test('VAULTGATE_ALLOWED_MOUNTS: unset, the default engine types; set, exactly the listed mount paths', (t) => {
   t.deepEqual(loadConfig(valid).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
   t.true(DEFAULT_MOUNT_TYPES.includes('kv') && DEFAULT_MOUNT_TYPES.includes('database'));
-  for (const never of ['transit', 'system', 'identity', 'cubbyhole', 'token']) t.false(DEFAULT_MOUNT_TYPES.includes(never), never);
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).vault.allowedMounts, { mounts: ['kv', 'team/kv', 'database'] });
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES }, 'empty counts as unset');
+  for (const never of ['transit', 'system', 'identity', 'cubbyhole', 'token'])
+    t.false(DEFAULT_MOUNT_TYPES.includes(never), never);
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).vault.allowedMounts, {
+    mounts: ['kv', 'team/kv', 'database'],
+  });
+  t.deepEqual(
+    loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).vault.allowedMounts,
+    { types: DEFAULT_MOUNT_TYPES },
+    'empty counts as unset',
+  );
 });
 
-test('VAULTGATE_ALLOWED_MOUNTS refuses Vault\'s own trees, odd paths and an empty list, naming the variable', (t) => {
-  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv,sys' }).join('\n'), /^VAULTGATE_ALLOWED_MOUNTS: sys is under sys\/, which vaultgate never reads.*remove it$/m);
-  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'auth/token' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: auth\/token is under auth\//);
-  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'Identity' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: Identity is under identity\//);
-  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv/../x' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: "kv\/\.\.\/x" is not a mount path/);
-  t.regex(problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' , ' }).join('\n'), /VAULTGATE_ALLOWED_MOUNTS: names no mount; list mount paths such as kv,database, or unset it/);
+test("VAULTGATE_ALLOWED_MOUNTS refuses Vault's own trees, odd paths and an empty list, naming the variable", (t) => {
+  t.regex(
+    problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv,sys' }).join('\n'),
+    /^VAULTGATE_ALLOWED_MOUNTS: sys is under sys\/, which vaultgate never reads.*remove it$/m,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'auth/token' }).join('\n'),
+    /VAULTGATE_ALLOWED_MOUNTS: auth\/token is under auth\//,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'Identity' }).join('\n'),
+    /VAULTGATE_ALLOWED_MOUNTS: Identity is under identity\//,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: 'kv/../x' }).join('\n'),
+    /VAULTGATE_ALLOWED_MOUNTS: "kv\/\.\.\/x" is not a mount path/,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' , ' }).join('\n'),
+    /VAULTGATE_ALLOWED_MOUNTS: names no mount; list mount paths such as kv,database, or unset it/,
+  );
 });
 
-test('VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby may redirect), in VAULT_ADDR\'s scheme only', (t) => {
+test("VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby may redirect), in VAULT_ADDR's scheme only", (t) => {
   t.deepEqual(loadConfig(valid).vault.haOrigins, []);
   const ha = loadConfig({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/, https://vault-2.internal:8200' });
   t.deepEqual(ha.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
-  t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!, /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/);
+  t.regex(
+    problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!,
+    /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/,
+  );
   t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'vault-1' })[0]!, /^VAULT_HA_ADDRS: vault-1 is not a https:\/\/ URL/);
-  t.regex(problems({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/v1' })[0]!, /^VAULT_HA_ADDRS: https:\/\/vault-1\.internal:8200\/v1 has more than a scheme, host and port/);
+  t.regex(
+    problems({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/v1' })[0]!,
+    /^VAULT_HA_ADDRS: https:\/\/vault-1\.internal:8200\/v1 has more than a scheme, host and port/,
+  );
 });
 
 test('the policy comes from a directory (the default) or from a bundle server, never both', (t) => {
@@ -253,19 +423,57 @@ test('the policy comes from a directory (the default) or from a bundle server, n
   const url = 'https://bundles.internal/vaultgate/bundle.tar.gz';
   const bundle = loadConfig({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url }).policy;
   t.is(bundle.dir, undefined);
-  t.deepEqual(bundle.bundle, { url, pollMinSeconds: 60, pollMaxSeconds: 120, tokenFile: undefined, caFile: undefined, dir: undefined, verification: undefined });
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_VERIFICATION_KEY: '/etc/vaultgate/bundle.pem' }).policy.bundle?.verification, {
-    keyFile: '/etc/vaultgate/bundle.pem', keyId: 'default', algorithm: 'RS256', scope: '',
-  }, "OPA's defaults");
+  t.deepEqual(bundle.bundle, {
+    url,
+    pollMinSeconds: 60,
+    pollMaxSeconds: 120,
+    tokenFile: undefined,
+    caFile: undefined,
+    dir: undefined,
+    verification: undefined,
+  });
+  t.deepEqual(
+    loadConfig({
+      ...valid,
+      VAULTGATE_POLICY_BUNDLE_URL: url,
+      VAULTGATE_POLICY_VERIFICATION_KEY: '/etc/vaultgate/bundle.pem',
+    }).policy.bundle?.verification,
+    {
+      keyFile: '/etc/vaultgate/bundle.pem',
+      keyId: 'default',
+      algorithm: 'RS256',
+      scope: '',
+    },
+    "OPA's defaults",
+  );
 
-  t.deepEqual(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_DIR: '/etc/vaultgate/policies' }), [
-    'VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one',
-  ]);
+  t.deepEqual(
+    problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_DIR: '/etc/vaultgate/policies' }),
+    [
+      'VAULTGATE_POLICY_BUNDLE_URL: cannot be set together with VAULTGATE_POLICY_DIR; the policy comes from a directory or from a bundle server: keep one',
+    ],
+  );
   t.deepEqual(problems({ ...valid, VAULTGATE_POLICY_VERIFICATION_KEY: '/k.pem' }), [
-    'VAULTGATE_POLICY_VERIFICATION_KEY: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle\'s URL or remove VAULTGATE_POLICY_VERIFICATION_KEY',
+    "VAULTGATE_POLICY_VERIFICATION_KEY: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle's URL or remove VAULTGATE_POLICY_VERIFICATION_KEY",
   ]);
-  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'ftp://bundles/b.tar.gz' })[0]!, /^VAULTGATE_POLICY_BUNDLE_URL: must be an http\(s\) URL/);
-  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_BUNDLE_POLL_MIN: '300' })[0]!, /^VAULTGATE_POLICY_BUNDLE_POLL_MIN: 300 is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX \(120\)/);
-  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'http://bundles/b.tar.gz', VAULTGATE_POLICY_BUNDLE_CA_FILE: '/ca.pem' })[0]!, /^VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:\/\//);
-  t.regex(problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_SIGNING_ALG: 'EdDSA' })[0]!, /^VAULTGATE_POLICY_SIGNING_ALG: must be one of OPA's bundle signing algorithms: RS256, .*HS512/);
+  t.regex(
+    problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'ftp://bundles/b.tar.gz' })[0]!,
+    /^VAULTGATE_POLICY_BUNDLE_URL: must be an http\(s\) URL/,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_BUNDLE_POLL_MIN: '300' })[0]!,
+    /^VAULTGATE_POLICY_BUNDLE_POLL_MIN: 300 is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX \(120\)/,
+  );
+  t.regex(
+    problems({
+      ...valid,
+      VAULTGATE_POLICY_BUNDLE_URL: 'http://bundles/b.tar.gz',
+      VAULTGATE_POLICY_BUNDLE_CA_FILE: '/ca.pem',
+    })[0]!,
+    /^VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:\/\//,
+  );
+  t.regex(
+    problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_SIGNING_ALG: 'EdDSA' })[0]!,
+    /^VAULTGATE_POLICY_SIGNING_ALG: must be one of OPA's bundle signing algorithms: RS256, .*HS512/,
+  );
 });

@@ -40,8 +40,15 @@ for (const [name, result] of Object.entries(broken)) {
 }
 
 test('keys named like Object.prototype members are ordinary keys, never inherited ones', (t) => {
-  const decision = toDecision(JSON.parse('{"allow": true, "secrets": {"constructor": "kv/a#b", "toString": "kv/c#d"}, "reasons": {"constructor": "why"}}'));
-  t.deepEqual(Object.entries(decision.secrets).sort(), [['constructor', 'kv/a#b'], ['toString', 'kv/c#d']]);
+  const decision = toDecision(
+    JSON.parse(
+      '{"allow": true, "secrets": {"constructor": "kv/a#b", "toString": "kv/c#d"}, "reasons": {"constructor": "why"}}',
+    ),
+  );
+  t.deepEqual(Object.entries(decision.secrets).sort(), [
+    ['constructor', 'kv/a#b'],
+    ['toString', 'kv/c#d'],
+  ]);
   t.is(Object.getPrototypeOf(decision.secrets), null);
   t.false('toString' in decision.reasons!, 'no reason given for toString');
   t.false('hasOwnProperty' in toDecision({ allow: true, secrets: {} }).secrets);
@@ -53,5 +60,7 @@ test('the shadow comparison sees a key named constructor added or removed', (t) 
   t.deepEqual(diffDecisions(live, shadow), { allowFlipped: false, added: ['constructor'], removed: [], changed: [] });
   t.deepEqual(diffDecisions(shadow, live), { allowFlipped: false, added: [], removed: ['constructor'], changed: [] });
   // Decisions built by hand, as plain objects, compare the same way.
-  t.deepEqual(diffDecisions({ allow: true, secrets: {} }, { allow: true, secrets: { toString: 'kv/a#b' } })?.added, ['toString']);
+  t.deepEqual(diffDecisions({ allow: true, secrets: {} }, { allow: true, secrets: { toString: 'kv/a#b' } })?.added, [
+    'toString',
+  ]);
 });

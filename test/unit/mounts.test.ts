@@ -9,7 +9,7 @@ test('a path belongs to the longest listed mount whose tree holds it, whole segm
   t.is(listedMountOf('database/creds/ci', ['kv']), undefined);
 });
 
-test('by type, KV and credential engines pass; transit, plugins and Vault\'s own engines do not', (t) => {
+test("by type, KV and credential engines pass; transit, plugins and Vault's own engines do not", (t) => {
   const byType = { types: DEFAULT_MOUNT_TYPES };
   t.is(mountRefusal({ path: 'kv/', type: 'kv' }, byType), undefined);
   t.is(mountRefusal({ path: 'database/', type: 'database' }, byType), undefined);
@@ -18,7 +18,7 @@ test('by type, KV and credential engines pass; transit, plugins and Vault\'s own
   t.regex(mountRefusal({ path: 'team/sys/', type: 'ns_system' }, byType)!, /Vault's own ns_system engine/);
 });
 
-test('by list, only the listed mount paths pass, and never Vault\'s own engines', (t) => {
+test("by list, only the listed mount paths pass, and never Vault's own engines", (t) => {
   const listed = { mounts: ['kv', 'transit'] };
   t.is(mountRefusal({ path: 'kv/', type: 'kv' }, listed), undefined);
   t.is(mountRefusal({ path: 'transit/', type: 'transit' }, listed), undefined, 'listing a mount is choosing it');

@@ -9,19 +9,43 @@ test('references are written as the vault kv CLI writes paths, with the field af
   t.deepEqual(parseReference('team/kv/a.b-c_d#some field'), { path: 'team/kv/a.b-c_d', field: 'some field' });
 });
 
-for (const bad of ['kv/ci/app', 'kv/ci/app#', '#field', 'kv#field', '/kv/app#f', 'kv//app#f', 'kv/app/#f', 'kv/../sys#f', 'kv/./x#f', 'kv/a?list=true#f', 'kv/a%2F#f', 'kv/a\nb#f', 'kv/a#f\u0000']) {
+for (const bad of [
+  'kv/ci/app',
+  'kv/ci/app#',
+  '#field',
+  'kv#field',
+  '/kv/app#f',
+  'kv//app#f',
+  'kv/app/#f',
+  'kv/../sys#f',
+  'kv/./x#f',
+  'kv/a?list=true#f',
+  'kv/a%2F#f',
+  'kv/a\nb#f',
+  'kv/a#f\u0000',
+]) {
   test(`${JSON.stringify(bad)} is refused`, (t) => {
     t.throws(() => parseReference(bad), { instanceOf: InvalidReferenceError });
   });
 }
 
-for (const forbidden of ['auth/token/lookup-self#id', 'identity/oidc/token/ci#token', 'sys/policies/acl/vaultgate#policy', 'cubbyhole/x#y', 'SYS/mounts#kv', 'Auth/token/lookup-self#id']) {
+for (const forbidden of [
+  'auth/token/lookup-self#id',
+  'identity/oidc/token/ci#token',
+  'sys/policies/acl/vaultgate#policy',
+  'cubbyhole/x#y',
+  'SYS/mounts#kv',
+  'Auth/token/lookup-self#id',
+]) {
   test(`${JSON.stringify(forbidden)} names Vault's own tree and is refused`, (t) => {
-    t.throws(() => parseReference(forbidden), { instanceOf: InvalidReferenceError, message: /which vaultgate never reads/ });
+    t.throws(() => parseReference(forbidden), {
+      instanceOf: InvalidReferenceError,
+      message: /which vaultgate never reads/,
+    });
   });
 }
 
-test('only the first segment is Vault\'s own: a secret path may contain sys or auth further down', (t) => {
+test("only the first segment is Vault's own: a secret path may contain sys or auth further down", (t) => {
   t.deepEqual(parseReference('kv/sys/auth#token'), { path: 'kv/sys/auth', field: 'token' });
   t.deepEqual(parseReference('system/app#x'), { path: 'system/app', field: 'x' });
 });

@@ -5,7 +5,10 @@ import { verifySignature } from '../../src/auth/verify-signature.js';
 
 for (const alg of ['RS256', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384', 'ES512', 'EdDSA']) {
   test(`${alg}: a good signature verifies, a changed payload or another key does not`, async (t) => {
-    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+    const { privateKey, publicKey } = await generateKeyPair(alg, {
+      extractable: true,
+      ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+    });
     const other = await generateKeyPair(alg, { ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
     const token = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg }).sign(privateKey);
     t.notThrows(() => verifySignature(token, alg, publicKey));
@@ -13,7 +16,10 @@ for (const alg of ['RS256', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384', 'ES512'
     t.notThrows(() => verifySignature(token, alg, jwk), 'a JWK works too');
     const [h, p, s] = token.split('.') as [string, string, string];
     const changed = `${h}.${p.slice(0, -2)}${p.endsWith('A') ? 'B' : 'A'}${p.slice(-1)}.${s}`;
-    t.is(t.throws(() => verifySignature(changed, alg, publicKey), { instanceOf: TokenError })?.code, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+    t.is(
+      t.throws(() => verifySignature(changed, alg, publicKey), { instanceOf: TokenError })?.code,
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    );
     t.throws(() => verifySignature(token, alg, other.publicKey), { instanceOf: TokenError });
   });
 }
@@ -28,5 +34,8 @@ test('a signature made for one algorithm does not pass as another of the family'
 test('symmetric keys and unknown algorithms are refused', async (t) => {
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(new Uint8Array(32));
   t.is(t.throws(() => verifySignature(token, 'HS256', new Uint8Array(32)))?.message.includes('not supported'), true);
-  t.is(t.throws(() => verifySignature(token, 'RS256', new Uint8Array(32)), { instanceOf: TokenError })?.code, 'ERR_JOSE_ALG_NOT_ALLOWED');
+  t.is(
+    t.throws(() => verifySignature(token, 'RS256', new Uint8Array(32)), { instanceOf: TokenError })?.code,
+    'ERR_JOSE_ALG_NOT_ALLOWED',
+  );
 });

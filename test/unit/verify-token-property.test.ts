@@ -22,7 +22,10 @@ interface Signer {
 }
 
 async function signer(alg: string, kid: string): Promise<Signer> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+  const { privateKey, publicKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+  });
   return { alg, kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
 }
 
@@ -67,7 +70,11 @@ async function vaultgateAccepts(token: string): Promise<boolean> {
 
 const claims = fc.record({
   iss: fc.constantFrom(ISSUER, 'https://other.example', `${ISSUER}/`),
-  aud: fc.oneof(fc.constantFrom(AUDIENCE, 'ari:cloud:bitbucket::workspace/other'), fc.constant([AUDIENCE, 'x']), fc.constant(['x'])),
+  aud: fc.oneof(
+    fc.constantFrom(AUDIENCE, 'ari:cloud:bitbucket::workspace/other'),
+    fc.constant([AUDIENCE, 'x']),
+    fc.constant(['x']),
+  ),
   // Relative to now, in seconds; lifetimes stay within vaultgate's 7200 s bound, which jose has no option for.
   iat: fc.integer({ min: -3600, max: 120 }),
   lifetime: fc.integer({ min: 1, max: 7200 }),
@@ -78,11 +85,24 @@ const claims = fc.record({
 /** What is done to a correctly signed token before it is presented. */
 const tampering = fc.oneof(
   fc.constant({ kind: 'none' as const }),
-  fc.record({ kind: fc.constant('flip' as const), segment: fc.integer({ min: 0, max: 2 }), at: fc.nat(), by: fc.integer({ min: 1, max: 63 }) }),
+  fc.record({
+    kind: fc.constant('flip' as const),
+    segment: fc.integer({ min: 0, max: 2 }),
+    at: fc.nat(),
+    by: fc.integer({ min: 1, max: 63 }),
+  }),
   fc.record({ kind: fc.constant('impostor' as const) }),
   fc.record({ kind: fc.constant('truncate' as const), keep: fc.nat() }),
   fc.record({ kind: fc.constant('append' as const), text: fc.constantFrom('=', '.', 'A', '.e30') }),
-  fc.record({ kind: fc.constant('header' as const), header: fc.constantFrom({ alg: 'none' }, { alg: 'HS256' }, { crit: ['vaultgate-ext'], 'vaultgate-ext': true }, { kid: 'unknown' }) }),
+  fc.record({
+    kind: fc.constant('header' as const),
+    header: fc.constantFrom(
+      { alg: 'none' },
+      { alg: 'HS256' },
+      { crit: ['vaultgate-ext'], 'vaultgate-ext': true },
+      { kid: 'unknown' },
+    ),
+  }),
 );
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -111,9 +131,12 @@ async function mint(index: number, c: Generated<typeof claims>, t: Generated<typ
   const key = (t.kind === 'impostor' ? impostors : trusted)[index % ALGS.length]!;
   const header = { alg: key.alg, kid: key.kid, ...(t.kind === 'header' ? t.header : {}) };
   // `none` and HS256 cannot be signed with these keys: the header is changed after signing, as an attacker would.
-  const signedHeader = t.kind === 'header' && (header.alg === 'none' || header.alg === 'HS256') ? { alg: key.alg, kid: key.kid } : header;
+  const signedHeader =
+    t.kind === 'header' && (header.alg === 'none' || header.alg === 'HS256') ? { alg: key.alg, kid: key.kid } : header;
   // A critical extension is signed as its issuer would sign it: jose signs it only when told it is understood.
-  let token = await new SignJWT(payload).setProtectedHeader(signedHeader).sign(key.privateKey, { crit: { 'vaultgate-ext': true } });
+  let token = await new SignJWT(payload)
+    .setProtectedHeader(signedHeader)
+    .sign(key.privateKey, { crit: { 'vaultgate-ext': true } });
   const parts = token.split('.') as [string, string, string];
   if (signedHeader !== header) parts[0] = Buffer.from(JSON.stringify(header)).toString('base64url');
   if (t.kind === 'flip') parts[t.segment] = flip(parts[t.segment]!, t.at, t.by);

@@ -31,7 +31,10 @@ export function secretsHandler(deps: SecretsRouteDeps) {
     const admission = await deps.limits.admit(claims);
     try {
       const decision = deps.decider.decide(
-        { claims, request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() } },
+        {
+          claims,
+          request: { method: ctx.method, path: ctx.path, remoteAddr: ctx.request.ip, time: new Date().toISOString() },
+        },
         audit.requestId,
       );
       audit.decision = decision.allow ? 'allow' : 'deny';
