@@ -71,6 +71,17 @@ async function useLimitHolds(t: ExecutionContext, gateway: Gateway, counters: ()
   );
 }
 
+/** The first request's two uncached paths were each read under the replicas' lock in this topology, and both locks given back. */
+async function readUnderTheLock(t: ExecutionContext, gateway: Gateway, keys: () => Promise<string[]>): Promise<void> {
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+  t.regex(metrics, /^vaultgate_cache_shared_reads_total\{outcome="read"\} 2$/m);
+  t.notRegex(metrics, /vaultgate_cache_errors_total\{operation="(lock|unlock)"\}/, 'no lock command failed');
+  t.deepEqual(
+    (await keys()).filter((k) => k.endsWith(':lock')),
+    [],
+  );
+}
+
 /**
  * Requests with new step tokens, one after the other, from the crash until the
  * topology has recovered and a request is a cache hit again. Every answer must
@@ -132,6 +143,7 @@ test.serial(
     const keysOn = (port: number) => async () => (await redisCommand(port, 'KEYS', '*')) as string[];
 
     t.is((await request(gateway)).status, 200);
+    await readUnderTheLock(t, gateway, keysOn(group.master.port));
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, keysOn(group.master.port));
 
@@ -163,6 +175,7 @@ test.serial(
       cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))),
     );
     t.not(slots[0], slots[1], "the step's entries are in different slots (a multi-key MGET would be refused)");
+    await readUnderTheLock(t, gateway, () => cluster.keys());
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, () => cluster.keys());
 
