@@ -12,9 +12,8 @@ export class ConfigError extends Error {
   }
 }
 
-// Algorithms a Bitbucket-style issuer may sign with. `none` and the HMAC family are
-// absent on purpose: an HMAC key would be the issuer's public key (RFC 8725 §2.1).
-const ASYMMETRIC_ALGORITHMS = [
+/** RSA, RSA-PSS and ECDSA: the signatures both step tokens and policy bundles may carry. */
+const RSA_AND_EC_ALGORITHMS = [
   'RS256',
   'RS384',
   'RS512',
@@ -24,8 +23,11 @@ const ASYMMETRIC_ALGORITHMS = [
   'ES256',
   'ES384',
   'ES512',
-  'EdDSA',
 ] as const;
+
+// Algorithms a Bitbucket-style issuer may sign with. `none` and the HMAC family are
+// absent on purpose: an HMAC key would be the issuer's public key (RFC 8725 §2.1).
+const ASYMMETRIC_ALGORITHMS = [...RSA_AND_EC_ALGORITHMS, 'EdDSA'] as const;
 
 /** Where Kubernetes projects a pod's service-account token (kubelet rotates the file). */
 export const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -67,20 +69,7 @@ export const DEFAULT_MOUNT_TYPES: readonly string[] = [
  * The algorithms OPA signs and verifies bundles with (its keys package): RSA, RSA-PSS,
  * ECDSA, and HMAC with a shared secret. RS256 is OPA's default.
  */
-export const BUNDLE_SIGNING_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'HS256',
-  'HS384',
-  'HS512',
-] as const;
+export const BUNDLE_SIGNING_ALGORITHMS = [...RSA_AND_EC_ALGORITHMS, 'HS256', 'HS384', 'HS512'] as const;
 export type BundleSigningAlgorithm = (typeof BUNDLE_SIGNING_ALGORITHMS)[number];
 
 /** How bundle signatures are checked, as OPA's --verification-key, --verification-key-id, --signing-alg and --scope. */
