@@ -1,5 +1,7 @@
+import { connect, type ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { RedisTopology } from '../config/config.js';
+import type { RedisAddress, RedisTls, RedisTopology } from '../config/config.js';
+import { VaultgateError } from '../errors.js';
 
 /** A single node or Sentinel group (Redis), or a Cluster: ioredis's own clients, failover included. */
 export type RedisClient = Redis | Cluster;
@@ -32,10 +34,12 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
     enableAutoPipelining: true,
   };
   const { topology } = options;
+  const tls = tlsOptions(topology.tls);
   let client: RedisClient;
   switch (topology.mode) {
     case 'single':
-      client = new Redis(topology.url, common);
+      // rediss:// turns TLS on; REDIS_CA_FILE's CA, if any, checks the node.
+      client = new Redis(topology.url, { ...common, ...(tls ? { tls } : {}) });
       break;
     case 'sentinel':
       client = new Redis({
@@ -45,10 +49,13 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         sentinelPassword: topology.sentinelPassword,
         username: topology.username,
         password: topology.password,
+        // The sentinels and the master they name, both over TLS (ioredis dials the master in plain TCP without the flag).
+        ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
         sentinelRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
         // A demoted master answers -READONLY: reconnect, which asks the sentinels again.
         reconnectOnError: (err) => err.message.startsWith('READONLY'),
       });
+      if (tls) explainSentinelTls(client, topology.sentinels[0]!, tls, options.onError);
       break;
     case 'cluster':
       client = new Cluster(topology.nodes, {
@@ -68,10 +75,49 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         // (a request then takes up to about 1 s: a few Redis calls of 250 ms each).
         slotsRefreshInterval: 2000,
         // ioredis sets its own retryStrategy and offline queue on node connections; the timeouts here apply.
-        redisOptions: { ...common, username: topology.username, password: topology.password },
+        redisOptions: { ...common, username: topology.username, password: topology.password, ...(tls ? { tls } : {}) },
+        // With TLS a seed node's host name is kept, not resolved to an address, so its certificate is checked against that name.
+        ...(tls
+          ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) }
+          : {}),
       });
       break;
   }
   client.on('error', options.onError);
   return client;
+}
+
+const tlsOptions = (tls: RedisTls | undefined): ConnectionOptions | undefined =>
+  tls ? (tls.ca ? { ca: tls.ca } : {}) : undefined;
+
+/**
+ * ioredis drops the TLS error of a sentinel connection (it reports only "All sentinels are
+ * unreachable ... Connection is closed"), so a refused certificate would leave no trace.
+ * When no sentinel answers, one handshake of our own with the first says why; each
+ * distinct reason is reported once.
+ */
+function explainSentinelTls(
+  client: Redis,
+  sentinel: RedisAddress,
+  tls: ConnectionOptions,
+  report: (err: Error) => void,
+) {
+  let reported = '';
+  client.on('error', (err: Error) => {
+    if (!err.message.startsWith('All sentinels are unreachable')) return;
+    const socket = connect({ ...tls, host: sentinel.host, port: sentinel.port, timeout: 1000 });
+    socket.once('secureConnect', () => socket.destroy());
+    socket.once('timeout', () => socket.destroy());
+    socket.once('error', (cause: Error) => {
+      if (cause.message === reported) return;
+      reported = cause.message;
+      report(
+        new VaultgateError(
+          'redis_sentinel_tls',
+          `TLS to sentinel ${sentinel.host}:${sentinel.port} failed: ${cause.message}`,
+          { cause },
+        ),
+      );
+    });
+  });
 }

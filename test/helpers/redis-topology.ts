@@ -1,15 +1,26 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import getPort, { portNumbers } from 'get-port';
 import { launch, stopProcess, tempDir, waitFor } from './processes.js';
-import { redisCommand } from './redis.js';
+import { redisCommand, type RedisTarget } from './redis.js';
 
 const run = promisify(execFile);
 
-const info = async (port: number, section: string) => String(await redisCommand(port, 'INFO', section));
+const info = async (target: RedisTarget, section: string) => String(await redisCommand(target, 'INFO', section));
+
+/**
+ * Every node of a topology on TLS only: its certificate and key (one for all, for
+ * 127.0.0.1), and the CA that signed it, which the nodes also check each other with.
+ */
+export interface TopologyTls {
+  cert: string;
+  key: string;
+  ca: string;
+}
 
 /** A redis-server or redis-sentinel on loopback, killed with SIGKILL when a test wants a crash. */
 class Node {
@@ -17,15 +28,26 @@ class Node {
 
   private constructor(
     readonly port: number,
+    private readonly tls: ConnectionOptions | undefined,
     readonly child: ChildProcess,
     readonly output: () => string,
   ) {}
 
-  static async start(command: 'redis-server' | 'redis-sentinel', port: number, args: string[]): Promise<Node> {
+  /** Where a test's own commands go (over TLS to a TLS node). */
+  get target(): RedisTarget {
+    return this.tls ? { port: this.port, tls: this.tls } : this.port;
+  }
+
+  static async start(
+    command: 'redis-server' | 'redis-sentinel',
+    port: number,
+    args: string[],
+    tls?: TopologyTls,
+  ): Promise<Node> {
     const { child, output } = launch(command, args, {}, ['stdout', 'stderr']);
-    const node = new Node(port, child, output);
+    const node = new Node(port, tls ? { ca: readFileSync(tls.ca) } : undefined, child, output);
     // Ours: the process id that answers on the port is our child's.
-    const ours = async () => (await info(port, 'server')).includes(`process_id:${child.pid}\r`);
+    const ours = async () => (await info(node.target, 'server')).includes(`process_id:${child.pid}\r`);
     await waitFor(`${command} on ${port}`, ours, 15_000, child).catch((err: Error) => {
       child.kill('SIGKILL');
       throw new Error(`${err.message}\n${output()}`);
@@ -43,10 +65,20 @@ class Node {
   }
 }
 
+/** Settings of a TLS-only node (sentinel or server): no plain port, TLS between the nodes too. */
+const tlsSettings = (port: number, tls: TopologyTls): Array<[string, string]> => [
+  ['port', '0'],
+  ['tls-port', String(port)],
+  ['tls-cert-file', tls.cert],
+  ['tls-key-file', tls.key],
+  ['tls-ca-cert-file', tls.ca],
+  ['tls-auth-clients', 'no'],
+  ['tls-replication', 'yes'],
+];
+
 // No 5 s wait before a replica's first (diskless) sync: a replica that never synced cannot take over.
-const serverArgs = (port: number, dir: string) => [
-  '--port',
-  String(port),
+const serverArgs = (port: number, dir: string, tls?: TopologyTls) => [
+  ...(tls ? tlsSettings(port, tls).flatMap(([name, value]) => [`--${name}`, value]) : ['--port', String(port)]),
   '--bind',
   '127.0.0.1',
   '--save',
@@ -73,7 +105,8 @@ async function clusterPort(taken: Set<number>): Promise<number> {
 
 /**
  * One master, one replica and three sentinels (quorum 2) on loopback, with
- * short timeouts: a dead master is noticed after 1 s.
+ * short timeouts: a dead master is noticed after 1 s. With `tls` every node
+ * speaks only TLS, sentinels included.
  */
 export class SentinelGroup {
   static readonly MASTER_NAME = 'mymaster';
@@ -89,22 +122,23 @@ export class SentinelGroup {
     return this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
   }
 
-  static async start(): Promise<SentinelGroup> {
+  static async start(options: { tls?: TopologyTls } = {}): Promise<SentinelGroup> {
+    const { tls } = options;
     const dir = tempDir('sentinel');
     const [masterPort, replicaPort, ...sentinelPorts] = await Promise.all(
       Array.from({ length: 5 }, () => getPort({ host: '127.0.0.1' })),
     );
-    if (new Set([masterPort, replicaPort, ...sentinelPorts]).size !== 5) return SentinelGroup.start();
-    const master = await Node.start('redis-server', masterPort!, serverArgs(masterPort!, dir));
-    const replica = await Node.start('redis-server', replicaPort!, [
-      ...serverArgs(replicaPort!, dir),
-      '--replicaof',
-      '127.0.0.1',
-      String(masterPort),
-    ]);
+    if (new Set([masterPort, replicaPort, ...sentinelPorts]).size !== 5) return SentinelGroup.start(options);
+    const master = await Node.start('redis-server', masterPort!, serverArgs(masterPort!, dir, tls), tls);
+    const replica = await Node.start(
+      'redis-server',
+      replicaPort!,
+      [...serverArgs(replicaPort!, dir, tls), '--replicaof', '127.0.0.1', String(masterPort)],
+      tls,
+    );
     await waitFor(
       'the replica in sync',
-      async () => (await info(replicaPort!, 'replication')).includes('master_link_status:up'),
+      async () => (await info(replica.target, 'replication')).includes('master_link_status:up'),
       15_000,
     );
     const sentinels = await Promise.all(
@@ -114,7 +148,7 @@ export class SentinelGroup {
         writeFileSync(
           file,
           [
-            `port ${port}`,
+            ...(tls ? tlsSettings(port!, tls).map(([name, value]) => `${name} ${value}`) : [`port ${port}`]),
             'bind 127.0.0.1',
             `dir ${dir}`,
             `sentinel monitor ${SentinelGroup.MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
@@ -124,7 +158,7 @@ export class SentinelGroup {
             '',
           ].join('\n'),
         );
-        return Node.start('redis-sentinel', port!, [file]);
+        return Node.start('redis-sentinel', port!, [file], tls);
       }),
     );
     const group = new SentinelGroup(master, replica, sentinels);
@@ -133,8 +167,18 @@ export class SentinelGroup {
       'the sentinels to know each other and the replica',
       async () => {
         for (const s of sentinels) {
-          const others = (await redisCommand(s.port, 'SENTINEL', 'SENTINELS', SentinelGroup.MASTER_NAME)) as unknown[];
-          const replicas = (await redisCommand(s.port, 'SENTINEL', 'REPLICAS', SentinelGroup.MASTER_NAME)) as unknown[];
+          const others = (await redisCommand(
+            s.target,
+            'SENTINEL',
+            'SENTINELS',
+            SentinelGroup.MASTER_NAME,
+          )) as unknown[];
+          const replicas = (await redisCommand(
+            s.target,
+            'SENTINEL',
+            'REPLICAS',
+            SentinelGroup.MASTER_NAME,
+          )) as unknown[];
           if (others.length < 2 || replicas.length < 1) return false;
         }
         return true;
@@ -147,7 +191,7 @@ export class SentinelGroup {
   /** The master the sentinels name now. */
   async masterPort(): Promise<number> {
     const [, port] = (await redisCommand(
-      this.sentinels[0]!.port,
+      this.sentinels[0]!.target,
       'SENTINEL',
       'GET-MASTER-ADDR-BY-NAME',
       SentinelGroup.MASTER_NAME,
@@ -166,10 +210,10 @@ export class SentinelGroup {
     await waitFor(
       'the replica promoted',
       async () => {
-        if (!(await info(port, 'replication')).includes('role:master')) return false;
+        if (!(await info(this.replica.target, 'replication')).includes('role:master')) return false;
         for (const s of this.sentinels) {
           const [, named] = (await redisCommand(
-            s.port,
+            s.target,
             'SENTINEL',
             'GET-MASTER-ADDR-BY-NAME',
             SentinelGroup.MASTER_NAME,
