@@ -55,7 +55,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         // A demoted master answers -READONLY: reconnect, which asks the sentinels again.
         reconnectOnError: (err) => err.message.startsWith('READONLY'),
       });
-      if (tls) explainSentinelTls(client, topology.sentinels[0]!, tls, options.onError);
+      if (tls) explainTls(client, 'All sentinels are unreachable', topology.sentinels[0]!, tls, options.onError);
       break;
     case 'cluster':
       client = new Cluster(topology.nodes, {
@@ -81,6 +81,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
           ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) }
           : {}),
       });
+      if (tls) explainTls(client, 'Failed to refresh slots cache', topology.nodes[0]!, tls, options.onError);
       break;
   }
   client.on('error', options.onError);
@@ -91,32 +92,31 @@ const tlsOptions = (tls: RedisTls | undefined): ConnectionOptions | undefined =>
   tls ? (tls.ca ? { ca: tls.ca } : {}) : undefined;
 
 /**
- * ioredis drops the TLS error of a sentinel connection (it reports only "All sentinels are
- * unreachable ... Connection is closed"), so a refused certificate would leave no trace.
- * When no sentinel answers, one handshake of our own with the first says why; each
- * distinct reason is reported once.
+ * ioredis drops the TLS error of the connections it uses to find the nodes (the sentinels',
+ * and a Cluster's slot-map reads): it reports only "All sentinels are unreachable" or
+ * "Failed to refresh slots cache.", so a refused certificate would leave no trace. After
+ * such an error one handshake of our own with the first address says why, each distinct
+ * reason once until the client is ready again (the retries come every 2 s).
  */
-function explainSentinelTls(
-  client: Redis,
-  sentinel: RedisAddress,
+function explainTls(
+  client: RedisClient,
+  trigger: string,
+  address: RedisAddress,
   tls: ConnectionOptions,
   report: (err: Error) => void,
 ) {
-  let reported = '';
+  const seen = new Set<string>();
+  client.on('ready', () => seen.clear());
   client.on('error', (err: Error) => {
-    if (!err.message.startsWith('All sentinels are unreachable')) return;
-    const socket = connect({ ...tls, host: sentinel.host, port: sentinel.port, timeout: 1000 });
+    if (!err.message.startsWith(trigger)) return;
+    const socket = connect({ ...tls, host: address.host, port: address.port, timeout: 1000 });
     socket.once('secureConnect', () => socket.destroy());
     socket.once('timeout', () => socket.destroy());
     socket.once('error', (cause: Error) => {
-      if (cause.message === reported) return;
-      reported = cause.message;
+      if (seen.has(cause.message)) return;
+      seen.add(cause.message);
       report(
-        new VaultgateError(
-          'redis_sentinel_tls',
-          `TLS to sentinel ${sentinel.host}:${sentinel.port} failed: ${cause.message}`,
-          { cause },
-        ),
+        new VaultgateError('redis_tls', `TLS to ${address.host}:${address.port} failed: ${cause.message}`, { cause }),
       );
     });
   });

@@ -236,8 +236,12 @@ export class RedisCluster {
   private constructor(private readonly nodes: Node[]) {}
 
   /** A node to ask about the cluster (one not killed by the tests here: they kill the owner of a key, asked for after). */
-  get port(): number {
-    return this.nodes[0]!.port;
+  get target(): RedisTarget {
+    return this.nodes[0]!.target;
+  }
+
+  private node(port: number): Node {
+    return this.nodes.find((n) => n.port === port)!;
   }
 
   /** REDIS_CLUSTER_NODES's value: every node as a seed. */
@@ -245,29 +249,45 @@ export class RedisCluster {
     return this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
   }
 
-  static async start(): Promise<RedisCluster> {
+  /** With `tls` every node speaks only TLS, the cluster bus included. */
+  static async start(options: { tls?: TopologyTls } = {}): Promise<RedisCluster> {
+    const { tls } = options;
     const dir = tempDir('cluster');
     const taken = new Set<number>();
     const ports: number[] = [];
     for (let i = 0; i < 6; i++) ports.push(await clusterPort(taken));
     const nodes = await Promise.all(
       ports.map((port) =>
-        Node.start('redis-server', port, [
-          ...serverArgs(port, dir),
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          '1000',
-        ]),
+        Node.start(
+          'redis-server',
+          port,
+          [
+            ...serverArgs(port, dir, tls),
+            ...(tls ? ['--tls-cluster', 'yes'] : []),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '1000',
+          ],
+          tls,
+        ),
       ),
     );
     const cluster = new RedisCluster(nodes);
     try {
       await run(
         'redis-cli',
-        ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+        [
+          ...(tls ? ['--tls', '--cacert', tls.ca] : []),
+          '--cluster',
+          'create',
+          ...ports.map((p) => `127.0.0.1:${p}`),
+          '--cluster-replicas',
+          '1',
+          '--cluster-yes',
+        ],
         { timeout: 30_000 },
       );
       await cluster.waitForHealthy(nodes);
@@ -284,14 +304,14 @@ export class RedisCluster {
       'the cluster ok',
       async () => {
         for (const n of nodes) {
-          const text = String(await redisCommand(n.port, 'CLUSTER', 'INFO'));
+          const text = String(await redisCommand(n.target, 'CLUSTER', 'INFO'));
           if (
             !text.includes('cluster_state:ok') ||
             !text.includes('cluster_slots_ok:16384') ||
             !text.includes('cluster_known_nodes:6')
           )
             return false;
-          const replication = await info(n.port, 'replication');
+          const replication = await info(n.target, 'replication');
           if (!replication.includes('role:master') && !replication.includes('master_link_status:up')) return false;
         }
         return true;
@@ -302,8 +322,8 @@ export class RedisCluster {
 
   /** The node serving a key now (the master of its slot), and the replica of that master. */
   async ownerOf(key: string): Promise<{ master: number; replica: number }> {
-    const slot = Number(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'KEYSLOT', key));
-    const lines = String(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'NODES'))
+    const slot = Number(await redisCommand(this.target, 'CLUSTER', 'KEYSLOT', key));
+    const lines = String(await redisCommand(this.target, 'CLUSTER', 'NODES'))
       .trim()
       .split('\n')
       .map((l) => l.split(' '));
@@ -326,8 +346,8 @@ export class RedisCluster {
       this.nodes
         .filter((n) => !n.killed)
         .map(async (n) =>
-          (await info(n.port, 'replication')).includes('role:master')
-            ? ((await redisCommand(n.port, 'KEYS', '*')) as string[])
+          (await info(n.target, 'replication')).includes('role:master')
+            ? ((await redisCommand(n.target, 'KEYS', '*')) as string[])
             : [],
         ),
     );
@@ -335,14 +355,14 @@ export class RedisCluster {
   }
 
   kill(port: number): void {
-    this.nodes.find((n) => n.port === port)!.kill();
+    this.node(port).kill();
   }
 
   /** Resolves once `replica` is a master and the surviving nodes say the cluster is ok again. */
   async waitForTakeover(replica: number, dead: number, timeoutMs = 30_000): Promise<void> {
     await waitFor(
       'the replica to take over',
-      async () => (await info(replica, 'replication')).includes('role:master'),
+      async () => (await info(this.node(replica).target, 'replication')).includes('role:master'),
       timeoutMs,
     );
     const alive = this.nodes.filter((n) => n.port !== dead);
@@ -350,7 +370,7 @@ export class RedisCluster {
       'the cluster ok again',
       async () => {
         for (const n of alive) {
-          if (!String(await redisCommand(n.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+          if (!String(await redisCommand(n.target, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
         }
         return true;
       },

@@ -210,8 +210,7 @@ test.serial(
       }
       await waitFor(
         'the refused certificate in the log',
-        async () =>
-          gateway.logs.some((l) => /"error":"TLS to sentinel 127\.0\.0\.1:\d+ failed: [^"]*certificate/.test(l)),
+        async () => gateway.logs.some((l) => /"error":"TLS to 127\.0\.0\.1:\d+ failed: [^"]*certificate/.test(l)),
         15_000,
       );
       t.false(await redisOk(gateway));
@@ -231,7 +230,7 @@ test.serial(
     const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
     t.is(cached.length, 2, 'both paths cached');
     const slots = await Promise.all(
-      cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))),
+      cached.map(async (k) => Number(await redisCommand(cluster.target, 'CLUSTER', 'KEYSLOT', k))),
     );
     t.not(slots[0], slots[1], "the step's entries are in different slots (a multi-key MGET would be refused)");
     await servedFromCache(t, gateway);
@@ -249,5 +248,44 @@ test.serial(
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, () => cluster.keys());
     t.true(window.requests >= 2);
+  },
+);
+
+test.serial('Cluster over TLS (REDIS_TLS, REDIS_CA_FILE): every node and the cluster bus on TLS only', async (t) => {
+  const cluster = await RedisCluster.start({ tls: NODE_TLS });
+  t.teardown(() => cluster.stop());
+  const gateway = await start({
+    REDIS_CLUSTER_NODES: cluster.addresses,
+    REDIS_TLS: 'true',
+    REDIS_CA_FILE: NODE_TLS.ca,
+  });
+  await waitFor('vaultgate connected to the TLS cluster', () => redisOk(gateway), 15_000);
+
+  t.is((await request(gateway)).status, 200);
+  t.is((await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:')).length, 2, 'both paths cached');
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, () => cluster.keys());
+});
+
+test.serial(
+  'Cluster over TLS: certificates from a CA vaultgate does not trust are refused; Vault still answers',
+  async (t) => {
+    const cluster = await RedisCluster.start({ tls: NODE_TLS });
+    t.teardown(() => cluster.stop());
+    const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses, REDIS_TLS: 'true', REDIS_CA_FILE: OTHER_CA });
+    for (let i = 0; i < 2; i++) {
+      const before = kvReads();
+      const { status, body } = await request(gateway);
+      t.is(status, 200);
+      t.deepEqual(body, EXPECTED, 'the whole map, from Vault');
+      t.true(kvReads() > before, 'read from Vault: Redis bypassed');
+    }
+    await waitFor(
+      'the refused certificate in the log',
+      async () => gateway.logs.some((l) => /"error":"TLS to 127\.0\.0\.1:\d+ failed: [^"]*certificate/.test(l)),
+      15_000,
+    );
+    t.false(await redisOk(gateway));
+    t.deepEqual(await cluster.keys(), [], 'nothing reached Redis');
   },
 );
