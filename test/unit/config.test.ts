@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -294,13 +294,16 @@ test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the ca
   );
 });
 
+/** The one problem of a Redis configuration (with a valid cache key), checked to be alone. */
+function oneRedisProblem(t: ExecutionContext, env: Record<string, string>): string {
+  const found = problems({ ...valid, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 2).toString('base64'), ...env });
+  t.is(found.length, 1, found.join('\n'));
+  return found[0]!;
+}
+
 test('bad Redis combinations name the variable and the fix', (t) => {
   const KEY = Buffer.alloc(32, 2).toString('base64');
-  const only = (env: Record<string, string>) => {
-    const found = problems({ ...valid, VAULTGATE_CACHE_KEY: KEY, ...env });
-    t.is(found.length, 1, found.join('\n'));
-    return found[0]!;
-  };
+  const only = (env: Record<string, string>) => oneRedisProblem(t, env);
   t.regex(
     only({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'n1:7000' }),
     /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL;.*keep one/,
@@ -360,11 +363,7 @@ test('TLS to a Sentinel group or Cluster: REDIS_TLS, and REDIS_CA_FILE read at s
   t.deepEqual(redis({ REDIS_URL: 'rediss://r:6380', REDIS_CA_FILE: caFile })?.tls, { ca: Buffer.from(pem) });
   t.is(redis({ REDIS_URL: 'rediss://r:6380' })?.tls, undefined);
 
-  const only = (env: Record<string, string>) => {
-    const found = problems({ ...valid, VAULTGATE_CACHE_KEY: KEY, ...env });
-    t.is(found.length, 1, found.join('\n'));
-    return found[0]!;
-  };
+  const only = (env: Record<string, string>) => oneRedisProblem(t, env);
   t.regex(
     only({ REDIS_URL: 'redis://r:6379', REDIS_TLS: 'true' }),
     /^REDIS_TLS: not used with REDIS_URL;.*use rediss:\/\/host:6379 and remove REDIS_TLS/,
