@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { MountAllowList } from '../secrets/mounts.js';
 import { forbiddenPrefix } from '../secrets/reference.js';
@@ -191,10 +192,11 @@ export interface RedisAddress {
  * Where Redis is: one node (REDIS_URL), a Sentinel group (REDIS_SENTINELS and
  * REDIS_SENTINEL_MASTER), or a Cluster (REDIS_CLUSTER_NODES, its seed nodes).
  * Only one of them; REDIS_USERNAME and REDIS_PASSWORD are the data nodes' ACL
- * login in the last two (a single node's is in its URL).
+ * login in the last two (a single node's is in its URL). `tls` is set when the
+ * connections are TLS (REDIS_TLS, or a single node's rediss:// with REDIS_CA_FILE).
  */
 export type RedisTopology =
-  | { mode: 'single'; url: string }
+  | { mode: 'single'; url: string; tls: RedisTls | undefined }
   | {
       mode: 'sentinel';
       sentinels: RedisAddress[];
@@ -202,8 +204,21 @@ export type RedisTopology =
       sentinelPassword: string | undefined;
       username: string | undefined;
       password: string | undefined;
+      tls: RedisTls | undefined;
     }
-  | { mode: 'cluster'; nodes: RedisAddress[]; username: string | undefined; password: string | undefined };
+  | {
+      mode: 'cluster';
+      nodes: RedisAddress[];
+      username: string | undefined;
+      password: string | undefined;
+      tls: RedisTls | undefined;
+    };
+
+/** TLS to every Redis node; without a CA the system's trusted CAs check the nodes' certificates. */
+export interface RedisTls {
+  /** PEM of the CA that signed the nodes' certificates (REDIS_CA_FILE's content, read at start). */
+  ca: Buffer | undefined;
+}
 
 const list = (value: string) =>
   value
@@ -384,6 +399,8 @@ const env = z.object({
   REDIS_CLUSTER_NODES: z.string().optional(),
   REDIS_USERNAME: z.string().optional(),
   REDIS_PASSWORD: z.string().optional(),
+  REDIS_TLS: bool.default(false),
+  REDIS_CA_FILE: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
   VAULTGATE_CACHE_STALE_IF_ERROR: whole(0, 0, 86400, ' of seconds'),
@@ -424,6 +441,54 @@ function redisAddresses(name: string, value: string, problems: string[]): RedisA
   return addresses;
 }
 
+/**
+ * REDIS_TLS (Sentinel, Cluster) or rediss:// (one node) turns TLS on; REDIS_CA_FILE
+ * is read here so a wrong path stops the start, not the first request.
+ */
+function redisTls(e: Env, problems: string[]): RedisTls | undefined {
+  const single = e.REDIS_URL !== undefined && e.REDIS_URL !== '';
+  const rediss = single && e.REDIS_URL!.startsWith('rediss://');
+  if (e.REDIS_TLS && single) {
+    problems.push(
+      'REDIS_TLS: not used with REDIS_URL; a single node gets TLS from its URL: use rediss://host:6379 and remove REDIS_TLS',
+    );
+    return undefined;
+  }
+  if (e.REDIS_CA_FILE && !e.REDIS_TLS && !rediss) {
+    problems.push(
+      single
+        ? 'REDIS_CA_FILE: only used with TLS; use a rediss:// REDIS_URL or remove REDIS_CA_FILE'
+        : 'REDIS_CA_FILE: only used with TLS; set REDIS_TLS=true (with REDIS_SENTINELS or REDIS_CLUSTER_NODES) or remove REDIS_CA_FILE',
+    );
+    return undefined;
+  }
+  if (e.REDIS_TLS && !e.REDIS_SENTINELS && !e.REDIS_CLUSTER_NODES) {
+    problems.push(
+      'REDIS_TLS: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES; set one of them or remove REDIS_TLS',
+    );
+    return undefined;
+  }
+  if (!e.REDIS_TLS && !e.REDIS_CA_FILE) return undefined;
+  let ca: Buffer | undefined;
+  if (e.REDIS_CA_FILE) {
+    try {
+      ca = readFileSync(e.REDIS_CA_FILE);
+    } catch (err) {
+      problems.push(
+        `REDIS_CA_FILE: cannot read ${e.REDIS_CA_FILE} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of the PEM file of the CA that signed the Redis nodes' certificates`,
+      );
+      return undefined;
+    }
+    if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
+      problems.push(
+        `REDIS_CA_FILE: ${e.REDIS_CA_FILE} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's certificate in PEM`,
+      );
+      return undefined;
+    }
+  }
+  return { ca };
+}
+
 /** One Redis mode, never two: a deployment half-moved to Sentinel or Cluster says so. */
 function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
   const set = REDIS_MODES.filter((name) => e[name]);
@@ -434,6 +499,7 @@ function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
     return undefined;
   }
   const before = problems.length;
+  const tls = redisTls(e, problems);
   if (e.REDIS_SENTINEL_MASTER && !e.REDIS_SENTINELS)
     problems.push(
       'REDIS_SENTINEL_MASTER: only used with REDIS_SENTINELS; set REDIS_SENTINELS=host:port,... or remove it',
@@ -455,7 +521,7 @@ function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
   }
   if (e.REDIS_URL) {
     if (!/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
-    return problems.length === before ? { mode: 'single', url: e.REDIS_URL } : undefined;
+    return problems.length === before ? { mode: 'single', url: e.REDIS_URL, tls } : undefined;
   }
   if (e.REDIS_SENTINELS) {
     const sentinels = redisAddresses('REDIS_SENTINELS', e.REDIS_SENTINELS, problems);
@@ -472,12 +538,13 @@ function redisTopology(e: Env, problems: string[]): RedisTopology | undefined {
       sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
       username: e.REDIS_USERNAME,
       password: e.REDIS_PASSWORD,
+      tls,
     };
   }
   if (e.REDIS_CLUSTER_NODES) {
     const nodes = redisAddresses('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES, problems);
     if (problems.length > before) return undefined;
-    return { mode: 'cluster', nodes, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
+    return { mode: 'cluster', nodes, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls };
   }
   return undefined;
 }

@@ -1,15 +1,26 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import getPort, { portNumbers } from 'get-port';
 import { launch, stopProcess, tempDir, waitFor } from './processes.js';
-import { redisCommand } from './redis.js';
+import { redisCommand, type RedisTarget } from './redis.js';
 
 const run = promisify(execFile);
 
-const info = async (port: number, section: string) => String(await redisCommand(port, 'INFO', section));
+const info = async (target: RedisTarget, section: string) => String(await redisCommand(target, 'INFO', section));
+
+/**
+ * Every node of a topology on TLS only: its certificate and key (one for all, for
+ * 127.0.0.1), and the CA that signed it, which the nodes also check each other with.
+ */
+export interface TopologyTls {
+  cert: string;
+  key: string;
+  ca: string;
+}
 
 /** A redis-server or redis-sentinel on loopback, killed with SIGKILL when a test wants a crash. */
 class Node {
@@ -17,15 +28,26 @@ class Node {
 
   private constructor(
     readonly port: number,
+    private readonly tls: ConnectionOptions | undefined,
     readonly child: ChildProcess,
     readonly output: () => string,
   ) {}
 
-  static async start(command: 'redis-server' | 'redis-sentinel', port: number, args: string[]): Promise<Node> {
+  /** Where a test's own commands go (over TLS to a TLS node). */
+  get target(): RedisTarget {
+    return this.tls ? { port: this.port, tls: this.tls } : this.port;
+  }
+
+  static async start(
+    command: 'redis-server' | 'redis-sentinel',
+    port: number,
+    args: string[],
+    tls?: TopologyTls,
+  ): Promise<Node> {
     const { child, output } = launch(command, args, {}, ['stdout', 'stderr']);
-    const node = new Node(port, child, output);
+    const node = new Node(port, tls ? { ca: readFileSync(tls.ca) } : undefined, child, output);
     // Ours: the process id that answers on the port is our child's.
-    const ours = async () => (await info(port, 'server')).includes(`process_id:${child.pid}\r`);
+    const ours = async () => (await info(node.target, 'server')).includes(`process_id:${child.pid}\r`);
     await waitFor(`${command} on ${port}`, ours, 15_000, child).catch((err: Error) => {
       child.kill('SIGKILL');
       throw new Error(`${err.message}\n${output()}`);
@@ -43,10 +65,20 @@ class Node {
   }
 }
 
+/** Settings of a TLS-only node (sentinel or server): no plain port, TLS between the nodes too. */
+const tlsSettings = (port: number, tls: TopologyTls): Array<[string, string]> => [
+  ['port', '0'],
+  ['tls-port', String(port)],
+  ['tls-cert-file', tls.cert],
+  ['tls-key-file', tls.key],
+  ['tls-ca-cert-file', tls.ca],
+  ['tls-auth-clients', 'no'],
+  ['tls-replication', 'yes'],
+];
+
 // No 5 s wait before a replica's first (diskless) sync: a replica that never synced cannot take over.
-const serverArgs = (port: number, dir: string) => [
-  '--port',
-  String(port),
+const serverArgs = (port: number, dir: string, tls?: TopologyTls) => [
+  ...(tls ? tlsSettings(port, tls).flatMap(([name, value]) => [`--${name}`, value]) : ['--port', String(port)]),
   '--bind',
   '127.0.0.1',
   '--save',
@@ -73,7 +105,8 @@ async function clusterPort(taken: Set<number>): Promise<number> {
 
 /**
  * One master, one replica and three sentinels (quorum 2) on loopback, with
- * short timeouts: a dead master is noticed after 1 s.
+ * short timeouts: a dead master is noticed after 1 s. With `tls` every node
+ * speaks only TLS, sentinels included.
  */
 export class SentinelGroup {
   static readonly MASTER_NAME = 'mymaster';
@@ -89,22 +122,23 @@ export class SentinelGroup {
     return this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
   }
 
-  static async start(): Promise<SentinelGroup> {
+  static async start(options: { tls?: TopologyTls } = {}): Promise<SentinelGroup> {
+    const { tls } = options;
     const dir = tempDir('sentinel');
     const [masterPort, replicaPort, ...sentinelPorts] = await Promise.all(
       Array.from({ length: 5 }, () => getPort({ host: '127.0.0.1' })),
     );
-    if (new Set([masterPort, replicaPort, ...sentinelPorts]).size !== 5) return SentinelGroup.start();
-    const master = await Node.start('redis-server', masterPort!, serverArgs(masterPort!, dir));
-    const replica = await Node.start('redis-server', replicaPort!, [
-      ...serverArgs(replicaPort!, dir),
-      '--replicaof',
-      '127.0.0.1',
-      String(masterPort),
-    ]);
+    if (new Set([masterPort, replicaPort, ...sentinelPorts]).size !== 5) return SentinelGroup.start(options);
+    const master = await Node.start('redis-server', masterPort!, serverArgs(masterPort!, dir, tls), tls);
+    const replica = await Node.start(
+      'redis-server',
+      replicaPort!,
+      [...serverArgs(replicaPort!, dir, tls), '--replicaof', '127.0.0.1', String(masterPort)],
+      tls,
+    );
     await waitFor(
       'the replica in sync',
-      async () => (await info(replicaPort!, 'replication')).includes('master_link_status:up'),
+      async () => (await info(replica.target, 'replication')).includes('master_link_status:up'),
       15_000,
     );
     const sentinels = await Promise.all(
@@ -114,7 +148,7 @@ export class SentinelGroup {
         writeFileSync(
           file,
           [
-            `port ${port}`,
+            ...(tls ? tlsSettings(port!, tls).map(([name, value]) => `${name} ${value}`) : [`port ${port}`]),
             'bind 127.0.0.1',
             `dir ${dir}`,
             `sentinel monitor ${SentinelGroup.MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
@@ -124,7 +158,7 @@ export class SentinelGroup {
             '',
           ].join('\n'),
         );
-        return Node.start('redis-sentinel', port!, [file]);
+        return Node.start('redis-sentinel', port!, [file], tls);
       }),
     );
     const group = new SentinelGroup(master, replica, sentinels);
@@ -133,8 +167,18 @@ export class SentinelGroup {
       'the sentinels to know each other and the replica',
       async () => {
         for (const s of sentinels) {
-          const others = (await redisCommand(s.port, 'SENTINEL', 'SENTINELS', SentinelGroup.MASTER_NAME)) as unknown[];
-          const replicas = (await redisCommand(s.port, 'SENTINEL', 'REPLICAS', SentinelGroup.MASTER_NAME)) as unknown[];
+          const others = (await redisCommand(
+            s.target,
+            'SENTINEL',
+            'SENTINELS',
+            SentinelGroup.MASTER_NAME,
+          )) as unknown[];
+          const replicas = (await redisCommand(
+            s.target,
+            'SENTINEL',
+            'REPLICAS',
+            SentinelGroup.MASTER_NAME,
+          )) as unknown[];
           if (others.length < 2 || replicas.length < 1) return false;
         }
         return true;
@@ -147,7 +191,7 @@ export class SentinelGroup {
   /** The master the sentinels name now. */
   async masterPort(): Promise<number> {
     const [, port] = (await redisCommand(
-      this.sentinels[0]!.port,
+      this.sentinels[0]!.target,
       'SENTINEL',
       'GET-MASTER-ADDR-BY-NAME',
       SentinelGroup.MASTER_NAME,
@@ -166,10 +210,10 @@ export class SentinelGroup {
     await waitFor(
       'the replica promoted',
       async () => {
-        if (!(await info(port, 'replication')).includes('role:master')) return false;
+        if (!(await info(this.replica.target, 'replication')).includes('role:master')) return false;
         for (const s of this.sentinels) {
           const [, named] = (await redisCommand(
-            s.port,
+            s.target,
             'SENTINEL',
             'GET-MASTER-ADDR-BY-NAME',
             SentinelGroup.MASTER_NAME,
@@ -192,8 +236,12 @@ export class RedisCluster {
   private constructor(private readonly nodes: Node[]) {}
 
   /** A node to ask about the cluster (one not killed by the tests here: they kill the owner of a key, asked for after). */
-  get port(): number {
-    return this.nodes[0]!.port;
+  get target(): RedisTarget {
+    return this.nodes[0]!.target;
+  }
+
+  private node(port: number): Node {
+    return this.nodes.find((n) => n.port === port)!;
   }
 
   /** REDIS_CLUSTER_NODES's value: every node as a seed. */
@@ -201,29 +249,45 @@ export class RedisCluster {
     return this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
   }
 
-  static async start(): Promise<RedisCluster> {
+  /** With `tls` every node speaks only TLS, the cluster bus included. */
+  static async start(options: { tls?: TopologyTls } = {}): Promise<RedisCluster> {
+    const { tls } = options;
     const dir = tempDir('cluster');
     const taken = new Set<number>();
     const ports: number[] = [];
     for (let i = 0; i < 6; i++) ports.push(await clusterPort(taken));
     const nodes = await Promise.all(
       ports.map((port) =>
-        Node.start('redis-server', port, [
-          ...serverArgs(port, dir),
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          '1000',
-        ]),
+        Node.start(
+          'redis-server',
+          port,
+          [
+            ...serverArgs(port, dir, tls),
+            ...(tls ? ['--tls-cluster', 'yes'] : []),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '1000',
+          ],
+          tls,
+        ),
       ),
     );
     const cluster = new RedisCluster(nodes);
     try {
       await run(
         'redis-cli',
-        ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+        [
+          ...(tls ? ['--tls', '--cacert', tls.ca] : []),
+          '--cluster',
+          'create',
+          ...ports.map((p) => `127.0.0.1:${p}`),
+          '--cluster-replicas',
+          '1',
+          '--cluster-yes',
+        ],
         { timeout: 30_000 },
       );
       await cluster.waitForHealthy(nodes);
@@ -240,14 +304,14 @@ export class RedisCluster {
       'the cluster ok',
       async () => {
         for (const n of nodes) {
-          const text = String(await redisCommand(n.port, 'CLUSTER', 'INFO'));
+          const text = String(await redisCommand(n.target, 'CLUSTER', 'INFO'));
           if (
             !text.includes('cluster_state:ok') ||
             !text.includes('cluster_slots_ok:16384') ||
             !text.includes('cluster_known_nodes:6')
           )
             return false;
-          const replication = await info(n.port, 'replication');
+          const replication = await info(n.target, 'replication');
           if (!replication.includes('role:master') && !replication.includes('master_link_status:up')) return false;
         }
         return true;
@@ -258,8 +322,8 @@ export class RedisCluster {
 
   /** The node serving a key now (the master of its slot), and the replica of that master. */
   async ownerOf(key: string): Promise<{ master: number; replica: number }> {
-    const slot = Number(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'KEYSLOT', key));
-    const lines = String(await redisCommand(this.nodes[0]!.port, 'CLUSTER', 'NODES'))
+    const slot = Number(await redisCommand(this.target, 'CLUSTER', 'KEYSLOT', key));
+    const lines = String(await redisCommand(this.target, 'CLUSTER', 'NODES'))
       .trim()
       .split('\n')
       .map((l) => l.split(' '));
@@ -282,8 +346,8 @@ export class RedisCluster {
       this.nodes
         .filter((n) => !n.killed)
         .map(async (n) =>
-          (await info(n.port, 'replication')).includes('role:master')
-            ? ((await redisCommand(n.port, 'KEYS', '*')) as string[])
+          (await info(n.target, 'replication')).includes('role:master')
+            ? ((await redisCommand(n.target, 'KEYS', '*')) as string[])
             : [],
         ),
     );
@@ -291,14 +355,14 @@ export class RedisCluster {
   }
 
   kill(port: number): void {
-    this.nodes.find((n) => n.port === port)!.kill();
+    this.node(port).kill();
   }
 
   /** Resolves once `replica` is a master and the surviving nodes say the cluster is ok again. */
   async waitForTakeover(replica: number, dead: number, timeoutMs = 30_000): Promise<void> {
     await waitFor(
       'the replica to take over',
-      async () => (await info(replica, 'replication')).includes('role:master'),
+      async () => (await info(this.node(replica).target, 'replication')).includes('role:master'),
       timeoutMs,
     );
     const alive = this.nodes.filter((n) => n.port !== dead);
@@ -306,7 +370,7 @@ export class RedisCluster {
       'the cluster ok again',
       async () => {
         for (const n of alive) {
-          if (!String(await redisCommand(n.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+          if (!String(await redisCommand(n.target, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
         }
         return true;
       },

@@ -1,13 +1,23 @@
 import type { ChildProcess } from 'node:child_process';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import getPort from 'get-port';
 import { launch, startOnFreePort, stopProcess, waitFor } from './processes.js';
 
+/** A loopback Redis port, and the TLS options when it speaks only TLS. */
+export type RedisTarget = number | { port: number; tls: ConnectionOptions | undefined };
+
 /** One command on a short-lived connection to a loopback port (Buffers for raw values). */
-export async function redisCommand(port: number, name: string, ...args: Array<string | Buffer>): Promise<unknown> {
+export async function redisCommand(
+  target: RedisTarget,
+  name: string,
+  ...args: Array<string | Buffer>
+): Promise<unknown> {
+  const { port, tls } = typeof target === 'number' ? { port: target, tls: undefined } : target;
   const client = new Redis({
     port,
     host: '127.0.0.1',
+    ...(tls ? { tls } : {}),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,

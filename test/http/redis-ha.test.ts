@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
   findLeaks,
@@ -9,8 +10,9 @@ import {
   startVaultAndIssuer,
   type Gateway,
 } from '../helpers/fixture.js';
-import { redisCommand } from '../helpers/redis.js';
-import { RedisCluster, SentinelGroup } from '../helpers/redis-topology.js';
+import { tempDir, waitFor } from '../helpers/processes.js';
+import { redisCommand, type RedisTarget } from '../helpers/redis.js';
+import { RedisCluster, SentinelGroup, type TopologyTls } from '../helpers/redis-topology.js';
 import { TestVault } from '../helpers/vault.js';
 
 // One Vault and issuer; each test brings up its own Redis topology, crashes a
@@ -33,6 +35,14 @@ test.after.always(async () => {
 test.after('no log line of these runs holds a seeded secret', (t) => {
   t.deepEqual(findLeaks(gateways.flatMap((g) => g.logs)), []);
 });
+
+const keysOn = (target: RedisTarget) => async () => (await redisCommand(target, 'KEYS', '*')) as string[];
+
+/** A CA for the TLS topologies (a self-signed certificate for 127.0.0.1 is its own CA), and one that signed nothing here. */
+const certs = tempDir('redis-tls');
+const nodesCa = selfSignedCertificate(certs, 'redis-nodes');
+const NODE_TLS: TopologyTls = { ...nodesCa, ca: nodesCa.cert };
+const OTHER_CA = selfSignedCertificate(certs, 'another-ca').cert;
 
 const kvReads = () => vault.auditedPaths().filter((p) => p.startsWith('kv/data/')).length;
 
@@ -140,24 +150,89 @@ test.serial(
     const group = await SentinelGroup.start();
     t.teardown(() => group.stop());
     const gateway = await start({ REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME });
-    const keysOn = (port: number) => async () => (await redisCommand(port, 'KEYS', '*')) as string[];
 
     t.is((await request(gateway)).status, 200);
     await readUnderTheLock(t, gateway, keysOn(group.master.port));
     await servedFromCache(t, gateway);
-    await useLimitHolds(t, gateway, keysOn(group.master.port));
+    await useLimitHolds(t, gateway, keysOn(group.master.target));
 
     const window = await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
     t.is(await group.masterPort(), group.replica.port);
 
     await servedFromCache(t, gateway);
-    await useLimitHolds(t, gateway, keysOn(group.replica.port));
+    await useLimitHolds(t, gateway, keysOn(group.replica.target));
     t.regex(
       await (await fetch(`${gateway.url}/metrics`)).text(),
       /vaultgate_cache_errors_total\{operation="[a-z]+"\} [1-9]/,
       'the bypass was counted',
     );
     t.true(window.requests >= 2);
+  },
+);
+
+const redisOk = async (gateway: Gateway) =>
+  ((await (await fetch(`${gateway.url}/readyz`)).json()) as { checks: { redis: string } }).checks.redis === 'ok';
+
+/** Redis's certificate refused: every request is answered from Vault, whole, and the log says why. */
+async function refusedButAnswered(t: ExecutionContext, gateway: Gateway): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const before = kvReads();
+    const { status, body } = await request(gateway);
+    t.is(status, 200);
+    t.deepEqual(body, EXPECTED, 'the whole map, from Vault');
+    t.true(kvReads() > before, 'read from Vault: Redis bypassed');
+  }
+  await waitFor(
+    'the refused certificate in the log',
+    async () => gateway.logs.some((l) => /"error":"TLS to 127\.0\.0\.1:\d+ failed: [^"]*certificate/.test(l)),
+    15_000,
+  );
+  t.false(await redisOk(gateway));
+}
+
+test.serial(
+  'Sentinel over TLS (REDIS_TLS, REDIS_CA_FILE): sentinels and data nodes on TLS only, the cache works through a failover',
+  async (t) => {
+    const group = await SentinelGroup.start({ tls: NODE_TLS });
+    t.teardown(() => group.stop());
+    const gateway = await start({
+      REDIS_SENTINELS: group.addresses,
+      REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME,
+      REDIS_TLS: 'true',
+      REDIS_CA_FILE: NODE_TLS.ca,
+    });
+    await waitFor('vaultgate connected to the TLS master', () => redisOk(gateway), 15_000);
+
+    t.is((await request(gateway)).status, 200);
+    await servedFromCache(t, gateway);
+    t.true(
+      (await keysOn(group.master.target)()).some((k) => k.startsWith('vaultgate:v2:')),
+      'cached on the master',
+    );
+
+    // After a failover the sentinels (over TLS) name the replica, and vaultgate reaches it over TLS too.
+    await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
+    await servedFromCache(t, gateway);
+    await useLimitHolds(t, gateway, keysOn(group.replica.target));
+  },
+);
+
+test.serial(
+  "Sentinel over TLS: nodes' certificates from a CA vaultgate does not trust are refused; Vault still answers",
+  async (t) => {
+    const group = await SentinelGroup.start({ tls: NODE_TLS });
+    t.teardown(() => group.stop());
+    const base = {
+      REDIS_SENTINELS: group.addresses,
+      REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME,
+      REDIS_TLS: 'true',
+    };
+    // Another CA, and none (the system's CAs, which did not sign these certificates either).
+    for (const extra of [{ REDIS_CA_FILE: OTHER_CA }, {}] as Array<Record<string, string>>) {
+      const gateway = await start({ ...base, ...extra });
+      await refusedButAnswered(t, gateway);
+    }
+    t.deepEqual(await keysOn(group.master.target)(), [], 'nothing reached Redis');
   },
 );
 
@@ -172,7 +247,7 @@ test.serial(
     const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
     t.is(cached.length, 2, 'both paths cached');
     const slots = await Promise.all(
-      cached.map(async (k) => Number(await redisCommand(cluster.port, 'CLUSTER', 'KEYSLOT', k))),
+      cached.map(async (k) => Number(await redisCommand(cluster.target, 'CLUSTER', 'KEYSLOT', k))),
     );
     t.not(slots[0], slots[1], "the step's entries are in different slots (a multi-key MGET would be refused)");
     await readUnderTheLock(t, gateway, () => cluster.keys());
@@ -191,5 +266,32 @@ test.serial(
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, () => cluster.keys());
     t.true(window.requests >= 2);
+  },
+);
+
+test.serial('Cluster over TLS (REDIS_TLS, REDIS_CA_FILE): every node and the cluster bus on TLS only', async (t) => {
+  const cluster = await RedisCluster.start({ tls: NODE_TLS });
+  t.teardown(() => cluster.stop());
+  const gateway = await start({
+    REDIS_CLUSTER_NODES: cluster.addresses,
+    REDIS_TLS: 'true',
+    REDIS_CA_FILE: NODE_TLS.ca,
+  });
+  await waitFor('vaultgate connected to the TLS cluster', () => redisOk(gateway), 15_000);
+
+  t.is((await request(gateway)).status, 200);
+  t.is((await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:')).length, 2, 'both paths cached');
+  await servedFromCache(t, gateway);
+  await useLimitHolds(t, gateway, () => cluster.keys());
+});
+
+test.serial(
+  'Cluster over TLS: certificates from a CA vaultgate does not trust are refused; Vault still answers',
+  async (t) => {
+    const cluster = await RedisCluster.start({ tls: NODE_TLS });
+    t.teardown(() => cluster.stop());
+    const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses, REDIS_TLS: 'true', REDIS_CA_FILE: OTHER_CA });
+    await refusedButAnswered(t, gateway);
+    t.deepEqual(await cluster.keys(), [], 'nothing reached Redis');
   },
 );

@@ -1,4 +1,7 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
 import { usableCpus } from '../../src/config/cpus.js';
 
@@ -230,7 +233,7 @@ test('the Redis cache needs a 32-byte base64 key', (t) => {
   const key = Buffer.alloc(32, 1);
   t.deepEqual(
     loadConfig({ ...valid, REDIS_URL: 'redis://r:6379', VAULTGATE_CACHE_KEY: key.toString('base64') }).cache.redis,
-    { mode: 'single', url: 'redis://r:6379', key },
+    { mode: 'single', url: 'redis://r:6379', tls: undefined, key },
   );
 });
 
@@ -257,6 +260,7 @@ test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the ca
       sentinelPassword: 'sp',
       username: undefined,
       password: 'p',
+      tls: undefined,
       key,
     },
   );
@@ -276,6 +280,7 @@ test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the ca
       ],
       username: 'vg',
       password: 'p',
+      tls: undefined,
       key,
     },
   );
@@ -289,13 +294,16 @@ test('Redis as a Sentinel group or a Cluster: one mode, parsed addresses, the ca
   );
 });
 
+/** The one problem of a Redis configuration (with a valid cache key), checked to be alone. */
+function oneRedisProblem(t: ExecutionContext, env: Record<string, string>): string {
+  const found = problems({ ...valid, VAULTGATE_CACHE_KEY: Buffer.alloc(32, 2).toString('base64'), ...env });
+  t.is(found.length, 1, found.join('\n'));
+  return found[0]!;
+}
+
 test('bad Redis combinations name the variable and the fix', (t) => {
   const KEY = Buffer.alloc(32, 2).toString('base64');
-  const only = (env: Record<string, string>) => {
-    const found = problems({ ...valid, VAULTGATE_CACHE_KEY: KEY, ...env });
-    t.is(found.length, 1, found.join('\n'));
-    return found[0]!;
-  };
+  const only = (env: Record<string, string>) => oneRedisProblem(t, env);
   t.regex(
     only({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'n1:7000' }),
     /^REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL;.*keep one/,
@@ -334,6 +342,52 @@ test('bad Redis combinations name the variable and the fix', (t) => {
   t.regex(
     problems({ ...valid, VAULTGATE_CACHE_KEY: KEY })[0]!,
     /^VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL \(or REDIS_SENTINELS, or REDIS_CLUSTER_NODES\)/,
+  );
+});
+
+test('TLS to a Sentinel group or Cluster: REDIS_TLS, and REDIS_CA_FILE read at start', (t) => {
+  const KEY = Buffer.alloc(32, 3).toString('base64');
+  const dir = mkdtempSync(join(tmpdir(), 'vaultgate-config-'));
+  const caFile = join(dir, 'ca.pem');
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeFileSync(caFile, pem);
+  const notPem = join(dir, 'key.txt');
+  writeFileSync(notPem, 'not a certificate');
+  const sentinel = { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm', VAULTGATE_CACHE_KEY: KEY };
+  const redis = (env: Record<string, string>) => loadConfig({ ...valid, VAULTGATE_CACHE_KEY: KEY, ...env }).cache.redis;
+
+  t.deepEqual(redis({ ...sentinel, REDIS_TLS: 'true', REDIS_CA_FILE: caFile })?.tls, { ca: Buffer.from(pem) });
+  t.deepEqual(redis({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_TLS: 'true' })?.tls, { ca: undefined }, 'system CAs');
+  t.is(redis({ ...sentinel, REDIS_TLS: 'false' })?.tls, undefined);
+  // A single node's TLS is its rediss:// URL; REDIS_CA_FILE then names the CA that signed its certificate.
+  t.deepEqual(redis({ REDIS_URL: 'rediss://r:6380', REDIS_CA_FILE: caFile })?.tls, { ca: Buffer.from(pem) });
+  t.is(redis({ REDIS_URL: 'rediss://r:6380' })?.tls, undefined);
+
+  const only = (env: Record<string, string>) => oneRedisProblem(t, env);
+  t.regex(
+    only({ REDIS_URL: 'redis://r:6379', REDIS_TLS: 'true' }),
+    /^REDIS_TLS: not used with REDIS_URL;.*use rediss:\/\/host:6379 and remove REDIS_TLS/,
+  );
+  t.regex(
+    only({ REDIS_URL: 'redis://r:6379', REDIS_CA_FILE: caFile }),
+    /^REDIS_CA_FILE: only used with TLS; use a rediss:\/\/ REDIS_URL or remove REDIS_CA_FILE/,
+  );
+  t.regex(
+    only({ ...sentinel, REDIS_CA_FILE: caFile }),
+    /^REDIS_CA_FILE: only used with TLS; set REDIS_TLS=true .* or remove REDIS_CA_FILE/,
+  );
+  t.regex(
+    problems({ ...valid, REDIS_TLS: 'true' })[0]!,
+    /^REDIS_TLS: only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/,
+  );
+  t.regex(only({ ...sentinel, REDIS_TLS: 'yes' }), /^REDIS_TLS: must be true or false/);
+  t.regex(
+    only({ ...sentinel, REDIS_TLS: 'true', REDIS_CA_FILE: join(dir, 'missing.pem') }),
+    /^REDIS_CA_FILE: cannot read .*missing\.pem \(ENOENT\); give the path of the PEM file of the CA/,
+  );
+  t.regex(
+    only({ ...sentinel, REDIS_TLS: 'true', REDIS_CA_FILE: notPem }),
+    /^REDIS_CA_FILE: .*key\.txt holds no PEM certificate/,
   );
 });
 
