@@ -56,8 +56,10 @@ function runOpaIn(
   return new Promise((done) => {
     execFile(opa, args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string }) | null;
-      if (e && typeof e.code === 'string') done({ code: 127, stdout, stderr, spawnError: e });
-      else done({ code: typeof e?.code === 'number' ? e.code : 0, stdout, stderr });
+      // Not run at all (no such file, not executable); otherwise OPA's exit code, and 1 when a
+      // signal or an output past maxBuffer ended it (no code of its own to report).
+      if (e && (e.code === 'ENOENT' || e.code === 'EACCES')) done({ code: 127, stdout, stderr, spawnError: e });
+      else done({ code: typeof e?.code === 'number' ? e.code : e ? 1 : 0, stdout, stderr });
     });
   });
 }

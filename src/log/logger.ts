@@ -31,19 +31,20 @@ export interface LoggerOptions {
 }
 
 /**
- * Standard output takes lines in batches of about this many bytes (a few audit
- * lines): one write per line was the largest single cost of logging in a warm
- * step's profile. pino flushes what is buffered synchronously when the process
- * exits (SIGTERM, an uncaught error, process.exit); only SIGKILL can lose it.
+ * Standard output takes lines in batches (a few audit lines): one write per line
+ * was the largest single cost of logging in a warm step's profile. A write is at
+ * most PIPE_BUF (4096) bytes and made of whole lines, so the lines of cluster
+ * workers sharing the primary's standard output never interleave mid-line. pino
+ * flushes what is buffered synchronously when the process exits (SIGTERM, an
+ * uncaught error, process.exit); only SIGKILL can lose it.
  */
-const BATCH_BYTES = 4096;
+const PIPE_BUF = 4096;
+const BATCH_BYTES = 2048;
 /** A quiet process still writes what it has buffered after at most this long. */
 const FLUSH_MS = 250;
 
 function standardOutput(): DestinationStream {
-  const destination = pino.destination({ fd: 1, sync: false, minLength: BATCH_BYTES });
-  setInterval(() => destination.flush(), FLUSH_MS).unref();
-  return destination;
+  return pino.destination({ fd: 1, sync: false, minLength: BATCH_BYTES, maxWrite: PIPE_BUF, periodicFlush: FLUSH_MS });
 }
 
 /** JSON-lines logger shared by every module. */

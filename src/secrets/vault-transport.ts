@@ -215,7 +215,8 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
           last = undefined;
           continue;
         }
-        const replaced = origins.answered(origin);
+        // Every address failed and the last one's 503 is the answer: no address to stay with.
+        const replaced = NEXT_ON_STATUS.has(response.statusCode) ? undefined : origins.answered(origin);
         if (replaced) options.onOriginChanged?.(origin, replaced, failures.join('; '));
         return response;
       } catch (err) {
