@@ -63,3 +63,9 @@ test('data.json and .manifest are hashed in that form, other files as bytes', (t
     message: /MD5; vaultgate accepts SHA-224, SHA-256/,
   });
 });
+
+test('a lone UTF-16 surrogate is refused, not repaired: Go would hash it as U+FFFD while vaultgate loaded it as is', (t) => {
+  t.throws(() => canonicalJson('{"\\ud800": 1, "\\ufffd": 2}'), { message: /lone UTF-16 surrogate/ });
+  t.throws(() => canonicalJson('["\\udc00"]'), { message: /lone UTF-16 surrogate/ });
+  t.is(canonicalJson('["\\ud83d\\ude00", "\\ufffd"]'), '["😀","\uFFFD"]');
+});
