@@ -55,7 +55,13 @@ export function verifySignature(token: string, alg: string, key: VerificationKey
   if (hash === undefined) throw new TokenError('ERR_JOSE_ALG_NOT_ALLOWED', `"alg" ${alg} is not supported`);
   const dot = token.lastIndexOf('.');
   const input = Buffer.from(token.slice(0, dot), 'ascii');
-  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+  const encoded = token.slice(dot + 1);
+  const signature = Buffer.from(encoded, 'base64url');
+  // Node's decoder skips padding and stray characters; jose, and RFC 7515's base64url, do not.
+  // One signature has one spelling, so a token cannot be altered and still verify.
+  if (signature.toString('base64url') !== encoded) {
+    throw new TokenError('ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'signature verification failed');
+  }
   const k: VerifyKeyObjectInput = { key: keyObject(key) };
   if (alg.startsWith('PS'))
     Object.assign(k, { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST });

@@ -39,3 +39,20 @@ test('symmetric keys and unknown algorithms are refused', async (t) => {
     'ERR_JOSE_ALG_NOT_ALLOWED',
   );
 });
+
+test('a signature spelled another way (padding, unused low bits of the last character) does not verify', async (t) => {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+  t.notThrows(() => verifySignature(token, 'RS256', publicKey));
+  // 256 bytes are 342 base64url characters: the last one carries 2 unused bits.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(token.at(-1)!);
+  const sameBytes = token.slice(0, -1) + alphabet[last ^ 1];
+  t.deepEqual(Buffer.from(sameBytes.split('.')[2]!, 'base64url'), Buffer.from(token.split('.')[2]!, 'base64url'));
+  for (const spelling of [`${token}=`, `${token}==`, sameBytes, `${token.slice(0, -1)}.${token.at(-1)}`]) {
+    t.is(
+      t.throws(() => verifySignature(spelling, 'RS256', publicKey), { instanceOf: TokenError })?.code,
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    );
+  }
+});
