@@ -68,18 +68,18 @@ async function vaultgateAccepts(token: string): Promise<boolean> {
   }
 }
 
+/** Mostly the valid choice, so that accepted tokens, and their tampered copies, are common. */
+const mostly = <T>(valid: T, ...others: T[]) =>
+  fc.oneof({ arbitrary: fc.constant(valid), weight: 3 }, { arbitrary: fc.constantFrom(...others), weight: 1 });
+
 const claims = fc.record({
-  iss: fc.constantFrom(ISSUER, 'https://other.example', `${ISSUER}/`),
-  aud: fc.oneof(
-    fc.constantFrom(AUDIENCE, 'ari:cloud:bitbucket::workspace/other'),
-    fc.constant([AUDIENCE, 'x']),
-    fc.constant(['x']),
-  ),
+  iss: mostly(ISSUER, 'https://other.example', `${ISSUER}/`),
+  aud: mostly<string | string[]>(AUDIENCE, [AUDIENCE, 'x'], 'ari:cloud:bitbucket::workspace/other', ['x']),
   // Relative to now, in seconds; lifetimes stay within vaultgate's 7200 s bound, which jose has no option for.
   iat: fc.integer({ min: -3600, max: 120 }),
   lifetime: fc.integer({ min: 1, max: 7200 }),
   nbf: fc.option(fc.integer({ min: -120, max: 120 }), { nil: undefined }),
-  drop: fc.option(fc.constantFrom('exp', 'iat', ...REQUIRED), { nil: undefined }),
+  drop: mostly<string | undefined>(undefined, 'exp', 'iat', ...REQUIRED),
 });
 
 /** What is done to a correctly signed token before it is presented. */
@@ -161,4 +161,5 @@ test('vaultgate accepts a generated token exactly when jose jwtVerify does', asy
   );
   // Both verdicts must have occurred, or the property says nothing.
   t.true(accepted > 0 && accepted < runs, `${accepted} of ${runs} accepted`);
+  t.log(`${accepted} of ${runs} tokens accepted`);
 });
