@@ -242,6 +242,12 @@ test.serial(
     const cluster = await RedisCluster.start();
     t.teardown(() => cluster.stop());
     const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses });
+    // A Cluster client serves commands only once it holds the slot map; on a loaded machine the
+    // first request could come before, and its lock and cache commands would then fail (bypassed).
+    await waitFor('the Cluster client ready', async () => {
+      const readiness = (await (await fetch(`${gateway.url}/readyz`)).json()) as { checks?: { redis?: string } };
+      return readiness.checks?.redis === 'ok';
+    });
 
     t.is((await request(gateway)).status, 200);
     const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
