@@ -6,6 +6,37 @@ export interface CacheEntry<V> {
   staleSeconds: number;
 }
 
+/** The two times an entry is stored with, ms since the epoch. */
+export interface Lifetime {
+  /** Until when the value is served as usual. */
+  freshUntil: number;
+  /** Until when it may be served while its source cannot answer; at least `freshUntil`. */
+  staleUntil: number;
+}
+
+/** The lifetime of an entry stored at `now`: fresh for its TTL, then kept for its stale window. */
+export function lifetimeOf(entry: CacheEntry<unknown>, now: number): Lifetime {
+  return {
+    freshUntil: now + entry.ttlSeconds * 1000,
+    staleUntil: now + (entry.ttlSeconds + entry.staleSeconds) * 1000,
+  };
+}
+
+/**
+ * What a live entry (not past `staleUntil`) is to a reader at `now`: a hit while
+ * fresh; past its TTL, a stale hit for a reader that asked for stale values and a
+ * miss for everyone else. `value` is called only for a hit.
+ */
+export function asCached<V>(
+  lifetime: Lifetime,
+  now: number,
+  options: GetOptions,
+  value: () => V,
+): Cached<V> | undefined {
+  if (lifetime.freshUntil > now) return { value: value() };
+  return options.stale ? { value: value(), staleForMs: now - lifetime.freshUntil } : undefined;
+}
+
 /** A value found in the cache. */
 export interface Cached<V> {
   value: V;

@@ -1,6 +1,13 @@
 import { LRUCache } from 'lru-cache';
-import type { CacheEntry, Cached, GetOptions, SecretCache } from './cache.js';
-import type { Lifetime } from './seal.js';
+import {
+  asCached,
+  lifetimeOf,
+  type CacheEntry,
+  type Cached,
+  type GetOptions,
+  type Lifetime,
+  type SecretCache,
+} from './cache.js';
 
 export interface MemoryCacheOptions {
   maxEntries?: number;
@@ -36,8 +43,7 @@ export class MemoryCache<V extends object> implements SecretCache<V> {
         this.lru.delete(k);
         return undefined;
       }
-      if (held.freshUntil > now) return { value: held.value };
-      return options.stale ? { value: held.value, staleForMs: now - held.freshUntil } : undefined;
+      return asCached(held, now, options, () => held.value);
     });
   }
 
@@ -45,12 +51,8 @@ export class MemoryCache<V extends object> implements SecretCache<V> {
     const now = this.now();
     for (const e of entries) {
       if (e.ttlSeconds <= 0) continue;
-      const kept = (e.ttlSeconds + e.staleSeconds) * 1000;
-      this.lru.set(
-        e.key,
-        { value: e.value, freshUntil: now + e.ttlSeconds * 1000, staleUntil: now + kept },
-        { ttl: kept },
-      );
+      const lifetime = lifetimeOf(e, now);
+      this.lru.set(e.key, { value: e.value, ...lifetime }, { ttl: lifetime.staleUntil - now });
     }
   }
 

@@ -1,5 +1,5 @@
 import { Cluster } from 'ioredis';
-import type { CacheEntry, Cached, GetOptions, SecretCache } from './cache.js';
+import { asCached, lifetimeOf, type CacheEntry, type Cached, type GetOptions, type SecretCache } from './cache.js';
 import type { RedisClient } from './redis-client.js';
 import { seal, unseal } from './seal.js';
 
@@ -38,17 +38,13 @@ export class RedisCache<V> implements SecretCache<V> {
     return raw.map((value, i) => {
       if (!value) return undefined;
       try {
-        const { freshUntil, staleUntil, plaintext } = unseal(this.options.key, keys[i]!, value);
+        const { plaintext, ...lifetime } = unseal(this.options.key, keys[i]!, value);
         // Redis's TTL is whatever Redis was last told: still there past its sealed lifetime, it was put back (or sealed by a clock behind ours).
-        if (staleUntil <= now) {
-          report('expired', new Error(`sealed entry expired ${Math.ceil((now - staleUntil) / 1000)} s ago`));
+        if (lifetime.staleUntil <= now) {
+          report('expired', new Error(`sealed entry expired ${Math.ceil((now - lifetime.staleUntil) / 1000)} s ago`));
           return undefined;
         }
-        // Past its TTL, within its stale window: kept in Redis for stale-if-error, a miss to everyone else.
-        if (freshUntil <= now && !options.stale) return undefined;
-        const cached: Cached<V> = { value: JSON.parse(plaintext.toString('utf8')) as V };
-        if (freshUntil <= now) cached.staleForMs = now - freshUntil;
-        return cached;
+        return asCached(lifetime, now, options, () => JSON.parse(plaintext.toString('utf8')) as V);
       } catch (err) {
         report('unseal', err as Error);
         return undefined;
@@ -76,32 +72,22 @@ export class RedisCache<V> implements SecretCache<V> {
     return results.map((r) => (r.status === 'fulfilled' ? r.value : null));
   }
 
+  /**
+   * One SET per entry on every topology: a Cluster refuses a MULTI across slots
+   * (see read()), and auto-pipelining sends SETs issued together in one write
+   * anyway; nothing needs the entries written atomically.
+   */
   async setMany(entries: CacheEntry<V>[]): Promise<void> {
-    const live = entries.filter((e) => e.ttlSeconds > 0);
-    if (live.length === 0) return;
     const now = this.now();
-    const sealed = live.map((e) => {
-      const lifetime = {
-        freshUntil: now + e.ttlSeconds * 1000,
-        staleUntil: now + (e.ttlSeconds + e.staleSeconds) * 1000,
-      };
-      // Redis keeps the entry through its stale window; the sealed times say what it may be used for.
-      return {
-        e,
-        seconds: e.ttlSeconds + e.staleSeconds,
-        value: seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), lifetime),
-      };
-    });
+    const writes = entries
+      .filter((e) => e.ttlSeconds > 0)
+      .map((e) => {
+        // Redis keeps the entry through its stale window; the sealed times say what it may be used for.
+        const sealed = seal(this.options.key, e.key, Buffer.from(JSON.stringify(e.value), 'utf8'), lifetimeOf(e, now));
+        return this.redis.set(e.key, sealed, 'EX', e.ttlSeconds + e.staleSeconds);
+      });
     try {
-      if (this.redis instanceof Cluster) {
-        // A MULTI is one slot's too: one SET per entry, each to its own slot's master (see read()).
-        const cluster = this.redis;
-        await Promise.all(sealed.map(({ e, seconds, value }) => cluster.set(e.key, value, 'EX', seconds)));
-      } else {
-        const batch = this.redis.multi();
-        for (const { e, seconds, value } of sealed) batch.set(e.key, value, 'EX', seconds);
-        await batch.exec();
-      }
+      await Promise.all(writes);
     } catch (err) {
       this.options.onError('set', err as Error);
     }

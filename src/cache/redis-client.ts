@@ -65,7 +65,7 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
         retryDelayOnFailover: 100,
         retryDelayOnClusterDown: 100,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-        // Commands issued together are sent to each node in one pipeline (see RedisCache.getMany).
+        // Commands issued together are sent to each node in one pipeline (see RedisCache.read).
         enableAutoPipelining: true,
         slotsRefreshTimeout: Math.max(timeout, 1000),
         // A master that died without a word is not noticed by ioredis's own refresh (it waits

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Lifetime } from './cache.js';
 
 // Layout of a sealed value: version, 96-bit nonce, 128-bit tag, ciphertext.
 // The plaintext starts with two times (ms since the epoch, 8 bytes each): until
@@ -11,13 +12,6 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const TIME_BYTES = 8;
 const TIMES_BYTES = 2 * TIME_BYTES;
-
-export interface Lifetime {
-  /** Until when the value is served as usual, ms since the epoch. */
-  freshUntil: number;
-  /** Until when it may be served while its source cannot answer; at least `freshUntil`. */
-  staleUntil: number;
-}
 
 export interface Unsealed extends Lifetime {
   plaintext: Buffer;

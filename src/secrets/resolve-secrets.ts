@@ -299,11 +299,8 @@ export class SecretResolver {
         try {
           // A holder writes the entry before it lets go, so a look after taking the lock sees it:
           // our last look (or the request's first read) may have been just before that write.
-          const found = await this.fresh(key);
-          if (found) {
-            this.options.onSharedRead?.('waited');
-            return found;
-          }
+          const found = await this.writtenByAnother(key);
+          if (found) return found;
           this.options.onSharedRead?.('read');
           return await this.readAndCache(key, path, false, vaultDeadline);
         } finally {
@@ -317,17 +314,18 @@ export class SecretResolver {
       }
       await sleep(Math.min(pause, left));
       pause = Math.min(pause * 2, POLL_MAX_MS);
-      const found = await this.fresh(key);
-      if (found) {
-        this.options.onSharedRead?.('waited');
-        return found;
-      }
+      const found = await this.writtenByAnother(key);
+      if (found) return found;
     }
   }
 
-  /** A look for the entry another replica may have written; what is wrong with it was reported at the request's first look. */
-  private async fresh(key: string): Promise<SecretRecord | undefined> {
+  /**
+   * A look for the fresh entry another replica (or worker) may have written, counted as
+   * `waited` when found; what is wrong with the entry was reported at the request's first look.
+   */
+  private async writtenByAnother(key: string): Promise<SecretRecord | undefined> {
     const [hit] = await this.options.cache.getMany([key], { quiet: true });
+    if (hit) this.options.onSharedRead?.('waited');
     return hit?.value;
   }
 
