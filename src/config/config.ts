@@ -622,9 +622,6 @@ const BUNDLE_ONLY = [
   'VAULTGATE_POLICY_VERIFICATION_SCOPE',
 ] as const;
 
-/** The variables that only mean something with a bundle server (`vaultgate dev` clears them). */
-export const POLICY_BUNDLE_VARIABLES: readonly string[] = ['VAULTGATE_POLICY_BUNDLE_URL', ...BUNDLE_ONLY];
-
 /**
  * Where the live policy comes from: a directory (VAULTGATE_POLICY_DIR, the
  * default) or a bundle server (VAULTGATE_POLICY_BUNDLE_URL), never both.
