@@ -2,7 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from '../auth/dev-issuer.js';
-import { ConfigError, loadConfig, POLICY_BUNDLE_VARIABLES } from '../config/config.js';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
 import { FileSecretStore } from '../secrets/file-store.js';
 import { startVaultgate, type SecretBackend } from '../server/vaultgate.js';
@@ -15,6 +15,12 @@ watched, and secrets from Vault when VAULT_ADDR is set (VAULT_TOKEN or AppRole
 as for serve), otherwise from a local JSON or YAML file (default:
 examples/dev-secrets.yaml). For trying policies, not for production.
 `;
+
+/** Every variable vaultgate reads that starts so, as unset (loadConfig takes empty for unset). */
+const unset = (...prefixes: string[]) =>
+  Object.fromEntries(
+    CONFIG_VARIABLES.filter((name) => prefixes.some((prefix) => name.startsWith(prefix))).map((name) => [name, '']),
+  );
 
 /** The first repository the policy's data.json lists, for the ready-made token. */
 async function firstRepository(policyDir: string): Promise<string | undefined> {
@@ -58,28 +64,23 @@ export async function dev(args: string[]): Promise<number> {
       VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
       VAULTGATE_POLICY_DIR: values.policy,
       // dev watches a directory; a bundle server in the shell's environment is for serve.
-      ...Object.fromEntries(POLICY_BUNDLE_VARIABLES.map((name) => [name, ''])),
+      ...unset('VAULTGATE_POLICY_BUNDLE_', 'VAULTGATE_POLICY_VERIFICATION_', 'VAULTGATE_POLICY_SIGNING_'),
       VAULTGATE_OPA_PATH: opaPath(),
       // One pasted token, asked again and again: no rate budgets.
       VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
       VAULTGATE_RATE_LIMIT_PER_REPO: '',
       VAULTGATE_RATE_LIMIT_PER_STEP: '0',
-      REDIS_URL: '',
+      // No shared cache (one process); serve's Redis, whichever mode, is not dev's.
+      ...unset('REDIS_'),
       VAULTGATE_CACHE_KEY: '',
       // The file is read on every request, so edits show at once: no cache.
       // Vault settings from the shell would only be refused against the placeholder login the file mode needs.
       ...(secretsFile
         ? {
+            ...unset('VAULT_'),
             VAULTGATE_CACHE_TTL: '0',
             VAULT_ADDR: base,
             VAULT_TOKEN: 'unused-by-the-secrets-file',
-            VAULT_ROLE_ID: '',
-            VAULT_SECRET_ID: '',
-            VAULT_AUTH_METHOD: '',
-            VAULT_AUTH_ROLE: '',
-            VAULT_AUTH_MOUNT: '',
-            VAULT_AUTH_JWT_FILE: '',
-            VAULT_APPROLE_MOUNT: '',
           }
         : {}),
     });

@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { OpaMissingError, PolicyBuildError } from '../policy/errors.js';
+import { runOpa } from '../policy/opa-cli.js';
 import { opaPath, runInherited } from './tools.js';
 
 export const TEST_USAGE = `usage: vaultgate policy test [DIR] [--coverage] [--min PERCENT]
@@ -47,23 +47,6 @@ function lineRanges(ranges: FileCoverage['not_covered'] = []): string {
   return spans.join(', ');
 }
 
-/** OPA's exit code and output, run in `dir` (a path to OPA made absolute first). */
-function runOpaIn(
-  dir: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
-  const opa = opaPath().includes('/') ? resolve(opaPath()) : opaPath();
-  return new Promise((done) => {
-    execFile(opa, args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string }) | null;
-      // Not run at all (no such file, not executable); otherwise OPA's exit code, and 1 when a
-      // signal or an output past maxBuffer ended it (no code of its own to report).
-      if (e && (e.code === 'ENOENT' || e.code === 'EACCES')) done({ code: 127, stdout, stderr, spawnError: e });
-      else done({ code: typeof e?.code === 'number' ? e.code : e ? 1 : 0, stdout, stderr });
-    });
-  });
-}
-
 /**
  * `vaultgate policy test [DIR] [--coverage] [--min PERCENT]`: OPA's own test report,
  * or with --coverage its coverage report, summed over the policy files.
@@ -95,18 +78,20 @@ export async function policyTest(args: string[]): Promise<number> {
 
   // Run inside DIR: given a path, OPA 1.22 files the lines a test does not reach under
   // that path twice over (DIR/DIR/x.rego), apart from the lines it does.
-  const run = await runOpaIn(dir, ['test', '--bundle', '.', '--coverage', '--format=json']);
-  if (run.spawnError) {
-    process.stderr.write(`vaultgate: cannot run ${opaPath()} in ${dir}: ${run.spawnError.message}\n`);
-    return run.code;
-  }
-  if (run.code !== 0) {
+  let output: string;
+  try {
+    output = await runOpa(opaPath(), ['test', '--bundle', '.', '--coverage', '--format=json'], { cwd: dir });
+  } catch (err) {
+    if (err instanceof OpaMissingError) {
+      process.stderr.write(`vaultgate: ${err.message}\n`);
+      return 127;
+    }
+    if (!(err instanceof PolicyBuildError)) throw err;
     // Failing tests: OPA prints its usual report instead of coverage.
-    process.stdout.write(run.stdout);
-    process.stderr.write(run.stderr);
-    return run.code;
+    process.stdout.write(`${err.detail ?? err.message}\n`);
+    return 1;
   }
-  const report = JSON.parse(run.stdout) as CoverageReport;
+  const report = JSON.parse(output) as CoverageReport;
   const files = Object.entries(report.files)
     .filter(([name]) => !name.endsWith('_test.rego'))
     .map(([name, file]) => ({

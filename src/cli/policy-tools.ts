@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningAlgorithm } from '../config/config.js';
 import { readBundle, writeBundle } from '../policy/bundle.js';
 import { PolicyBuildError } from '../policy/errors.js';
-import { signBundle, signingKey } from '../policy/signature.js';
+import { signingKey } from '../policy/signature.js';
 import { allowedMountsFromEnv, referenceProblem, referencesIn } from './reference-warnings.js';
 import { findTool, opaPath, runInherited } from './tools.js';
 
@@ -55,22 +55,22 @@ export async function policyBuild(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    let sign: ((files: Map<string, Buffer>) => Promise<Buffer>) | undefined;
-    if (values['signing-key']) {
-      const keyFile = values['signing-key'];
-      const key = signingKey(
-        await readFile(keyFile).catch((err: Error) => {
-          throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
-        }),
-        algorithm,
-        '--signing-key',
-      );
-      sign = (files) => signBundle(files, { key, keyId: values['signing-key-id'], algorithm });
-    }
-    const file = await writeBundle(dir, opaPath(), { revision: values.revision, output: values.output, sign });
-    process.stdout.write(
-      `wrote ${file}${sign ? ` (signed with key "${values['signing-key-id']}", ${algorithm})` : ''}\n`,
-    );
+    const keyFile = values['signing-key'];
+    const signer = keyFile
+      ? {
+          key: signingKey(
+            await readFile(keyFile).catch((err: Error) => {
+              throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
+            }),
+            algorithm,
+            '--signing-key',
+          ),
+          keyId: values['signing-key-id'],
+          algorithm,
+        }
+      : undefined;
+    const file = await writeBundle(dir, opaPath(), { revision: values.revision, output: values.output, signer });
+    process.stdout.write(`wrote ${file}${signer ? ` (signed with key "${signer.keyId}", ${algorithm})` : ''}\n`);
     const warn = (message: string) => process.stderr.write(`vaultgate policy build: warning: ${message}\n`);
     const allowed = allowedMountsFromEnv(warn);
     const { data } = await readBundle(await readFile(file));

@@ -414,12 +414,13 @@ const env = z.object({
 
 type Env = z.infer<typeof env>;
 
-const REDIS_MODES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+/** The variable that chooses each Redis mode. */
 const REDIS_MODE_VARIABLE = {
   single: 'REDIS_URL',
   sentinel: 'REDIS_SENTINELS',
   cluster: 'REDIS_CLUSTER_NODES',
 } as const;
+const REDIS_MODES = Object.values(REDIS_MODE_VARIABLE);
 
 /** `host:port,host:port` (an IPv6 host in brackets); problems name the variable. */
 function redisAddresses(name: string, value: string, problems: string[]): RedisAddress[] {
@@ -446,8 +447,8 @@ function redisAddresses(name: string, value: string, problems: string[]): RedisA
  * is read here so a wrong path stops the start, not the first request.
  */
 function redisTls(e: Env, problems: string[]): RedisTls | undefined {
-  const single = e.REDIS_URL !== undefined && e.REDIS_URL !== '';
-  const rediss = single && e.REDIS_URL!.startsWith('rediss://');
+  const single = Boolean(e.REDIS_URL);
+  const rediss = e.REDIS_URL?.startsWith('rediss://') ?? false;
   if (e.REDIS_TLS && single) {
     problems.push(
       'REDIS_TLS: not used with REDIS_URL; a single node gets TLS from its URL: use rediss://host:6379 and remove REDIS_TLS',
@@ -621,9 +622,6 @@ const BUNDLE_ONLY = [
   'VAULTGATE_POLICY_VERIFICATION_KEY',
   'VAULTGATE_POLICY_VERIFICATION_SCOPE',
 ] as const;
-
-/** The variables that only mean something with a bundle server (`vaultgate dev` clears them). */
-export const POLICY_BUNDLE_VARIABLES: readonly string[] = ['VAULTGATE_POLICY_BUNDLE_URL', ...BUNDLE_ONLY];
 
 /**
  * Where the live policy comes from: a directory (VAULTGATE_POLICY_DIR, the

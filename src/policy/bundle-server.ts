@@ -42,8 +42,6 @@ export interface BundlePollerOptions {
   onReload?: (result: 'ok' | 'error' | 'unchanged') => void;
   /** Told what every poll came to. */
   onPoll?: (result: PollResult) => void;
-  /** A number in [0, 1) drawing each wait between the poll bounds; Math.random when absent. */
-  random?: () => number;
 }
 
 /** A URL fit for logs, /policy and `vaultgate check`: a query string or user info may be a credential. */
@@ -74,11 +72,16 @@ export class BundlePoller implements LivePolicy {
   /** Polls now (SIGHUP, the timer); concurrent calls collapse into one more poll after the current one. */
   readonly reload = oneAtATime(() => this.poll());
 
+  /** The bundle's URL as logs and /policy show it. */
+  private readonly url: string;
+
   private constructor(
     private readonly options: BundlePollerOptions,
     private readonly verifier: BundleVerifier | undefined,
     private readonly dispatcher: Dispatcher,
-  ) {}
+  ) {
+    this.url = shown(options.settings.url);
+  }
 
   /**
    * Reads the key and CA (a bad one stops the start), then polls once; when that
@@ -109,7 +112,7 @@ export class BundlePoller implements LivePolicy {
     if (!poller.running) await poller.loadKept();
     if (!poller.running) {
       logger.error(
-        { url: shown(settings.url), error: poller.lastError?.message },
+        { url: poller.url, error: poller.lastError?.message },
         'no policy: the bundle server gave no usable bundle and none is kept on disk; not ready until one arrives',
       );
     }
@@ -122,9 +125,7 @@ export class BundlePoller implements LivePolicy {
 
   get current(): Policy {
     if (!this.running) {
-      throw new PolicyUnavailableError(
-        `no policy yet: ${this.lastError?.message ?? `no bundle from ${shown(this.options.settings.url)}`}`,
-      );
+      throw new PolicyUnavailableError(`no policy yet: ${this.lastError?.message ?? `no bundle from ${this.url}`}`);
     }
     return this.running.policy;
   }
@@ -137,7 +138,7 @@ export class BundlePoller implements LivePolicy {
       loadedAt: running?.policy.loadedAt.toISOString(),
       lastError: this.lastError,
       bundle: {
-        url: shown(this.options.settings.url),
+        url: this.url,
         etag: running?.etag,
         sha256: running?.sha256,
         from: running?.from,
@@ -152,7 +153,7 @@ export class BundlePoller implements LivePolicy {
     const { pollMinSeconds: min, pollMaxSeconds: max } = this.options.settings;
     const schedule = () => {
       if (this.closing.signal.aborted) return;
-      const seconds = min + (this.options.random ?? Math.random)() * (max - min);
+      const seconds = min + Math.random() * (max - min);
       this.timer = setTimeout(() => void this.reload().finally(schedule), seconds * 1000);
       this.timer.unref();
     };
@@ -167,50 +168,44 @@ export class BundlePoller implements LivePolicy {
   }
 
   private async poll(): Promise<void> {
-    const { logger, onReload, onPoll } = this.options;
-    const url = shown(this.options.settings.url);
-    const done = (result: PollResult) => {
-      this.lastPoll = { at: new Date().toISOString(), result };
-      onPoll?.(result);
-    };
     let answer: { archive: Buffer; etag: string | undefined } | 'not_modified';
     try {
       answer = await this.download();
     } catch (err) {
-      if (this.closing.signal.aborted) return;
-      this.failed(err as Error);
-      logger.error(
-        { url, error: (err as Error).message, revision: this.running?.policy.revision },
-        'policy bundle download failed; the running policy stays',
-      );
-      done('download_failed');
-      onReload?.('error');
+      if (!this.closing.signal.aborted) this.polled('download_failed', err as Error);
       return;
     }
-    if (answer === 'not_modified' || sha256(answer.archive) === this.running?.sha256) {
-      // The server has what runs: whatever went wrong before is over.
-      this.lastError = undefined;
-      if (answer !== 'not_modified' && this.running) Object.assign(this.running, { etag: answer.etag, from: 'server' });
-      done(answer === 'not_modified' ? 'not_modified' : 'unchanged');
-      onReload?.('unchanged');
-      return;
+    if (answer === 'not_modified') return this.polled('not_modified');
+    const digest = sha256(answer.archive);
+    if (this.running?.sha256 === digest) {
+      Object.assign(this.running, { etag: answer.etag, from: 'server' });
+      return this.polled('unchanged');
     }
     try {
-      await this.activate(answer.archive, answer.etag, 'server');
+      await this.activate(answer.archive, digest, answer.etag, 'server');
     } catch (err) {
-      this.failed(err as Error);
-      logger.error(
-        { url, error: (err as Error).message, revision: this.running?.policy.revision },
-        'policy bundle refused; the running policy stays',
-      );
-      done('refused');
-      onReload?.('error');
-      return;
+      return this.polled('refused', err as Error);
     }
-    this.lastError = undefined;
-    done('activated');
-    onReload?.('ok');
+    this.polled('activated');
     await this.keep(answer.archive);
+  }
+
+  /** Records what a poll came to, and tells the listeners; a failure keeps the running bundle. */
+  private polled(result: PollResult, err?: Error): void {
+    const { logger, onReload, onPoll } = this.options;
+    this.lastPoll = { at: new Date().toISOString(), result };
+    if (err) {
+      this.lastError = { message: err.message, at: this.lastPoll.at };
+      logger.error(
+        { url: this.url, error: err.message, revision: this.running?.policy.revision },
+        `policy bundle ${result === 'refused' ? 'refused' : 'download failed'}; the running policy stays`,
+      );
+    } else {
+      // The server answered with a bundle that runs: whatever went wrong before is over.
+      this.lastError = undefined;
+    }
+    onPoll?.(result);
+    onReload?.(err ? 'error' : result === 'activated' ? 'ok' : 'unchanged');
   }
 
   /** GET the bundle: `not_modified` on a 304 to the running bundle's ETag. */
@@ -227,8 +222,7 @@ export class BundlePoller implements LivePolicy {
     }
     if (this.running?.etag) headers['if-none-match'] = this.running.etag;
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
-    const fail = (why: string, cause?: unknown) =>
-      new BundleDownloadError(`GET ${shown(settings.url)}: ${why}`, { cause });
+    const fail = (why: string, cause?: unknown) => new BundleDownloadError(`GET ${this.url}: ${why}`, { cause });
     let response: Dispatcher.ResponseData;
     try {
       response = await this.dispatcher.request({ ...requestTarget(settings.url), method: 'GET', headers, signal });
@@ -268,17 +262,22 @@ export class BundlePoller implements LivePolicy {
   }
 
   /** Checks a bundle whole, and only then swaps it in (between requests: evaluation is synchronous). */
-  private async activate(archive: Buffer, etag: string | undefined, from: 'server' | 'disk'): Promise<void> {
+  private async activate(
+    archive: Buffer,
+    digest: string,
+    etag: string | undefined,
+    from: 'server' | 'disk',
+  ): Promise<void> {
     const files = await readArchive(archive);
     if (this.verifier) await verifyBundle(files, this.verifier);
     const policy = await Policy.load(toPolicyBundle(files));
-    this.running = { policy, etag, sha256: sha256(archive), from };
+    this.running = { policy, etag, sha256: digest, from };
     // Each cluster worker polls and activates for itself: the pid says which one this was.
     this.options.logger.info(
       {
         revision: policy.revision,
         from,
-        url: shown(this.options.settings.url),
+        url: this.url,
         signed: Boolean(this.verifier),
         pid: process.pid,
       },
@@ -296,7 +295,7 @@ export class BundlePoller implements LivePolicy {
     try {
       // No ETag: the next poll downloads the server's bundle whole, whatever it is.
       // The server's failure stays in lastError until a poll succeeds.
-      await this.activate(archive, undefined, 'disk');
+      await this.activate(archive, sha256(archive), undefined, 'disk');
     } catch (err) {
       this.options.logger.error({ file, error: (err as Error).message }, 'the policy bundle kept on disk is refused');
     }
@@ -324,10 +323,6 @@ export class BundlePoller implements LivePolicy {
         'the policy bundle could not be kept on disk (VAULTGATE_POLICY_BUNDLE_DIR)',
       );
     }
-  }
-
-  private failed(err: Error): void {
-    this.lastError = { message: err.message, at: new Date().toISOString() };
   }
 }
 

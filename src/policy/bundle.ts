@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { create, Parser } from 'tar';
 import { OpaMissingError, PolicyBuildError } from './errors.js';
 import { runOpa, wasmCapabilities } from './opa-cli.js';
-import { SIGNATURES_FILE } from './signature.js';
+import { SIGNATURES_FILE, signBundle, type BundleKey } from './signature.js';
 
 /** The decision vaultgate asks every policy for. */
 export const ENTRYPOINT = 'vaultgate/decision';
@@ -250,17 +250,17 @@ export interface WriteBundleOptions {
   revision?: string | undefined;
   /** Where to write; DIR/bundle.tar.gz when absent. */
   output?: string | undefined;
-  /** Signs the bundle: OPA's .signatures.json for its files. */
-  sign?: ((files: Map<string, Buffer>) => Promise<Buffer>) | undefined;
+  /** Signs the bundle with this key: OPA's .signatures.json for its files. */
+  signer?: BundleKey | undefined;
 }
 
 /** `vaultgate policy build`: compile, sign when asked, and write the bundle (by default into the policy directory). */
 export async function writeBundle(dir: string, opaPath: string, options: WriteBundleOptions = {}): Promise<string> {
   const target = options.output ?? join(dir, BUNDLE_FILE);
   let archive = await compileBundle(dir, opaPath, options.revision);
-  if (options.sign) {
+  if (options.signer) {
     const files = await readArchive(archive);
-    files.set(SIGNATURES_FILE, await options.sign(files));
+    files.set(SIGNATURES_FILE, await signBundle(files, options.signer));
     archive = await writeArchive(files);
   }
   await writeFile(target, archive);

@@ -1,5 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { ENTRYPOINT } from './bundle.js';
+import { decisionFields } from './decision-log.js';
 import type { Decision, PolicyInput } from './policy.js';
 import type { LivePolicy } from './policy-holder.js';
 import { diffDecisions } from './shadow.js';
@@ -42,8 +43,7 @@ export class PolicyDecider {
           decision_id: decisionId,
           path: ENTRYPOINT,
           input,
-          result: { allow: decision.allow, secrets: decision.secrets },
-          bundles: { vaultgate: { revision: policy.revision } },
+          ...decisionFields(decision, policy.revision),
           metrics: { timer_rego_query_eval_ns: elapsedNs },
           timestamp: new Date().toISOString(),
           labels: { app: 'vaultgate' },

@@ -70,16 +70,21 @@ export function parseDecisionLine(text: string, file: string, line: number): Log
   };
 }
 
+/** What a decision log line says of a decision and the policy that made it: references only, never reasons or values. */
+export function decisionFields(decision: Decision, revision: string) {
+  return {
+    result: { allow: decision.allow, secrets: decision.secrets },
+    bundles: { vaultgate: { revision } },
+  };
+}
+
 /**
  * The line again with another policy's answer in it, as that policy would have
- * logged it (`result` as the decider writes it, the policy's revision); the
- * rest (input, decision_id, time) as it was.
+ * logged it (decisionFields, as the decider writes them); the rest (input,
+ * decision_id, time) as it was.
  */
 export function rewriteDecisionLine(logged: LoggedDecision, decision: Decision, revision: string): string {
   const bundles = isObject(logged.entry.bundles) ? logged.entry.bundles : {};
-  return JSON.stringify({
-    ...logged.entry,
-    result: { allow: decision.allow, secrets: decision.secrets },
-    bundles: { ...bundles, vaultgate: { revision } },
-  });
+  const fields = decisionFields(decision, revision);
+  return JSON.stringify({ ...logged.entry, result: fields.result, bundles: { ...bundles, ...fields.bundles } });
 }

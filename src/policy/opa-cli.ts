@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { OpaMissingError, PolicyBuildError } from './errors.js';
 
@@ -11,10 +11,14 @@ export const OPA_MISSING_HELP =
   'install the OPA CLI (https://www.openpolicyagent.org/docs/latest/#running-opa) and put it on PATH or set VAULTGATE_OPA_PATH; ' +
   'in this repository `bash tools/build.sh` builds it into .tools/bin; or prebuild the bundle with `vaultgate policy build`';
 
-/** Runs the OPA CLI and returns its standard output; OPA's own message on failure. */
-export async function runOpa(opaPath: string, args: string[]): Promise<string> {
+/**
+ * Runs the OPA CLI and returns its standard output; OPA's own output as the detail on failure.
+ * @param options.cwd where OPA runs; a relative path to OPA still means one from this process's directory
+ */
+export async function runOpa(opaPath: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
+  const command = opaPath.includes('/') ? resolve(opaPath) : opaPath;
   try {
-    const { stdout } = await run(opaPath, args, { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(command, args, { cwd: options.cwd, maxBuffer: 64 * 1024 * 1024 });
     return stdout;
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
@@ -22,7 +26,7 @@ export async function runOpa(opaPath: string, args: string[]): Promise<string> {
       throw new OpaMissingError(`the OPA CLI was not found at "${opaPath}": ${OPA_MISSING_HELP}`);
     }
     const detail = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim() || e.message;
-    throw new PolicyBuildError(`opa ${args[0]} failed`, detail);
+    throw new PolicyBuildError(`opa ${args[0]} failed`, detail, { cause: err });
   }
 }
 

@@ -271,45 +271,36 @@ function fitting(key: KeyObject, algorithm: BundleSigningAlgorithm, variable: st
 }
 
 /**
- * A verification key from its file's bytes, as OPA reads --verification-key: for
- * HS* the bytes are the shared secret, as they are (a trailing newline is part of
- * it); otherwise a PEM public key, certificate, or private key.
+ * A key from its file's bytes, as OPA reads its key files: for HS* the bytes are the
+ * shared secret, as they are (a trailing newline is part of it); otherwise `parse`
+ * reads the PEM, which `what` names for the error.
  */
-export function verificationKey(
+function keyFrom(
   pem: Buffer,
   algorithm: BundleSigningAlgorithm,
   variable: string,
+  what: string,
+  parse: (pem: Buffer) => KeyObject,
 ): KeyObject | Uint8Array {
   if (isHmac(algorithm)) {
     if (pem.length === 0) throw new BundleSignatureError(`${variable}: the HMAC secret file is empty`);
     return new Uint8Array(pem);
   }
   try {
-    const text = pem.toString('utf8');
-    return fitting(
-      text.includes('-----BEGIN CERTIFICATE-----') ? new X509Certificate(pem).publicKey : createPublicKey(text),
-      algorithm,
-      variable,
-    );
+    return fitting(parse(pem), algorithm, variable);
   } catch (err) {
     if (err instanceof BundleSignatureError) throw err;
-    throw new BundleSignatureError(
-      `${variable}: not a PEM public key, certificate or private key: ${(err as Error).message}`,
-      { cause: err },
-    );
+    throw new BundleSignatureError(`${variable}: not ${what}: ${(err as Error).message}`, { cause: err });
   }
 }
 
-/** A signing key from its file's bytes, as OPA reads --signing-key: the HMAC secret, or a PEM private key. */
-export function signingKey(pem: Buffer, algorithm: BundleSigningAlgorithm, variable: string): KeyObject | Uint8Array {
-  if (isHmac(algorithm)) {
-    if (pem.length === 0) throw new BundleSignatureError(`${variable}: the HMAC secret file is empty`);
-    return new Uint8Array(pem);
-  }
-  try {
-    return fitting(createPrivateKey(pem), algorithm, variable);
-  } catch (err) {
-    if (err instanceof BundleSignatureError) throw err;
-    throw new BundleSignatureError(`${variable}: not a PEM private key: ${(err as Error).message}`, { cause: err });
-  }
-}
+/** A verification key, as OPA reads --verification-key: the HMAC secret, or a PEM public key, certificate, or private key. */
+export const verificationKey = (pem: Buffer, algorithm: BundleSigningAlgorithm, variable: string) =>
+  keyFrom(pem, algorithm, variable, 'a PEM public key, certificate or private key', (bytes) => {
+    const text = bytes.toString('utf8');
+    return text.includes('-----BEGIN CERTIFICATE-----') ? new X509Certificate(bytes).publicKey : createPublicKey(text);
+  });
+
+/** A signing key, as OPA reads --signing-key: the HMAC secret, or a PEM private key. */
+export const signingKey = (pem: Buffer, algorithm: BundleSigningAlgorithm, variable: string) =>
+  keyFrom(pem, algorithm, variable, 'a PEM private key', createPrivateKey);

@@ -79,7 +79,15 @@ test('vaultgate --help lists every command', async (t) => {
 test('vaultgate dev: one command, a ready token, secrets by curl; edits and new tokens follow', async (t) => {
   const policy = tempDir('dev-policy');
   cpSync(join(ROOT, 'policies'), policy, { recursive: true });
-  const dev = await startDev(['--policy', policy]);
+  // A shell that holds serve's settings too: dev uses its own directory, file and no Redis whatever they say.
+  const dev = await startDev(['--policy', policy], {
+    VAULTGATE_POLICY_BUNDLE_URL: 'https://bundles.internal/vaultgate/bundle.tar.gz',
+    VAULTGATE_POLICY_SIGNING_ALG: 'ES256',
+    REDIS_SENTINELS: '127.0.0.1:1',
+    REDIS_SENTINEL_MASTER: 'mymaster',
+    VAULT_HA_ADDRS: 'https://vault-2.internal:8200',
+    VAULT_AUTH_METHOD: 'kubernetes',
+  });
   try {
     t.regex(dev.stdout(), /SECRET_PROVIDER_URI=http:\/\/127\.0\.0\.1:\d+\/secrets/);
     t.regex(dev.stdout(), /for local use only/);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { readArchive, writeArchive, writeBundle } from '../../src/policy/bundle.js';
-import { signBundle, signingKey } from '../../src/policy/signature.js';
+import { signingKey } from '../../src/policy/signature.js';
 import { selfSignedCertificate } from '../helpers/certificates.js';
 import {
   addRepositories,
@@ -378,7 +378,7 @@ test.serial(
       await writeBundle(second, OPA, {
         revision: 'signed-by-vaultgate',
         output: out,
-        sign: (files) => signBundle(files, { key, keyId: 'default', algorithm: 'RS256' }),
+        signer: { key, keyId: 'default', algorithm: 'RS256' },
       });
       nginx.publish('signed/bundle.tar.gz', readFileSync(out));
       await waitFor(
