@@ -249,6 +249,29 @@ export async function fetchRecorded(url: string, init?: RequestInit): Promise<Re
   return response;
 }
 
+/** What the health and policy endpoints answer, as far as the tests read it. */
+export interface ProbeAnswer {
+  status: string;
+  revision: string;
+  checks: { vault: string; redis: string; policy: string };
+}
+
+/**
+ * GET `url` (a probe, /policy or /metrics), its body kept in `bodies` for the test's own
+ * findLeaks and for the leak scan; `body` is the parsed JSON (a JSON answer that does not
+ * parse throws), `{}` for a text/plain answer (/metrics).
+ */
+export async function getProbe(
+  url: string,
+  bodies: string[],
+): Promise<{ status: number; text: string; body: ProbeAnswer }> {
+  const response = await fetchRecorded(url);
+  const text = await response.text();
+  bodies.push(text);
+  const plain = response.headers.get('content-type')?.startsWith('text/plain') ?? false;
+  return { status: response.status, text, body: plain ? ({} as ProbeAnswer) : (JSON.parse(text) as ProbeAnswer) };
+}
+
 /** Log lines and response bodies must never hold a seeded value or a token. */
 export function findLeaks(texts: string[], tokens: string[] = []): string[] {
   const needles = [...SEEDED_VALUES, ...tokens];
