@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startVaultgate, type RunningVaultgate, type StartOptions } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
-import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
+import { OPA, ROOT, tempDir } from './processes.js';
 import { mustNotLeak, record, recordCredentials } from './run-record.js';
 import type { TestRedis } from './redis.js';
 import { TestVault, type VaultAdmin } from './vault.js';
@@ -171,7 +171,7 @@ export function gatewayEnv(
     VAULTGATE_OIDC_AUDIENCES: AUDIENCE,
     VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
     VAULTGATE_POLICY_DIR: policyDir(),
-    VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
+    VAULTGATE_OPA_PATH: OPA,
     VAULT_ADDR: vault.addr,
     VAULT_TOKEN: vault.rootToken,
     VAULTGATE_LOG_LEVEL: 'debug',
