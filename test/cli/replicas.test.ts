@@ -1,16 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { ServeProcess } from '../helpers/cli.js';
-import {
-  addRepositories,
-  DYNAMIC,
-  enableDynamicRedisCredentials,
-  findLeaks,
-  gatewayEnv,
-  SEEDED,
-  startVaultAndIssuer,
-  WEB,
-} from '../helpers/fixture.js';
+import { addRepositories, DYNAMIC, findLeaks, gatewayEnv, SEEDED, startWithRedis, WEB } from '../helpers/fixture.js';
 import { startFleet, type Fleet, type Replica } from '../helpers/fleet.js';
 import type { TestHaproxy } from '../helpers/haproxy.js';
 import { TestIssuer } from '../helpers/issuer.js';
@@ -41,12 +32,7 @@ let haproxy: TestHaproxy;
 let replicas: Replica[] = [];
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
-    startVaultAndIssuer(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await enableDynamicRedisCredentials(vault, dynamicRedis);
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis());
   const env = gatewayEnv(issuer, vault, {
     REDIS_URL: redis.url,
     VAULTGATE_CACHE_KEY: CACHE_KEY,

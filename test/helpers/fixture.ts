@@ -7,7 +7,7 @@ import { startVaultgate, type RunningVaultgate, type StartOptions } from '../../
 import { AUDIENCE, TestIssuer } from './issuer.js';
 import { OPA, ROOT, tempDir } from './processes.js';
 import { mustNotLeak, record, recordCredentials } from './run-record.js';
-import type { TestRedis } from './redis.js';
+import { TestRedis } from './redis.js';
 import { TestVault, type VaultAdmin } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
@@ -111,6 +111,22 @@ export async function startVaultAndIssuer(): Promise<{ vault: TestVault; issuer:
   const [vault, issuer] = await Promise.all([TestVault.start(), TestIssuer.start()]);
   await seedVault(vault);
   return { vault, issuer };
+}
+
+/**
+ * startVaultAndIssuer, plus a Redis for the cache and a second Redis whose ACL users Vault's
+ * database engine mints for DYNAMIC's grants (leases of `defaultTtl`, by default 30m).
+ */
+export async function startWithRedis(
+  options: { defaultTtl?: string } = {},
+): Promise<{ vault: TestVault; issuer: TestIssuer; redis: TestRedis; dynamicRedis: TestRedis }> {
+  const [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
+    startVaultAndIssuer(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
+  await enableDynamicRedisCredentials(vault, dynamicRedis, options);
+  return { vault, issuer, redis, dynamicRedis };
 }
 
 /** The shipped default policy and data.json, plus the test repositories, in a directory of its own. */
