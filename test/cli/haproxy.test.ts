@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import getPort from 'get-port';
-import { spawnServe, type ServeProcess } from '../helpers/cli.js';
 import { fetchRecorded, gatewayEnv, PAYMENTS, startVaultAndIssuer, WEB } from '../helpers/fixture.js';
-import { TestHaproxy, type ServerStat } from '../helpers/haproxy.js';
+import { startFleet, type Fleet } from '../helpers/fleet.js';
+import type { ServerStat } from '../helpers/haproxy.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -26,56 +25,18 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close(), redis?.stop()]);
 });
 
-interface Fleet {
-  haproxy: TestHaproxy;
-  replicas: Array<ServeProcess & { url: string; admin: string }>;
-  close(): Promise<void>;
-}
-
-async function fleet(readiness: 'replica' | 'dependencies'): Promise<Fleet> {
-  const replicas = await Promise.all(
-    ['a', 'b'].map(async () => {
-      const [port, adminPort] = [await getPort({ host: '127.0.0.1' }), await getPort({ host: '127.0.0.1' })];
-      const serve = spawnServe(
-        gatewayEnv(issuer, vault, {
-          VAULTGATE_LISTEN: `127.0.0.1:${port}`,
-          VAULTGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-          VAULTGATE_READINESS: readiness,
-          VAULTGATE_VAULT_TIMEOUT_MS: '3000',
-          REDIS_URL: redis.url,
-          VAULTGATE_CACHE_KEY: key,
-        }),
-      );
-      return { ...serve, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
+/** Two replicas, each with an admin listener, behind HAProxy. */
+const fleet = (readiness: 'replica' | 'dependencies'): Promise<Fleet> =>
+  startFleet(
+    gatewayEnv(issuer, vault, {
+      VAULTGATE_READINESS: readiness,
+      VAULTGATE_VAULT_TIMEOUT_MS: '3000',
+      REDIS_URL: redis.url,
+      VAULTGATE_CACHE_KEY: key,
     }),
+    2,
+    { admin: true },
   );
-  const stopAll = async () => {
-    for (const r of replicas) r.child.kill('SIGTERM');
-    await Promise.all(replicas.map((r) => r.exited));
-  };
-  try {
-    for (const r of replicas)
-      await waitFor(
-        `vaultgate on ${r.port}: ${r.errors()}`,
-        async () => (await fetchRecorded(`${r.url}/readyz`)).ok,
-        30_000,
-        r.child,
-      );
-    const haproxy = await TestHaproxy.start(replicas.map((r, i) => ({ name: `vg${i}`, port: r.port })));
-    await waitFor('both servers up', async () => (await haproxy.stats()).every((s) => s.status === 'UP'), 10_000);
-    return {
-      haproxy,
-      replicas,
-      close: async () => {
-        await haproxy.stop();
-        await stopAll();
-      },
-    };
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
-}
 
 const step = (repository: string, branchName = 'feature/x') => issuer.mint(repository, { claims: { branchName } });
 
@@ -152,7 +113,7 @@ test.serial(
       }
     } finally {
       vault.resume();
-      await f.close();
+      await f.stop();
     }
   },
 );
@@ -190,7 +151,7 @@ test.serial(
       );
       t.is((await secrets(f.haproxy.url, WEB)).status, 200);
     } finally {
-      await f.close();
+      await f.stop();
     }
   },
 );

@@ -1,31 +1,20 @@
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import getPort from 'get-port';
-import { readArchive, writeArchive } from '../../src/policy/bundle.js';
+import { readArchive } from '../../src/policy/bundle.js';
+import { bundleEnv, opaBuild, policyGrantingApiKey, signingKeys, withSlippedGrant } from '../helpers/bundles.js';
 import { runCli, spawnServe } from '../helpers/cli.js';
-import {
-  addRepositories,
-  fetchRecorded,
-  gatewayEnv,
-  policyDir,
-  SEEDED,
-  startVaultAndIssuer,
-  WEB,
-} from '../helpers/fixture.js';
+import { fetchRecorded, gatewayEnv, policyDir, SEEDED, startVaultAndIssuer, WEB } from '../helpers/fixture.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { TestNginx } from '../helpers/nginx.js';
-import { tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
-import { mustNotLeak } from '../helpers/run-record.js';
+import { OPA, tempDir, waitFor } from '../helpers/processes.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Signed bundles between vaultgate and the real OPA CLI, both ways, and a fleet of workers polling nginx.
 const exec = promisify(execFile);
-const OPA = join(TOOLS_BIN, 'opa');
-const keys = tempDir('signing-keys');
 
 let vault: TestVault;
 let issuer: TestIssuer;
@@ -42,25 +31,6 @@ test.after.always(async () => {
 
 const cli = (args: string[], env: Record<string, string> = {}) =>
   runCli(args, { PATH: process.env.PATH!, VAULTGATE_OPA_PATH: OPA, ...env });
-
-/** The signing key (PEM private key, or the HMAC secret) and the verification key (PEM public key, or the same secret) for `algorithm`. */
-function keysFor(algorithm: string, name: string): { signing: string; verification: string } {
-  const signing = join(keys, `${name}.key`);
-  const verification = join(keys, `${name}.pub`);
-  if (algorithm.startsWith('HS')) {
-    const secret = randomBytes(32).toString('hex');
-    // The verification key is the secret itself: vaultgate must never log it.
-    mustNotLeak(secret);
-    writeFileSync(signing, secret);
-    return { signing, verification: signing };
-  }
-  const pair = algorithm.startsWith('ES')
-    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  writeFileSync(signing, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  writeFileSync(verification, pair.publicKey.export({ type: 'spki', format: 'pem' }));
-  return { signing, verification };
-}
 
 /**
  * The test policy, with data JSON.parse would not hand back as written: numbers
@@ -106,9 +76,7 @@ async function opaVerifies(
 
 /** vaultgate's check of the bundle served at `path`: the `vaultgate check` line for the policy bundle. */
 async function vaultgateChecks(path: string, verification: string, algorithm: string): Promise<string> {
-  const env = gatewayEnv(issuer, vault, {
-    VAULTGATE_POLICY_DIR: '',
-    VAULTGATE_POLICY_BUNDLE_URL: `${nginx.url}/${path}`,
+  const env = bundleEnv(issuer, vault, `${nginx.url}/${path}`, {
     VAULTGATE_POLICY_VERIFICATION_KEY: verification,
     VAULTGATE_POLICY_SIGNING_ALG: algorithm,
   });
@@ -116,34 +84,30 @@ async function vaultgateChecks(path: string, verification: string, algorithm: st
   return stdout.split('\n').find((line) => line.includes('policy bundle')) ?? stdout;
 }
 
-/** The bundle at `file` with a grant slipped into its data.json after signing. */
-async function tampered(file: string): Promise<Buffer> {
-  const files = await readArchive(readFileSync(file));
-  const data = JSON.parse(files.get('data.json')!.toString('utf8'));
-  data.repositories[WEB].secrets.PROD_DB = 'kv/prod/payments-api#db_password';
-  return writeArchive(files.set('data.json', Buffer.from(JSON.stringify(data))));
+/** `vaultgate policy build DIR --signing-key KEY`: its result, and the file it was asked to write. */
+async function signedBuild(dir: string, revision: string, signing: string, extra: string[] = []) {
+  const out = join(tempDir('signed'), 'bundle.tar.gz');
+  const built = await cli([
+    'policy',
+    'build',
+    dir,
+    '--revision',
+    revision,
+    '--output',
+    out,
+    '--signing-key',
+    signing,
+    ...extra,
+  ]);
+  return { built, out };
 }
 
 for (const algorithm of ['RS256', 'ES256', 'HS256']) {
   test(`${algorithm}: a bundle vaultgate signed passes OPA's verification and fails it with another key; OPA's signature passes vaultgate's; both refuse a tampered bundle`, async (t) => {
-    const mine = keysFor(algorithm, `${algorithm}-mine`);
-    const other = keysFor(algorithm, `${algorithm}-other`);
+    const mine = signingKeys(algorithm, `${algorithm}-mine`);
+    const other = signingKeys(algorithm, `${algorithm}-other`);
     const dir = trickyPolicy();
-    const out = join(tempDir('signed'), 'bundle.tar.gz');
-
-    const built = await cli([
-      'policy',
-      'build',
-      dir,
-      '--revision',
-      `commit-${algorithm}`,
-      '--output',
-      out,
-      '--signing-key',
-      mine.signing,
-      '--signing-alg',
-      algorithm,
-    ]);
+    const { built, out } = await signedBuild(dir, `commit-${algorithm}`, mine.signing, ['--signing-alg', algorithm]);
     t.is(built.code, 0, built.stderr);
     t.true(built.stdout.includes(`wrote ${out} (signed with key "default", ${algorithm})`));
     t.true((await readArchive(readFileSync(out))).has('.signatures.json'));
@@ -163,25 +127,10 @@ for (const algorithm of ['RS256', 'ES256', 'HS256']) {
       new RegExp(`^✓ .*signed with key "default", revision commit-${algorithm}`),
     );
 
-    const byOpa = join(tempDir('opa-signed'), 'bundle.tar.gz');
-    await exec(OPA, [
-      'build',
-      '--bundle',
-      dir,
-      '--target',
-      'wasm',
-      '--entrypoint',
-      'vaultgate/decision',
-      '--revision',
-      'opa-signed',
-      '--signing-key',
-      mine.signing,
-      '--signing-alg',
-      algorithm,
-      '--output',
-      byOpa,
-    ]);
-    nginx.publish(`${algorithm}/opa-signed.tar.gz`, readFileSync(byOpa));
+    nginx.publish(
+      `${algorithm}/opa-signed.tar.gz`,
+      await opaBuild(dir, 'opa-signed', ['--signing-key', mine.signing, '--signing-alg', algorithm]),
+    );
     t.regex(
       await vaultgateChecks(`${algorithm}/opa-signed.tar.gz`, mine.verification, algorithm),
       /^✓ .*revision opa-signed/,
@@ -193,7 +142,7 @@ for (const algorithm of ['RS256', 'ES256', 'HS256']) {
     );
 
     const forged = join(tempDir('tampered'), 'bundle.tar.gz');
-    writeFileSync(forged, await tampered(out));
+    writeFileSync(forged, await withSlippedGrant(readFileSync(out)));
     const opaOnTampered = await opaVerifies(forged, mine.verification, algorithm);
     t.false(opaOnTampered.ok);
     t.regex(opaOnTampered.message, /data\.json: digest mismatch/);
@@ -206,7 +155,7 @@ for (const algorithm of ['RS256', 'ES256', 'HS256']) {
 }
 
 test('policy build refuses an unknown algorithm and a key of the wrong type, naming the option', async (t) => {
-  const rsa = keysFor('RS256', 'wrong-type');
+  const rsa = signingKeys('RS256', 'wrong-type');
   const unknown = await cli(['policy', 'build', policyDir(), '--signing-key', rsa.signing, '--signing-alg', 'EdDSA']);
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /--signing-alg must be one of RS256, .*HS512/);
@@ -236,43 +185,18 @@ test('a policy directory and a bundle server at once is a configuration error na
 });
 
 test('serve with VAULTGATE_WORKERS=2: every worker activates a new signed bundle at its next poll, each downloading it once', async (t) => {
-  const { signing, verification } = keysFor('RS256', 'fleet');
+  const { signing, verification } = signingKeys('RS256', 'fleet');
   const build = async (dir: string, revision: string) => {
-    const out = join(tempDir('fleet-bundle'), 'bundle.tar.gz');
-    const built = await cli([
-      'policy',
-      'build',
-      dir,
-      '--revision',
-      revision,
-      '--output',
-      out,
-      '--signing-key',
-      signing,
-    ]);
+    const { built, out } = await signedBuild(dir, revision, signing);
     t.is(built.code, 0, built.stderr);
     return readFileSync(out);
   };
-  const second = policyDir();
-  addRepositories(
-    { VAULTGATE_POLICY_DIR: second },
-    {
-      [WEB]: {
-        name: 'acme/web',
-        secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token', API_KEY: 'kv/ci/payments-api#api_key' },
-      },
-    },
-  );
-  const [one, two] = await Promise.all([build(policyDir(), 'fleet-1'), build(second, 'fleet-2')]);
+  const [one, two] = await Promise.all([build(policyDir(), 'fleet-1'), build(policyGrantingApiKey(), 'fleet-2')]);
   nginx.publish('fleet/bundle.tar.gz', one);
 
   const port = await getPort({ host: '127.0.0.1' });
   const { child, output, exited } = spawnServe({
-    ...gatewayEnv(issuer, vault, {
-      VAULTGATE_POLICY_DIR: '',
-      VAULTGATE_POLICY_BUNDLE_URL: `${nginx.url}/fleet/bundle.tar.gz`,
-      VAULTGATE_POLICY_BUNDLE_POLL_MIN: '1',
-      VAULTGATE_POLICY_BUNDLE_POLL_MAX: '2',
+    ...bundleEnv(issuer, vault, `${nginx.url}/fleet/bundle.tar.gz`, {
       VAULTGATE_POLICY_VERIFICATION_KEY: verification,
       VAULTGATE_LOG_LEVEL: 'info',
     }),

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { readBundle } from '../../src/policy/bundle.js';
 import { Policy } from '../../src/policy/policy.js';
 import { BIN, runCli, spawnCli } from '../helpers/cli.js';
-import { ROOT, stopProcess, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
+import { OPA, ROOT, stopProcess, tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
 import { mustNotLeak, record } from '../helpers/run-record.js';
 
 // issue 13 §3-4: the worked policy repository (examples/policy-repo) and the
@@ -20,7 +20,6 @@ import { mustNotLeak, record } from '../helpers/run-record.js';
 const exec = promisify(execFile);
 const EXAMPLE = join(ROOT, 'examples', 'policy-repo');
 const SAMPLE = join(EXAMPLE, 'decisions', 'sample.jsonl');
-const OPA = join(TOOLS_BIN, 'opa');
 const ENV = { PATH: `${TOOLS_BIN}:${process.env.PATH}`, HOME: process.env.HOME! };
 
 // The example's repositories (policy/data.json).

@@ -1,19 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import getPort from 'get-port';
-import { spawnServe, type ServeProcess } from '../helpers/cli.js';
-import {
-  addRepositories,
-  DYNAMIC,
-  enableDynamicRedisCredentials,
-  fetchRecorded,
-  findLeaks,
-  gatewayEnv,
-  SEEDED,
-  startVaultAndIssuer,
-  WEB,
-} from '../helpers/fixture.js';
-import { TestHaproxy } from '../helpers/haproxy.js';
+import type { ServeProcess } from '../helpers/cli.js';
+import { addRepositories, DYNAMIC, findLeaks, gatewayEnv, SEEDED, startWithRedis, WEB } from '../helpers/fixture.js';
+import { startFleet, type Fleet, type Replica } from '../helpers/fleet.js';
+import type { TestHaproxy } from '../helpers/haproxy.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { waitFor } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -37,16 +27,12 @@ let vault: TestVault;
 let issuer: TestIssuer;
 let redis: TestRedis;
 let dynamicRedis: TestRedis;
+let fleet: Fleet;
 let haproxy: TestHaproxy;
-const replicas: Array<ServeProcess & { port: number; url: string }> = [];
+let replicas: Replica[] = [];
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
-    startVaultAndIssuer(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await enableDynamicRedisCredentials(vault, dynamicRedis);
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis());
   const env = gatewayEnv(issuer, vault, {
     REDIS_URL: redis.url,
     VAULTGATE_CACHE_KEY: CACHE_KEY,
@@ -64,30 +50,13 @@ test.before(async () => {
     [BURST]: { name: 'acme/burst', secrets: { BURST_TOKEN: 'kv/burst/app#token' } },
     [HOLDER]: { name: 'acme/holder', secrets: { HOLDER_TOKEN: 'kv/holder/app#token' } },
   });
-  for (let i = 0; i < 3; i++) {
-    const port = await getPort({ host: '127.0.0.1' });
-    replicas.push({
-      ...spawnServe({ ...env, VAULTGATE_LISTEN: `127.0.0.1:${port}` }),
-      port,
-      url: `http://127.0.0.1:${port}`,
-    });
-  }
-  for (const r of replicas)
-    await waitFor(
-      `vaultgate on ${r.port}: ${r.errors()}`,
-      async () => (await fetchRecorded(`${r.url}/readyz`)).ok,
-      30_000,
-      r.child,
-    );
-  haproxy = await TestHaproxy.start(replicas.map((r, i) => ({ name: `vg${i}`, port: r.port })));
-  await waitFor('all three servers up', async () => (await haproxy.stats()).every((s) => s.status === 'UP'), 10_000);
+  fleet = await startFleet(env, 3);
+  ({ haproxy, replicas } = fleet);
 });
 
 test.after.always(async () => {
   vault?.resume();
-  await haproxy?.stop();
-  for (const r of replicas) r.child.kill('SIGTERM');
-  await Promise.all(replicas.map((r) => r.exited));
+  await fleet?.stop();
   await Promise.all([vault?.stop(), issuer?.close(), redis?.stop(), dynamicRedis?.stop()]);
 });
 

@@ -96,15 +96,29 @@ test('every answered request has its audit line: written within a moment when qu
     // One request and then quiet: its line is not held back waiting for a full batch.
     const first = await answer('main');
     await waitFor("the quiet request's audit line", async () => auditedIds().has(first), 15_000, child);
-    // A burst, then SIGTERM at once: lines still buffered are written before the workers exit.
+    // A burst: its lines go out in batched writes, each line whole (auditedIds parses every one).
     const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => answer(`feature/burst-${i}`)));
+    await waitFor('the burst in the audit log', async () => burst.every((id) => auditedIds().has(id)), 15_000, child);
+    // Two more, then SIGTERM at once: their lines are under a batch (2048 bytes) and the 250 ms periodic
+    // flush is unlikely to come in the few milliseconds before the workers exit, so it is pino's
+    // flush on exit that writes them.
+    const before = output().length;
+    const last = await Promise.all([answer('feature/last-1'), answer('feature/last-2')]);
     child.kill('SIGTERM');
     t.is(await exited, 0);
     const audited = auditedIds();
     t.deepEqual(
-      burst.filter((id) => !audited.has(id)),
+      [...burst, ...last].filter((id) => !audited.has(id)),
       [],
       'no answered request is missing from the audit log',
+    );
+    const lastLines = output()
+      .slice(before)
+      .split('\n')
+      .filter((line) => last.some((id) => line.includes(`"requestId":"${id}"`)));
+    t.true(
+      Buffer.byteLength(lastLines.join('\n')) < 2048,
+      'the last lines fit under one batch: only a flush (on exit) writes them',
     );
   } finally {
     child.kill('SIGKILL');

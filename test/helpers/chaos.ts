@@ -3,11 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import getPort from 'get-port';
-import { spawnServe, type ServeProcess } from './cli.js';
+import type { ServeProcess } from './cli.js';
 import {
   DYNAMIC,
   enableDynamicRedisCredentials,
-  fetchRecorded,
   gatewayEnv,
   LEGACY,
   PAYMENTS,
@@ -17,6 +16,7 @@ import {
   TYPED,
   WEB,
 } from './fixture.js';
+import { startReplica } from './fleet.js';
 import { TestHaproxy, type HaproxyOptions } from './haproxy.js';
 import { TestIssuer } from './issuer.js';
 import { waitFor } from './processes.js';
@@ -434,17 +434,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
     });
     delete (env as Record<string, string | undefined>).VAULT_TOKEN;
     const serve = async (name: string, port: number): Promise<Replica> => {
-      const started = spawnServe({ ...env, VAULTGATE_LISTEN: `127.0.0.1:${port}` });
+      const started = await startReplica(env, { port, timeoutMs: 60_000 });
       const replica = { name, port, serve: started, pid: started.child.pid! };
       replicas.push(replica);
-      await waitFor(
-        `${name} ready on ${port}`,
-        async () => (await fetchRecorded(`http://127.0.0.1:${port}/readyz`)).ok,
-        60_000,
-        started.child,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}\n${started.errors()}`);
-      });
       return replica;
     };
     stops.push(async () => {

@@ -5,9 +5,9 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startVaultgate, type RunningVaultgate, type StartOptions } from '../../src/server/vaultgate.js';
 import { AUDIENCE, TestIssuer } from './issuer.js';
-import { ROOT, tempDir, TOOLS_BIN } from './processes.js';
+import { OPA, ROOT, tempDir } from './processes.js';
 import { mustNotLeak, record, recordCredentials } from './run-record.js';
-import type { TestRedis } from './redis.js';
+import { TestRedis } from './redis.js';
 import { TestVault, type VaultAdmin } from './vault.js';
 
 // Repositories of the shipped policies/data.json.
@@ -113,6 +113,22 @@ export async function startVaultAndIssuer(): Promise<{ vault: TestVault; issuer:
   return { vault, issuer };
 }
 
+/**
+ * startVaultAndIssuer, plus a Redis for the cache and a second Redis whose ACL users Vault's
+ * database engine mints for DYNAMIC's grants (leases of `defaultTtl`, by default 30m).
+ */
+export async function startWithRedis(
+  options: { defaultTtl?: string } = {},
+): Promise<{ vault: TestVault; issuer: TestIssuer; redis: TestRedis; dynamicRedis: TestRedis }> {
+  const [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
+    startVaultAndIssuer(),
+    TestRedis.start(),
+    TestRedis.start(),
+  ]);
+  await enableDynamicRedisCredentials(vault, dynamicRedis, options);
+  return { vault, issuer, redis, dynamicRedis };
+}
+
 /** The shipped default policy and data.json, plus the test repositories, in a directory of its own. */
 export function policyDir(): string {
   const dir = tempDir('policy');
@@ -171,7 +187,7 @@ export function gatewayEnv(
     VAULTGATE_OIDC_AUDIENCES: AUDIENCE,
     VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
     VAULTGATE_POLICY_DIR: policyDir(),
-    VAULTGATE_OPA_PATH: join(TOOLS_BIN, 'opa'),
+    VAULTGATE_OPA_PATH: OPA,
     VAULT_ADDR: vault.addr,
     VAULT_TOKEN: vault.rootToken,
     VAULTGATE_LOG_LEVEL: 'debug',
@@ -247,6 +263,29 @@ export async function fetchRecorded(url: string, init?: RequestInit): Promise<Re
   const response = await fetch(url, init);
   record('bodies', await response.clone().text());
   return response;
+}
+
+/** What the health and policy endpoints answer, as far as the tests read it. */
+export interface ProbeAnswer {
+  status: string;
+  revision: string;
+  checks: { vault: string; redis: string; policy: string };
+}
+
+/**
+ * GET `url` (a probe, /policy or /metrics), its body kept in `bodies` for the test's own
+ * findLeaks and for the leak scan; `body` is the parsed JSON (a JSON answer that does not
+ * parse throws), `{}` for a text/plain answer (/metrics).
+ */
+export async function getProbe(
+  url: string,
+  bodies: string[],
+): Promise<{ status: number; text: string; body: ProbeAnswer }> {
+  const response = await fetchRecorded(url);
+  const text = await response.text();
+  bodies.push(text);
+  const plain = response.headers.get('content-type')?.startsWith('text/plain') ?? false;
+  return { status: response.status, text, body: plain ? ({} as ProbeAnswer) : (JSON.parse(text) as ProbeAnswer) };
 }
 
 /** Log lines and response bodies must never hold a seeded value or a token. */

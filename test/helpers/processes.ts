@@ -7,6 +7,8 @@ import { record } from './run-record.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const TOOLS_BIN = join(ROOT, '.tools', 'bin');
+/** The OPA CLI tools/build.sh installs. */
+export const OPA = join(TOOLS_BIN, 'opa');
 
 export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), `vaultgate-${prefix}-`));
 

@@ -96,20 +96,26 @@ export abstract class VaultAdmin {
       .map((entry) => entry.request?.path ?? '');
   }
 
-  /** An AppRole login for vaultgate with read access to everything under the given paths. */
-  async appRole(readPaths: string[]): Promise<{ roleId: string; secretId: string }> {
+  /**
+   * An AppRole login for vaultgate with read access to everything under the given paths:
+   * role and policy `name`, its tokens issued for `tokenTtl` and renewable up to `tokenMaxTtl`.
+   */
+  async appRole(
+    readPaths: string[],
+    { name = 'vaultgate', tokenTtl = '1h', tokenMaxTtl = '4h' } = {},
+  ): Promise<{ roleId: string; secretId: string }> {
     await this.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
       if (!/path is already in use/.test(err.message)) throw err;
     });
     const policy = readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n');
-    await this.api('PUT', 'sys/policies/acl/vaultgate', { policy });
-    await this.api('POST', 'auth/approle/role/vaultgate', {
-      token_policies: ['vaultgate'],
-      token_ttl: '1h',
-      token_max_ttl: '4h',
+    await this.api('PUT', `sys/policies/acl/${name}`, { policy });
+    await this.api('POST', `auth/approle/role/${name}`, {
+      token_policies: [name],
+      token_ttl: tokenTtl,
+      token_max_ttl: tokenMaxTtl,
     });
-    const roleId = (await this.api('GET', 'auth/approle/role/vaultgate/role-id')).data.role_id as string;
-    const secretId = (await this.api('POST', 'auth/approle/role/vaultgate/secret-id', {})).data.secret_id as string;
+    const roleId = (await this.api('GET', `auth/approle/role/${name}/role-id`)).data.role_id as string;
+    const secretId = (await this.api('POST', `auth/approle/role/${name}/secret-id`, {})).data.secret_id as string;
     mustNotLeak(secretId);
     return { roleId, secretId };
   }

@@ -1,6 +1,14 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
-import { findLeaks, gatewayEnv, startGateway, startVaultAndIssuer, WEB, type Gateway } from '../helpers/fixture.js';
+import {
+  findLeaks,
+  gatewayEnv,
+  getProbe,
+  startGateway,
+  startVaultAndIssuer,
+  WEB,
+  type Gateway,
+} from '../helpers/fixture.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -32,21 +40,7 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-/** What the health and policy endpoints answer, as far as these tests read it. */
-interface Answer {
-  status: string;
-  revision: string;
-  checks: { vault: string; redis: string; policy: string };
-}
-
-async function get(url: string): Promise<{ status: number; text: string; body: Answer }> {
-  const response = await fetch(url);
-  const text = await response.text();
-  bodies.push(text);
-  // Not JSON (the metrics text): those tests read `text`.
-  const body = text.startsWith('{') ? (JSON.parse(text) as Answer) : ({} as Answer);
-  return { status: response.status, text, body };
-}
+const get = (url: string) => getProbe(url, bodies);
 
 /** Requests Vault served to check vaultgate's own token: part of every readiness check. */
 const lookups = () => vault.auditedPaths().filter((p) => p === 'auth/token/lookup-self').length;

@@ -1,31 +1,25 @@
-import { execFile } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import { readArchive, writeArchive, writeBundle } from '../../src/policy/bundle.js';
 import { signingKey } from '../../src/policy/signature.js';
-import { selfSignedCertificate } from '../helpers/certificates.js';
 import {
-  addRepositories,
-  gatewayEnv,
-  policyDir,
-  SEEDED,
-  startGateway,
-  WEB,
-  type Gateway,
-  startVaultAndIssuer,
-} from '../helpers/fixture.js';
+  bundleEnv as bundleEnvOf,
+  opaBuild,
+  policyGrantingApiKey,
+  signingKeys,
+  withSlippedGrant,
+} from '../helpers/bundles.js';
+import { selfSignedCertificate } from '../helpers/certificates.js';
+import { policyDir, SEEDED, startGateway, WEB, type Gateway, startVaultAndIssuer } from '../helpers/fixture.js';
 import { TestIssuer } from '../helpers/issuer.js';
 import { TestNginx } from '../helpers/nginx.js';
-import { tempDir, TOOLS_BIN, waitFor } from '../helpers/processes.js';
+import { OPA, tempDir, waitFor } from '../helpers/processes.js';
 import { mustNotLeak } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 // Bundles from a real nginx (static files, its own ETags and 304s), built by the real OPA CLI.
-const exec = promisify(execFile);
-const OPA = join(TOOLS_BIN, 'opa');
 const keys = tempDir('bundle-keys');
 
 let vault: TestVault;
@@ -38,52 +32,10 @@ let first: string;
 let second: string;
 const bundles: Record<string, Buffer> = {};
 
-/** `opa build --target wasm` of a policy directory, as a policy repository's CI builds it. */
-async function opaBuild(
-  dir: string,
-  revision: string,
-  extra: string[] = [],
-  entrypoint = 'vaultgate/decision',
-): Promise<Buffer> {
-  const out = join(tempDir('bundle'), 'bundle.tar.gz');
-  await exec(OPA, [
-    'build',
-    '--bundle',
-    dir,
-    '--target',
-    'wasm',
-    '--entrypoint',
-    entrypoint,
-    '--revision',
-    revision,
-    '--output',
-    out,
-    ...extra,
-  ]);
-  return readFileSync(out);
-}
+const signer = signingKeys('RS256', 'signer');
+const stranger = signingKeys('RS256', 'stranger');
 
-function keyPair(name: string): { privateKey: string; publicKey: string } {
-  const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const privateKey = join(keys, `${name}.pem`);
-  const publicKey = join(keys, `${name}.pub.pem`);
-  writeFileSync(privateKey, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  writeFileSync(publicKey, pair.publicKey.export({ type: 'spki', format: 'pem' }));
-  return { privateKey, publicKey };
-}
-
-const signer = keyPair('signer');
-const stranger = keyPair('stranger');
-
-/** The environment of a gateway polling `url` every 1–2 s. */
-const bundleEnv = (url: string, extra: Record<string, string> = {}) =>
-  gatewayEnv(issuer, vault, {
-    VAULTGATE_POLICY_DIR: '',
-    VAULTGATE_POLICY_BUNDLE_URL: url,
-    VAULTGATE_POLICY_BUNDLE_POLL_MIN: '1',
-    VAULTGATE_POLICY_BUNDLE_POLL_MAX: '2',
-    ...extra,
-  });
+const bundleEnv = (url: string, extra: Record<string, string> = {}) => bundleEnvOf(issuer, vault, url, extra);
 
 interface Status {
   revision?: string;
@@ -100,16 +52,7 @@ const metric = async (g: Gateway, line: RegExp) => line.test(await (await fetch(
 test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
   first = policyDir();
-  second = policyDir();
-  addRepositories(
-    { VAULTGATE_POLICY_DIR: second },
-    {
-      [WEB]: {
-        name: 'acme/web',
-        secrets: { NPM_TOKEN: 'kv/ci/shared#npm_token', API_KEY: 'kv/ci/payments-api#api_key' },
-      },
-    },
-  );
+  second = policyGrantingApiKey();
   [bundles.first, bundles.second] = await Promise.all([opaBuild(first, 'rev-1'), opaBuild(second, 'rev-2')]);
   nginx = await TestNginx.start();
   nginx.publish('bundle.tar.gz', bundles.first!);
@@ -304,9 +247,9 @@ test.serial(
   async (t) => {
     const signedBy = (key: string, revision: string, extra: string[] = []) =>
       opaBuild(second, revision, ['--signing-key', key, ...extra]);
-    nginx.publish('signed/bundle.tar.gz', await opaBuild(first, 'signed-1', ['--signing-key', signer.privateKey]));
+    nginx.publish('signed/bundle.tar.gz', await opaBuild(first, 'signed-1', ['--signing-key', signer.signing]));
     const g = await startGateway(
-      bundleEnv(`${nginx.url}/signed/bundle.tar.gz`, { VAULTGATE_POLICY_VERIFICATION_KEY: signer.publicKey }),
+      bundleEnv(`${nginx.url}/signed/bundle.tar.gz`, { VAULTGATE_POLICY_VERIFICATION_KEY: signer.verification }),
     );
     try {
       t.like(
@@ -324,13 +267,13 @@ test.serial(
       await refused(
         g,
         'signed/bundle.tar.gz',
-        await signedBy(stranger.privateKey, 'stranger'),
+        await signedBy(stranger.signing, 'stranger'),
         /signature does not verify with the RS256 key "default"/,
       );
       await refused(
         g,
         'signed/bundle.tar.gz',
-        await signedBy(signer.privateKey, 'renamed', ['--verification-key-id', 'ci-2027']),
+        await signedBy(signer.signing, 'renamed', ['--verification-key-id', 'ci-2027']),
         /signed with key id "ci-2027", not "default"/,
       );
       const claims = join(keys, 'claims.json');
@@ -338,19 +281,16 @@ test.serial(
       await refused(
         g,
         'signed/bundle.tar.gz',
-        await signedBy(signer.privateKey, 'scoped', ['--claims-file', claims]),
+        await signedBy(signer.signing, 'scoped', ['--claims-file', claims]),
         /scope "write" is not ""/,
       );
 
-      const genuine = await readArchive(await signedBy(signer.privateKey, 'tampered'));
-      const tampered = new Map(genuine);
-      const data = JSON.parse(tampered.get('data.json')!.toString('utf8'));
-      data.repositories[WEB].secrets.PROD_DB = 'kv/prod/payments-api#db_password';
-      tampered.set('data.json', Buffer.from(JSON.stringify(data)));
+      const signed = await signedBy(signer.signing, 'tampered');
+      const genuine = await readArchive(signed);
       await refused(
         g,
         'signed/bundle.tar.gz',
-        await writeArchive(tampered),
+        await withSlippedGrant(signed),
         /data\.json does not match the hash its signature lists/,
       );
       const extra = new Map(genuine).set('extra.rego', Buffer.from('package vaultgate.extra\n'));
@@ -374,7 +314,7 @@ test.serial(
 
       // Signed by vaultgate (what `vaultgate policy build --signing-key` writes).
       const out = join(tempDir('vaultgate-signed'), 'bundle.tar.gz');
-      const key = signingKey(readFileSync(signer.privateKey), 'RS256', '--signing-key');
+      const key = signingKey(readFileSync(signer.signing), 'RS256', '--signing-key');
       await writeBundle(second, OPA, {
         revision: 'signed-by-vaultgate',
         output: out,

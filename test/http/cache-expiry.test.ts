@@ -4,11 +4,10 @@ import { TestIssuer } from '../helpers/issuer.js';
 import {
   addRepositories,
   DYNAMIC,
-  enableDynamicRedisCredentials,
   findLeaks,
   gatewayEnv,
   startGateway,
-  startVaultAndIssuer,
+  startWithRedis,
   type Gateway,
 } from '../helpers/fixture.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -34,12 +33,7 @@ let dynamicRedis: TestRedis;
 const gateways = {} as Record<Kind, { gateway: Gateway; advance(seconds: number): void }>;
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
-    startVaultAndIssuer(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await enableDynamicRedisCredentials(vault, dynamicRedis, { defaultTtl: `${LEASE}s` });
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis({ defaultTtl: `${LEASE}s` }));
   for (const kind of ['memory', 'redis'] as const) {
     const env = gatewayEnv(issuer, vault, {
       VAULTGATE_CACHE_TTL: String(TTL),

@@ -3,6 +3,7 @@ import { TestIssuer } from '../helpers/issuer.js';
 import {
   findLeaks,
   gatewayEnv,
+  getProbe,
   PAYMENTS,
   SEEDED,
   startGateway,
@@ -36,19 +37,7 @@ test.after.always(async () => {
   await Promise.all([vault?.stop(), issuer?.close()]);
 });
 
-/** What the health and policy endpoints answer, as far as these tests read it. */
-interface Answer {
-  status: string;
-  revision: string;
-  checks: { vault: string; redis: string; policy: string };
-}
-
-async function get(url: string): Promise<{ status: number; text: string; body: Answer }> {
-  const response = await fetch(url);
-  const text = await response.text();
-  bodies.push(text);
-  return { status: response.status, text, body: JSON.parse(text) };
-}
+const get = (url: string) => getProbe(url, bodies);
 
 const gauge = async (g: Gateway, dependency: string): Promise<string | undefined> =>
   (await (await fetch(`${g.adminUrl}/metrics`)).text()).match(

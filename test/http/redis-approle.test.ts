@@ -2,13 +2,12 @@ import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
   DYNAMIC,
-  enableDynamicRedisCredentials,
   findLeaks,
   gatewayEnv,
   PAYMENTS,
   SEEDED,
   SEEDED_VALUES,
-  seedVault,
+  startWithRedis,
   startGateway,
   WEB,
   type Gateway,
@@ -30,14 +29,7 @@ const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
 let secretId: string;
 
 test.before(async () => {
-  [vault, issuer, redis, dynamicRedis] = await Promise.all([
-    TestVault.start(),
-    TestIssuer.start(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await seedVault(vault);
-  await enableDynamicRedisCredentials(vault, dynamicRedis);
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis());
   let roleId: string;
   ({ roleId, secretId } = await vault.appRole(['kv/data/*', 'kv1/*', 'database/creds/*']));
   const env = gatewayEnv(issuer, vault, {

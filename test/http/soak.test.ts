@@ -2,11 +2,10 @@ import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
   DYNAMIC,
-  enableDynamicRedisCredentials,
   gatewayEnv,
   PAYMENTS,
   SEEDED,
-  seedVault,
+  startWithRedis,
   startGateway,
   type Gateway,
 } from '../helpers/fixture.js';
@@ -23,14 +22,7 @@ let gateway: Gateway;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async () => {
-  [vault, issuer, redis, dynamicRedis] = await Promise.all([
-    TestVault.start(),
-    TestIssuer.start(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await seedVault(vault);
-  await enableDynamicRedisCredentials(vault, dynamicRedis);
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis());
   gateway = await startGateway(
     gatewayEnv(issuer, vault, {
       REDIS_URL: redis.url,

@@ -3,11 +3,10 @@ import test from 'ava';
 import {
   addRepositories,
   DYNAMIC,
-  enableDynamicRedisCredentials,
   findLeaks,
   gatewayEnv,
   startGateway,
-  startVaultAndIssuer,
+  startWithRedis,
   type Gateway,
 } from '../helpers/fixture.js';
 import { TestIssuer } from '../helpers/issuer.js';
@@ -56,12 +55,7 @@ function env(kind: Kind): Record<string, string> {
 }
 
 test.before(async () => {
-  [{ vault, issuer }, redis, dynamicRedis] = await Promise.all([
-    startVaultAndIssuer(),
-    TestRedis.start(),
-    TestRedis.start(),
-  ]);
-  await enableDynamicRedisCredentials(vault, dynamicRedis, { defaultTtl: `${LEASE}s` });
+  ({ vault, issuer, redis, dynamicRedis } = await startWithRedis({ defaultTtl: `${LEASE}s` }));
   for (const kind of ['memory', 'redis'] as const) {
     const clock = { now: Date.now() } as (typeof clocks)[Kind];
     clock.gateway = await startGateway(env(kind), { now: () => clock.now });

@@ -48,14 +48,11 @@ const secrets = async (g: Gateway) => {
 };
 
 test.serial('an AppRole token that expires in seconds is renewed before it does, not logged in again', async (t) => {
-  await vault.api('POST', 'sys/auth/approle', { type: 'approle' });
-  await vault.api('POST', 'auth/approle/role/short', {
-    token_policies: ['short'],
-    token_ttl: '4s',
-    token_max_ttl: '120s',
+  const { roleId, secretId } = await vault.appRole(['kv/data/*'], {
+    name: 'short',
+    tokenTtl: '4s',
+    tokenMaxTtl: '120s',
   });
-  const roleId = (await vault.api('GET', 'auth/approle/role/short/role-id')).data.role_id as string;
-  const secretId = (await vault.api('POST', 'auth/approle/role/short/secret-id', {})).data.secret_id as string;
   const g = await gateway({ VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, VAULT_TOKEN: '' });
   const issued = Date.now(); // the gateway logged in before it started
   const logins = count('auth/approle/login');
@@ -134,26 +131,14 @@ test.serial('a Vault standby that redirects to the active node is followed, toke
   t.true(redirected.includes('/v1/kv/data/ci/shared'), 'the read went to the standby first');
 });
 
-/** An AppRole of its own for one test, reading only `readPaths`. */
+/** An AppRole of its own for one test, reading only `readPaths`: the environment that logs in with it. */
 async function appRole(
   name: string,
   readPaths: string[],
-  tokenTtl = '1h',
-  tokenMaxTtl = '4h',
+  tokenTtl?: string,
+  tokenMaxTtl?: string,
 ): Promise<Record<string, string>> {
-  await vault.api('POST', 'sys/auth/approle', { type: 'approle' }).catch((err: Error) => {
-    if (!/path is already in use/.test(err.message)) throw err;
-  });
-  await vault.api('PUT', `sys/policies/acl/${name}`, {
-    policy: readPaths.map((p) => `path "${p}" { capabilities = ["read"] }`).join('\n'),
-  });
-  await vault.api('POST', `auth/approle/role/${name}`, {
-    token_policies: [name],
-    token_ttl: tokenTtl,
-    token_max_ttl: tokenMaxTtl,
-  });
-  const roleId = (await vault.api('GET', `auth/approle/role/${name}/role-id`)).data.role_id as string;
-  const secretId = (await vault.api('POST', `auth/approle/role/${name}/secret-id`, {})).data.secret_id as string;
+  const { roleId, secretId } = await vault.appRole(readPaths, { name, tokenTtl, tokenMaxTtl });
   return { VAULT_TOKEN: '', VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId };
 }
 
