@@ -12,10 +12,24 @@ export const OPA = join(TOOLS_BIN, 'opa');
 
 export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), `vaultgate-${prefix}-`));
 
+/**
+ * Ports 20000–39999, from a random one on and round: get-port takes the first free port of
+ * the list, so a fixed start handed every caller the lowest free port, one a test's server had
+ * just let go of among them (a killed Vault node, about to restart on it), and handed a
+ * caller that found the port after it taken the same port again and again.
+ */
+export function highPorts(): Iterable<number> {
+  const start = 20000 + Math.floor(Math.random() * 20000);
+  return (function* () {
+    yield* portNumbers(start, 39999);
+    if (start > 20000) yield* portNumbers(20000, start - 1);
+  })();
+}
+
 /** A free loopback port whose next port is free too (Vault's dev cluster listener takes port + 1). */
 export async function freePortPair(): Promise<number> {
   for (;;) {
-    const port = await getPort({ port: portNumbers(20000, 40000), host: '127.0.0.1' });
+    const port = await getPort({ port: highPorts(), host: '127.0.0.1' });
     if ((await getPort({ port: port + 1, host: '127.0.0.1' })) === port + 1) return port;
   }
 }

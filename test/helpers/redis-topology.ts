@@ -4,8 +4,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import getPort, { portNumbers } from 'get-port';
-import { launch, stopProcess, tempDir, waitFor } from './processes.js';
+import getPort from 'get-port';
+import { highPorts, launch, stopProcess, tempDir, waitFor } from './processes.js';
 import { redisCommand, type RedisTarget } from './redis.js';
 
 const run = promisify(execFile);
@@ -94,7 +94,7 @@ const serverArgs = (port: number, dir: string, tls?: TopologyTls) => [
 /** A free loopback port whose cluster bus port (port + 10000) is free too. */
 async function clusterPort(taken: Set<number>): Promise<number> {
   for (;;) {
-    const port = await getPort({ port: portNumbers(20000, 40000), host: '127.0.0.1' });
+    const port = await getPort({ port: highPorts(), host: '127.0.0.1' });
     if (taken.has(port) || taken.has(port + 10000)) continue;
     if ((await getPort({ port: port + 10000, host: '127.0.0.1' })) !== port + 10000) continue;
     taken.add(port);
