@@ -245,7 +245,9 @@ async function throughHaproxy(
   t.log(
     `${label}: ${JSON.stringify({ ...measured, cachedRequests: answers.cached.length, newLogins: loginsAfterKill })}`,
   );
-  t.true(measured.killToSuccessMs !== null, 'answers after the failures');
+  // Recovery itself is the wait above (ten whole answers after the election). Raft copies tokens
+  // to every node, so the token should keep working; a fresh login is allowed, a login per request is not.
+  t.true(loginsAfterKill <= 1, `its token still works, or one login replaced it (${loginsAfterKill} logins)`);
   return { victim, successor, stats: await haproxy.stats() };
 }
 
@@ -290,6 +292,7 @@ test.serial(
     );
     const { answers, loginsAfterKill } = await killActiveUnderLoad(t, fast, direct);
     assertWholeOrRetry(t, answers.direct, EXPECTED, 'node list');
+    t.true(loginsAfterKill <= 1, `its token still works, or one login replaced it (${loginsAfterKill} logins)`);
     const moved = direct.logs
       .map((l) => JSON.parse(l) as { msg?: string; to?: string })
       .filter((l) => l.msg === 'vault requests now go to another address');
