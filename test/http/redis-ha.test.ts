@@ -81,6 +81,39 @@ async function useLimitHolds(t: ExecutionContext, gateway: Gateway, counters: ()
   );
 }
 
+/**
+ * Until the gateway's Redis client is ready (a Cluster client once it holds the slot map) its
+ * commands fail and are bypassed: on a loaded machine a first request could come before that.
+ */
+async function redisAnswers(gateway: Gateway): Promise<void> {
+  await waitFor("the gateway's Redis client ready", async () => {
+    const readiness = (await (await fetch(`${gateway.url}/readyz`)).json()) as { checks?: { redis?: string } };
+    return readiness.checks?.redis === 'ok';
+  });
+}
+
+/**
+ * The per-branch rate is counted in this topology too: a gateway allowing a branch two steps
+ * a minute refuses the third with 429, and the counter is in Redis. A gateway of its own, so
+ * the other checks' traffic on `main` spends no budget here.
+ */
+async function branchRateHolds(
+  t: ExecutionContext,
+  topology: Record<string, string>,
+  counters: () => Promise<string[]>,
+): Promise<void> {
+  const limited = await start({ ...topology, VAULTGATE_RATE_LIMIT_PER_BRANCH: '2' });
+  await redisAnswers(limited);
+  const claims = { branchName: `feature/rate-${gateways.length}` };
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await request(limited, await issuer.mint(PAYMENTS, { claims }))).status);
+  t.deepEqual(statuses, [200, 200, 429], "the branch's third step in the minute");
+  t.true(
+    (await counters()).some((k) => k.startsWith('vaultgate:v1:branch-rate')),
+    'the branch counter is in Redis',
+  );
+}
+
 /** The first request's two uncached paths were each read under the replicas' lock in this topology, and both locks given back. */
 async function readUnderTheLock(t: ExecutionContext, gateway: Gateway, keys: () => Promise<string[]>): Promise<void> {
   const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
@@ -149,12 +182,14 @@ test.serial(
   async (t) => {
     const group = await SentinelGroup.start();
     t.teardown(() => group.stop());
-    const gateway = await start({ REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME });
+    const topology = { REDIS_SENTINELS: group.addresses, REDIS_SENTINEL_MASTER: SentinelGroup.MASTER_NAME };
+    const gateway = await start(topology);
 
     t.is((await request(gateway)).status, 200);
     await readUnderTheLock(t, gateway, keysOn(group.master.port));
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, keysOn(group.master.target));
+    await branchRateHolds(t, topology, keysOn(group.master.target));
 
     const window = await throughFailover(t, gateway, () => group.killMaster(), group.waitForPromotion());
     t.is(await group.masterPort(), group.replica.port);
@@ -242,12 +277,7 @@ test.serial(
     const cluster = await RedisCluster.start();
     t.teardown(() => cluster.stop());
     const gateway = await start({ REDIS_CLUSTER_NODES: cluster.addresses });
-    // A Cluster client serves commands only once it holds the slot map; on a loaded machine the
-    // first request could come before, and its lock and cache commands would then fail (bypassed).
-    await waitFor('the Cluster client ready', async () => {
-      const readiness = (await (await fetch(`${gateway.url}/readyz`)).json()) as { checks?: { redis?: string } };
-      return readiness.checks?.redis === 'ok';
-    });
+    await redisAnswers(gateway);
 
     t.is((await request(gateway)).status, 200);
     const cached = (await cluster.keys()).filter((k) => k.startsWith('vaultgate:v2:'));
@@ -259,6 +289,7 @@ test.serial(
     await readUnderTheLock(t, gateway, () => cluster.keys());
     await servedFromCache(t, gateway);
     await useLimitHolds(t, gateway, () => cluster.keys());
+    await branchRateHolds(t, { REDIS_CLUSTER_NODES: cluster.addresses }, () => cluster.keys());
 
     // The master holding one of the step's entries is the one that dies.
     const { master, replica } = await cluster.ownerOf(cached[0]!);
