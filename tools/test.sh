@@ -44,7 +44,17 @@ export VAULTGATE_TEST_RUN_DIR="$PWD/.test-run"
 rm -rf "$VAULTGATE_TEST_RUN_DIR" && mkdir -p "$VAULTGATE_TEST_RUN_DIR"
 log=$(mktemp)
 status=0
-npx ava "$@" 2>&1 | tee "$log" || status=$?
+if [ $# -gt 0 ]; then
+  npx ava "$@" 2>&1 | tee "$log" || status=$?
+else
+  # The chaos run loads both cores for about a minute and a half: it runs alone, after the
+  # rest, so that its load is not what the other files' deadlines meet (two CI runs failed
+  # there, each beside it), nor theirs what its failure windows measure.
+  chaos=test/cli/chaos.test.ts
+  mapfile -t files < <(find test -name '*.test.ts' ! -path "$chaos" | sort)
+  npx ava "${files[@]}" 2>&1 | tee "$log" || status=$?
+  npx ava "$chaos" 2>&1 | tee -a "$log" || status=$?
+fi
 leaks=0
 if [ "$status" -eq 0 ]; then
   npx tsx test/leak-scan.ts || { status=$?; leaks=1; }
