@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.js';
 import { TokenError } from './errors.js';
 
 export interface FetchJsonOptions {
@@ -5,7 +6,7 @@ export interface FetchJsonOptions {
   /** Larger answers are refused while they stream in, not after. */
   maxBytes: number;
   /** Error code for the TokenError thrown on failure. */
-  code: string;
+  code: ErrorCode;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type ProtectedHeaderParameters,
 } from 'jose';
 import { z } from 'zod';
+import type { ErrorCode } from '../errors.js';
 import { TokenError } from './errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { verifySignature } from './verify-signature.js';
@@ -120,8 +121,7 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
       });
     } catch (err) {
       if (err instanceof TokenError) throw err;
-      if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code, err.message);
-      throw new TokenError('ERR_TOKEN_INVALID', (err as Error).message);
+      throw new TokenError(joseCode(err), (err as Error).message, { cause: err });
     }
     verifySignature(token, header.alg, key);
 
@@ -133,4 +133,16 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
     }
     return claims.data as StepClaims;
   };
+}
+
+/** The codes jose's key selection throws, kept; anything else it throws is an invalid token. */
+const JOSE_KEY_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'ERR_JWKS_NO_MATCHING_KEY',
+  'ERR_JWKS_MULTIPLE_MATCHING_KEYS',
+  'ERR_JOSE_NOT_SUPPORTED',
+]);
+
+function joseCode(err: unknown): ErrorCode {
+  const code = err instanceof joseErrors.JOSEError ? err.code : undefined;
+  return code !== undefined && JOSE_KEY_CODES.has(code) ? (code as ErrorCode) : 'ERR_TOKEN_INVALID';
 }

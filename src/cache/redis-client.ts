@@ -116,7 +116,9 @@ function explainTls(
       if (seen.has(cause.message)) return;
       seen.add(cause.message);
       report(
-        new VaultgateError('redis_tls', `TLS to ${address.host}:${address.port} failed: ${cause.message}`, { cause }),
+        new VaultgateError('ERR_REDIS_TLS', `TLS to ${address.host}:${address.port} failed: ${cause.message}`, {
+          cause,
+        }),
       );
     });
   });

@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { VaultgateError } from '../errors.js';
 import type { MountAllowList } from '../secrets/mounts.js';
 import { forbiddenPrefix } from '../secrets/reference.js';
 import { usableCpus } from './cpus.js';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG';
+export class ConfigError extends VaultgateError {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
+    super('ERR_CONFIG', `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
 }
 

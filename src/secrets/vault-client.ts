@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
 import type { Config, VaultAuth } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import { VaultgateError } from '../errors.js';
 import { VaultUnavailableError } from './errors.js';
 import { createVaultTransport, VaultRedirectRefusedError, type VaultTransport } from './vault-transport.js';
 
@@ -23,13 +24,12 @@ export interface VaultClientOptions {
 }
 
 /** A Vault answer that was not a success, with Vault's status code. */
-export class VaultResponseError extends Error {
+export class VaultResponseError extends VaultgateError {
   constructor(
     readonly status: number,
     message: string,
   ) {
-    super(message);
-    this.name = 'VaultResponseError';
+    super('ERR_VAULT_RESPONSE', message);
   }
 }
 

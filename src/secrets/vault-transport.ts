@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import { VaultgateError } from '../errors.js';
 
 export interface VaultTransportOptions {
   /** PEM of the CA that signed Vault's certificate (VAULT_CACERT). */
@@ -54,20 +55,19 @@ export interface VaultTransport {
 const FOLLOWED = new Set([307, 308]);
 
 /** A redirect not followed; Vault counts as unavailable. */
-export class VaultRedirectRefusedError extends Error {
-  readonly code = 'VAULT_REDIRECT_REFUSED';
+export class VaultRedirectRefusedError extends VaultgateError {
   constructor(readonly target: string) {
-    super(`vault redirected to ${target}, not followed (not VAULT_ADDR or VAULT_HA_ADDRS, or a second redirect)`);
-    this.name = 'VaultRedirectRefusedError';
+    super(
+      'ERR_VAULT_REDIRECT_REFUSED',
+      `vault redirected to ${target}, not followed (not VAULT_ADDR or VAULT_HA_ADDRS, or a second redirect)`,
+    );
   }
 }
 
 /** No address of Vault's answered within the request's time; `cause` is the last failure. */
-export class VaultAddressesFailedError extends Error {
-  readonly code = 'VAULT_ADDRESSES_FAILED';
+export class VaultAddressesFailedError extends VaultgateError {
   constructor(failures: readonly string[], cause: unknown) {
-    super(`no vault address answered (${failures.join('; ')})`, { cause });
-    this.name = 'VaultAddressesFailedError';
+    super('ERR_VAULT_ADDRESSES_FAILED', `no vault address answered (${failures.join('; ')})`, { cause });
   }
 }
 

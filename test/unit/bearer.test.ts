@@ -1,6 +1,7 @@
 import test from 'ava';
 import { extractBearerToken, MAX_TOKEN_BYTES } from '../../src/auth/bearer.js';
 import { TokenError } from '../../src/auth/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
 
 const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
 
@@ -9,7 +10,7 @@ test('takes the token from a Bearer header, any case of the scheme', (t) => {
   t.is(extractBearerToken(`bearer ${jwt}`), jwt);
 });
 
-const refused: Array<[string | undefined, string]> = [
+const refused: Array<[string | undefined, ErrorCode]> = [
   [undefined, 'ERR_TOKEN_MISSING'],
   ['', 'ERR_TOKEN_MISSING'],
   ['Bearer', 'ERR_TOKEN_MALFORMED'],
