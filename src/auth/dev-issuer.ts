@@ -57,8 +57,8 @@ export class DevIssuer {
     const file = join(stateDir, DEV_STATE_FILE);
     try {
       return new DevIssuer(JSON.parse(await readFile(file, 'utf8')) as DevState);
-    } catch {
-      throw new Error(`no dev issuer in ${file}: start \`vaultgate dev\` first (or pass --state DIR)`);
+    } catch (err) {
+      throw new Error(`no dev issuer in ${file}: start \`vaultgate dev\` first (or pass --state DIR)`, { cause: err });
     }
   }
 

@@ -95,7 +95,9 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
       header = decodeProtectedHeader(token);
       unverified = decodeJwt(token);
     } catch (err) {
-      throw new TokenError('ERR_TOKEN_MALFORMED', `token does not decode: ${(err as Error).message}`);
+      throw new TokenError('ERR_TOKEN_MALFORMED', `token does not decode: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     // No extension this verifier would have to understand is acceptable (RFC 7515 §4.1.11).
     if (header.crit !== undefined) throw new TokenError('ERR_JWS_CRIT', 'token header has crit');

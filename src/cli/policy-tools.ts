@@ -60,7 +60,9 @@ export async function policyBuild(args: string[]): Promise<number> {
       ? {
           key: signingKey(
             await readFile(keyFile).catch((err: Error) => {
-              throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`);
+              throw new PolicyBuildError(`--signing-key: cannot read ${keyFile}: ${err.message}`, undefined, {
+                cause: err,
+              });
             }),
             algorithm,
             '--signing-key',

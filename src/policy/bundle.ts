@@ -110,7 +110,7 @@ export async function compileBundle(dir: string, opaPath: string, revision?: str
     ]).catch((err: unknown) => {
       // OPA names the files it compiled: name the user's instead.
       if (err instanceof PolicyBuildError)
-        throw new PolicyBuildError(err.message.split('\n')[0]!, err.detail?.replaceAll(sources, dir));
+        throw new PolicyBuildError(err.message.split('\n')[0]!, err.detail?.replaceAll(sources, dir), { cause: err });
       throw err;
     });
     return await readFile(output);
@@ -182,7 +182,7 @@ export function toPolicyBundle(files: Map<string, Buffer>): PolicyBundle {
     try {
       return JSON.parse(files.get(name)!.toString('utf8'));
     } catch (err) {
-      throw new PolicyBuildError(`the bundle's ${name} is not JSON`, (err as Error).message);
+      throw new PolicyBuildError(`the bundle's ${name} is not JSON`, (err as Error).message, { cause: err });
     }
   };
   const manifest = files.has('.manifest') ? (json('.manifest') as { revision?: unknown }) : {};
@@ -239,7 +239,13 @@ export async function loadBundle(dir: string, opaPath: string): Promise<LoadBund
     if (!prebuilt) throw err;
     const bundle = await readBundle(prebuilt);
     if (bundle.revision !== revision) {
-      throw new PolicyBuildError(`${prebuiltPath} is older than the policy sources and rebuilding failed`, err.message);
+      throw new PolicyBuildError(
+        `${prebuiltPath} is older than the policy sources and rebuilding failed`,
+        err.message,
+        {
+          cause: err,
+        },
+      );
     }
     return { bundle, source: 'prebuilt' };
   }

@@ -40,8 +40,8 @@ export class OpaMissingError extends PolicyBuildError {
 
 /** The policy answered something that is not a valid decision; the request fails with 500. */
 export class PolicyOutputError extends VaultgateError {
-  constructor(message: string) {
-    super('ERR_POLICY_OUTPUT', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_POLICY_OUTPUT', message, options);
   }
 }
 

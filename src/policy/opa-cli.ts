@@ -23,7 +23,9 @@ export async function runOpa(opaPath: string, args: string[], options: { cwd?: s
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
     if (e.code === 'ENOENT') {
-      throw new OpaMissingError(`the OPA CLI was not found at "${opaPath}": ${OPA_MISSING_HELP}`);
+      throw new OpaMissingError(`the OPA CLI was not found at "${opaPath}": ${OPA_MISSING_HELP}`, undefined, {
+        cause: err,
+      });
     }
     const detail = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim() || e.message;
     throw new PolicyBuildError(`opa ${args[0]} failed`, detail, { cause: err });

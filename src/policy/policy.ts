@@ -71,7 +71,13 @@ export class Policy {
       wasm = await loadPolicy(bundle.wasm);
       wasm.setData(bundle.data as object);
     } catch (err) {
-      throw new PolicyBuildError('the compiled policy does not load', String(err instanceof Error ? err.message : err));
+      throw new PolicyBuildError(
+        'the compiled policy does not load',
+        String(err instanceof Error ? err.message : err),
+        {
+          cause: err,
+        },
+      );
     }
     if (!Object.prototype.hasOwnProperty.call(wasm.entrypoints, ENTRYPOINT)) {
       throw new PolicyBuildError(`the compiled policy has no ${ENTRYPOINT} entrypoint`);
@@ -85,7 +91,9 @@ export class Policy {
       resultSet = this.wasm.evaluate(input, ENTRYPOINT);
     } catch (err) {
       // opa-wasm throws strings as well as Errors (conflicting rule outputs, for one).
-      throw new PolicyOutputError(`policy evaluation failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new PolicyOutputError(`policy evaluation failed: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
     const first = Array.isArray(resultSet) ? (resultSet[0] as { result?: unknown } | undefined) : undefined;
     return toDecision(first?.result);

@@ -151,7 +151,7 @@ export function fileHash(name: string, content: Buffer, algorithm = 'SHA-256'): 
   try {
     canonical = canonicalJson(content.toString('utf8'));
   } catch (err) {
-    throw new BundleSignatureError(`${name} is not JSON: ${(err as Error).message}`);
+    throw new BundleSignatureError(`${name} is not JSON: ${(err as Error).message}`, { cause: err });
   }
   return createHash(hash).update(canonical).digest('hex');
 }
@@ -179,7 +179,7 @@ export async function verifyBundle(files: Map<string, Buffer>, verifier: BundleV
   try {
     tokens = (JSON.parse(files.get(signatures)!.toString('utf8')) as { signatures?: unknown }).signatures;
   } catch (err) {
-    throw new BundleSignatureError(`${signatures} is not JSON: ${(err as Error).message}`);
+    throw new BundleSignatureError(`${signatures} is not JSON: ${(err as Error).message}`, { cause: err });
   }
   if (!Array.isArray(tokens) || tokens.length !== 1 || typeof tokens[0] !== 'string') {
     throw new BundleSignatureError(`${signatures} must hold exactly one JWT in "signatures"`);
