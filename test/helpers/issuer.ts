@@ -91,6 +91,11 @@ export class TestIssuer {
     return this.hangs;
   }
 
+  /** Requests held unanswered while `hanging`. */
+  get held(): number {
+    return this.hung.length;
+  }
+
   /** Set back to false, the connections held meanwhile are dropped, so the fetches waiting on them fail now. */
   set hanging(hanging: boolean) {
     this.hangs = hanging;

@@ -67,6 +67,7 @@ test.serial('an issuer that stops answering does not hold requests while its las
     const started = Date.now();
     t.is(await status(await issuer.mint(WEB)), 200);
     t.true(Date.now() - started < 4000, `answered after ${Date.now() - started} ms, not after the issuer's timeout`);
+    await waitFor('the refetch to reach the issuer', async () => issuer.held > 0, 10_000);
   } finally {
     // The issuer drops the held connection: the hung fetch ends now rather than at its timeout.
     issuer.hanging = false;
