@@ -1,4 +1,5 @@
 import type { JWTVerifyGetKey } from 'jose';
+import type { Clock } from '../util/clock.js';
 import { TokenError } from './errors.js';
 import { fetchJson } from './fetch-json.js';
 import { RemoteKeySet } from './remote-key-set.js';
@@ -18,6 +19,8 @@ export interface IssuerKeysOptions {
   cooldownMs?: number;
   /** Told about every JWKS fetch (for metrics). */
   onFetch?: (result: 'ok' | 'error') => void;
+  /** The clock key-set ages are measured with; the real one when absent. */
+  clock?: Clock;
 }
 
 export interface IssuerKeys {
@@ -40,6 +43,7 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     maxStaleMs: options.maxStaleMs ?? 24 * 3600_000,
     cooldownMs: options.cooldownMs ?? 30_000,
     onFetch: options.onFetch,
+    clock: options.clock,
   };
   const trusted = new Set(options.issuers);
   const keySets = new Map<string, Promise<RemoteKeySet>>();

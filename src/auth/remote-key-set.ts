@@ -1,4 +1,6 @@
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { systemClock, type Clock } from '../util/clock.js';
+import { SingleFlight } from '../util/single-flight.js';
 import { TokenError } from './errors.js';
 import { fetchJson } from './fetch-json.js';
 
@@ -13,6 +15,8 @@ export interface RemoteKeySetOptions {
   cooldownMs: number;
   /** Told about every fetch and how it ended. */
   onFetch?: ((result: 'ok' | 'error') => void) | undefined;
+  /** The clock the ages above are measured with (the fetch's own timeout is real time). */
+  clock?: Clock | undefined;
 }
 
 interface Fetched {
@@ -28,24 +32,28 @@ interface Fetched {
  */
 export class RemoteKeySet {
   private current: Fetched | undefined;
-  private inFlight: Promise<Fetched> | undefined;
+  /** One fetch at a time: requests arriving meanwhile join it. */
+  private readonly fetching = new SingleFlight<'jwks', Fetched>();
   private lastFetch = 0;
+  private readonly now: Clock;
 
   constructor(
     private readonly url: URL,
     private readonly options: RemoteKeySetOptions,
-  ) {}
+  ) {
+    this.now = options.clock ?? systemClock;
+  }
 
   /** A jose key resolver backed by this set. */
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     let set = this.current;
-    const now = Date.now();
+    const now = this.now();
     if (!set || now - set.at > this.options.maxStaleMs) {
       // Nothing usable: this request has to wait for the issuer.
       set = await this.fetch();
     } else if (
       now - set.at > this.options.refreshMs &&
-      !this.inFlight &&
+      !this.fetching.has('jwks') &&
       now - this.lastFetch >= this.options.cooldownMs
     ) {
       // Due for a refresh: fetched in the background, so no request waits on a slow or
@@ -59,7 +67,7 @@ export class RemoteKeySet {
       // unless one was made within the cooldown.
       if (
         err instanceof joseErrors.JWKSNoMatchingKey &&
-        (this.inFlight || Date.now() - this.lastFetch >= this.options.cooldownMs)
+        (this.fetching.has('jwks') || this.now() - this.lastFetch >= this.options.cooldownMs)
       ) {
         const fresh = await this.fetch().catch(() => undefined);
         if (fresh) return fresh.keys(header, token);
@@ -74,23 +82,20 @@ export class RemoteKeySet {
   }
 
   private fetch(): Promise<Fetched> {
-    this.inFlight ??= (async () => {
-      this.lastFetch = Date.now();
+    return this.fetching.run('jwks', async () => {
+      this.lastFetch = this.now();
       try {
         const body = await fetchJson(this.url, { ...this.options, code: 'ERR_JWKS_FETCH' });
         const jwks = body as JSONWebKeySet;
         if (!jwks || !Array.isArray(jwks.keys))
           throw new TokenError('ERR_JWKS_INVALID', `${this.url.href} is not a JSON Web Key Set`);
-        this.current = { keys: createLocalJWKSet(jwks), at: Date.now() };
+        this.current = { keys: createLocalJWKSet(jwks), at: this.now() };
         this.options.onFetch?.('ok');
         return this.current;
       } catch (err) {
         this.options.onFetch?.('error');
         throw err;
-      } finally {
-        this.inFlight = undefined;
       }
-    })();
-    return this.inFlight;
+    });
   }
 }

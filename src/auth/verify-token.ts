@@ -7,6 +7,7 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { TokenError } from './errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { verifySignature } from './verify-signature.js';
@@ -36,6 +37,8 @@ export interface VerifyOptions {
   clockToleranceSeconds?: number;
   /** Longest accepted `exp - iat`, in seconds (Bitbucket's tokens live about an hour). */
   maxLifetimeSeconds?: number;
+  /** The clock exp, nbf and iat are checked against; the real one when absent. */
+  clock?: Clock;
 }
 
 /** Seconds of clock skew allowed by default; the step-use count must outlive `exp` by as much. */
@@ -52,6 +55,8 @@ interface ClaimLimits {
   audiences: string[];
   tolerance: number;
   maxLifetime: number;
+  /** Seconds since the epoch. */
+  now: number;
 }
 
 /**
@@ -59,11 +64,10 @@ interface ClaimLimits {
  * jwtVerify made most of them before the signature moved to node:crypto; the
  * codes are kept), plus vaultgate's own: no issue date in the future, a bounded lifetime.
  */
-function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxLifetime }: ClaimLimits): void {
+function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxLifetime, now }: ClaimLimits): void {
   for (const name of ['exp', 'iat', ...REQUIRED_CLAIMS]) {
     if (!(name in payload)) throw invalidClaim(`missing required "${name}" claim`);
   }
-  const now = Math.floor(Date.now() / 1000);
   for (const name of ['exp', 'iat', 'nbf'] as const) {
     if (payload[name] !== undefined && (typeof payload[name] !== 'number' || !Number.isFinite(payload[name]))) {
       throw invalidClaim(`"${name}" claim must be a number`);
@@ -87,6 +91,7 @@ function checkRegisteredClaims(payload: JWTPayload, { audiences, tolerance, maxL
 export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
   const tolerance = options.clockToleranceSeconds ?? CLOCK_TOLERANCE_SECONDS;
   const maxLifetime = options.maxLifetimeSeconds ?? 7200;
+  const clock = options.clock ?? systemClock;
   const settings = new Map(options.issuers.map((i) => [i.issuer, i]));
   return async (token) => {
     let unverified: JWTPayload;
@@ -127,7 +132,12 @@ export function createTokenVerifier(options: VerifyOptions): TokenVerifier {
     }
     verifySignature(token, header.alg, key);
 
-    checkRegisteredClaims(unverified, { audiences: issuer.audiences, tolerance, maxLifetime });
+    checkRegisteredClaims(unverified, {
+      audiences: issuer.audiences,
+      tolerance,
+      maxLifetime,
+      now: Math.floor(clock() / 1000),
+    });
     const claims = claimsSchema.safeParse(unverified);
     if (!claims.success) {
       const issue = claims.error.issues[0]!;

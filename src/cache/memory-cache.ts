@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { systemClock, type Clock } from '../util/clock.js';
 import {
   asCached,
   lifetimeOf,
@@ -12,7 +13,7 @@ import {
 export interface MemoryCacheOptions {
   maxEntries?: number;
   /** The clock lifetimes are set and checked by (ms since the epoch), as RedisCache's. */
-  now?: () => number;
+  now?: Clock;
 }
 
 interface Held<V> extends Lifetime {
@@ -22,10 +23,10 @@ interface Held<V> extends Lifetime {
 /** The in-process cache used without Redis: an LRU with a TTL (and a stale window) per entry. */
 export class MemoryCache<V extends object> implements SecretCache<V> {
   private readonly lru: LRUCache<string, Held<V>>;
-  private readonly now: () => number;
+  private readonly now: Clock;
 
   constructor(options: MemoryCacheOptions = {}) {
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? systemClock;
     // The LRU's own TTL only frees memory; an entry's lifetime is checked against `now`.
     this.lru = new LRUCache<string, Held<V>>({
       max: options.maxEntries ?? 10_000,

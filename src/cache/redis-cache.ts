@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis';
+import { systemClock, type Clock } from '../util/clock.js';
 import { asCached, lifetimeOf, type CacheEntry, type Cached, type GetOptions, type SecretCache } from './cache.js';
 import type { RedisClient } from './redis-client.js';
 import { seal, unseal } from './seal.js';
@@ -11,17 +12,17 @@ export interface RedisCacheOptions {
   /** Told about every failure the cache swallows (for logs and counters). */
   onError: (operation: string, err: Error) => void;
   /** The clock sealed expiries are set and checked by (ms since the epoch). */
-  now?: () => number;
+  now?: Clock;
 }
 
 /** Shared cache between replicas, in Redis, every value sealed with AES-256-GCM. */
 export class RedisCache<V> implements SecretCache<V> {
   private readonly redis: RedisClient;
-  private readonly now: () => number;
+  private readonly now: Clock;
 
   constructor(private readonly options: RedisCacheOptions) {
     this.redis = options.redis;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? systemClock;
   }
 
   async getMany(keys: string[], options: GetOptions = {}): Promise<Array<Cached<V> | undefined>> {

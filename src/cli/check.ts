@@ -6,6 +6,7 @@ import { loadBundle } from '../policy/bundle.js';
 import { BundlePoller, shown } from '../policy/bundle-server.js';
 import { Policy } from '../policy/policy.js';
 import { VaultClient } from '../secrets/vault-client.js';
+import { untilAborted } from '../util/until-aborted.js';
 
 /**
  * `vaultgate check`: validates the configuration in the environment and tries
@@ -68,14 +69,21 @@ export async function check(): Promise<number> {
   ]);
   if (config.cache.redis) {
     const redis = createRedisClient({ topology: config.cache.redis, onError: () => undefined });
+    const answered = AbortSignal.timeout(3000);
     results.push([
       config.cache.redis.mode === 'single' ? 'redis' : `redis ${config.cache.redis.mode}`,
-      new Promise<string>((resolve, reject) => {
-        redis.once('ready', () => {
-          redis.ping().then(() => resolve('answered PING'), reject);
-        });
-        setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();
-      }).finally(() => redis.disconnect()),
+      // Connection errors go to onError while ioredis retries: only `ready` and PING count, within the 3 s.
+      untilAborted(
+        new Promise<void>((resolve) => redis.once('ready', () => resolve())).then(() => redis.ping()),
+        answered,
+      )
+        .then(
+          () => 'answered PING',
+          (err: Error) => {
+            throw answered.aborted ? new Error('no answer within 3 s', { cause: err }) : err;
+          },
+        )
+        .finally(() => redis.disconnect()),
     ]);
   }
 

@@ -10,6 +10,7 @@ import {
 import { TokenError } from '../auth/errors.js';
 import type { StepClaims } from '../auth/verify-token.js';
 import type { RedisClient } from '../cache/redis-client.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { RateLimitedError } from './errors.js';
 
 export interface LimitsOptions {
@@ -25,6 +26,12 @@ export interface LimitsOptions {
   redis?: RedisClient | undefined;
   /** A use could not be given back (the counter store failed). */
   onError?: (err: Error) => void;
+  /**
+   * The verifier's clock: a step's use count lives as long as the verifier, by this clock,
+   * accepts its token. The counters' windows themselves run on rate-limiter-flexible's
+   * timers and Redis's TTLs, in real time; nothing here can move those.
+   */
+  clock?: Clock | undefined;
 }
 
 /** What admit() let through. */
@@ -122,7 +129,9 @@ export class Limits {
 
     // The count lives as long as the verifier accepts the token: until exp plus the tolerance.
     const acceptedUntil = Math.ceil((claims.exp ?? 0) + this.options.tokenGraceSeconds);
-    const options = { customDuration: Math.max(1, Math.ceil(acceptedUntil - Date.now() / 1000)) };
+    const options = {
+      customDuration: Math.max(1, Math.ceil(acceptedUntil - (this.options.clock ?? systemClock)() / 1000)),
+    };
     const giveBack = () =>
       uses.reward(step, 1, options).then(
         () => undefined,

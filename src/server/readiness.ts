@@ -1,4 +1,6 @@
 import type { Logger } from '../log/logger.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { SingleFlight } from '../util/single-flight.js';
 import type { Readiness } from './routes/health.js';
 
 /**
@@ -15,7 +17,7 @@ export interface ReadinessCacheOptions {
   /** READINESS_MAX_AGE_MS unless a test says otherwise. */
   maxAgeMs?: number;
   /** The clock the age is measured with; a test's own clock, so tests do not sleep. */
-  now?: () => number;
+  now?: Clock;
 }
 
 /**
@@ -25,13 +27,13 @@ export interface ReadinessCacheOptions {
  */
 export class ReadinessCache {
   private last: { at: number; result: Readiness } | undefined;
-  private running: Promise<Readiness> | undefined;
+  private readonly running = new SingleFlight<'check', Readiness>();
   private readonly maxAgeMs: number;
-  private readonly now: () => number;
+  private readonly now: Clock;
 
   constructor(private readonly options: ReadinessCacheOptions) {
     this.maxAgeMs = options.maxAgeMs ?? READINESS_MAX_AGE_MS;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? systemClock;
   }
 
   /** A result at most the interval old (not ready ones too: an outage must not multiply checks). */
@@ -42,16 +44,11 @@ export class ReadinessCache {
 
   /** A check started now, or the one already running; it becomes the cached result. */
   fresh(): Promise<Readiness> {
-    this.running ??= this.options
-      .check()
-      .then((result) => {
-        this.remember(result);
-        return result;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.running.run('check', async () => {
+      const result = await this.options.check();
+      this.remember(result);
+      return result;
+    });
   }
 
   private remember(result: Readiness): void {

@@ -19,6 +19,8 @@ import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { untilAborted } from '../util/until-aborted.js';
 import { createAdminApp, createApp } from './app.js';
 import { listen, type Listening } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -37,12 +39,6 @@ export interface RunningVaultgate {
   close(): Promise<void>;
 }
 
-const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([
-    p,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
-  ]);
-
 /** Where secrets come from, and how readiness asks about it. */
 export interface SecretBackend {
   /** Its name in the readiness report. */
@@ -59,8 +55,8 @@ export interface StartOptions {
   middleware?: Middleware[];
   /** The text GET /metrics answers; this process's own metrics when absent (a cluster worker asks the primary). */
   metricsText?: () => Promise<string>;
-  /** The clock cache entries and cached readiness expire by (ms since the epoch); Date.now when absent. Tests move it instead of sleeping. */
-  now?: () => number;
+  /** The clock of everything timed by vaultgate itself: cache entries, cached readiness, JWKS ages, token expiry, step-use counts. Tests move it instead of sleeping. */
+  now?: Clock;
   /** How long the runner-facing /readyz reuses a result (tests: 0, to see every change at once). */
   readiness?: Pick<ReadinessCacheOptions, 'maxAgeMs'>;
 }
@@ -143,7 +139,7 @@ async function startParts(
   closers: Array<() => unknown>,
 ): Promise<Omit<RunningVaultgate, 'close'>> {
   const metrics = createMetrics();
-  const now = options.now ?? Date.now;
+  const now = options.now ?? systemClock;
   const onReload = (result: 'ok' | 'error' | 'unchanged') => metrics.policyReloads.inc({ result });
   const { bundle, dir } = config.policy;
   const policy: LivePolicy = bundle
@@ -227,17 +223,20 @@ async function startParts(
     // An unknown kid refetches at most every 30 s, or as often as the refresh when that is shorter.
     cooldownMs: Math.min(30_000, config.oidc.jwksRefreshSeconds * 1000),
     onFetch: (result) => metrics.jwksFetches.inc({ result }),
+    clock: now,
   });
   const verifyToken = createTokenVerifier({
     keys: issuerKeys,
     issuers: config.oidc.issuers,
     maxLifetimeSeconds: config.oidc.maxLifetimeSeconds,
     clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
+    clock: now,
   });
 
   const limits = new Limits({
     ...config.limits,
     tokenGraceSeconds: CLOCK_TOLERANCE_SECONDS,
+    clock: now,
     redis,
     onError: (err) => logger.warn({ error: err.message }, 'a step use could not be given back'),
   });
@@ -251,12 +250,13 @@ async function startParts(
         ? `ok (revision ${revision?.slice(0, 40) || 'none'})${lastError ? `; last update failed, the running policy stays: ${lastError.message}` : ''}`
         : `no policy: ${lastError?.message ?? 'none loaded'}`,
     };
+    const pinged = AbortSignal.timeout(1000);
     const [backendHealth, redisState] = await Promise.all([
       backend.health(),
       redis
-        ? withTimeout(redis.ping(), 1000).then(
+        ? untilAborted(redis.ping(), pinged).then(
             () => 'ok',
-            (err: Error) => `unreachable: ${err.message}`,
+            (err: Error) => `unreachable: ${pinged.aborted ? 'no answer within 1000 ms' : err.message}`,
           )
         : Promise.resolve('not configured (in-memory cache)'),
     ]);

@@ -31,8 +31,8 @@ export class TestIssuer {
   jwksFetches = 0;
   /** While true, discovery and JWKS answer 503, as an issuer in an outage would. */
   down = false;
-  /** While true, discovery and JWKS never answer, as an unreachable issuer behind a firewall. */
-  hanging = false;
+  private hung: ServerResponse[] = [];
+  private hangs = false;
   /** Bytes of padding added to the JWKS document, to make it too large. */
   jwksPadding = 0;
   kid = `test-key-${++counter}`;
@@ -55,7 +55,10 @@ export class TestIssuer {
     issuer.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: issuer.kid, alg, use: 'sig' }] };
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const path = new URL(req.url ?? '/', issuer.url).pathname;
-      if (issuer.hanging) return;
+      if (issuer.hanging) {
+        issuer.hung.push(res);
+        return;
+      }
       if (issuer.down) {
         res.writeHead(503).end();
         return;
@@ -81,6 +84,22 @@ export class TestIssuer {
     this.kid = `test-key-${++counter}`;
     this.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: this.kid, alg: this.alg, use: 'sig' }] };
     return old;
+  }
+
+  /** While true, discovery and JWKS never answer, as an unreachable issuer behind a firewall. */
+  get hanging(): boolean {
+    return this.hangs;
+  }
+
+  /** Requests held unanswered while `hanging`. */
+  get held(): number {
+    return this.hung.length;
+  }
+
+  /** Set back to false, the connections held meanwhile are dropped, so the fetches waiting on them fail now. */
+  set hanging(hanging: boolean) {
+    this.hangs = hanging;
+    if (!hanging) for (const res of this.hung.splice(0)) res.destroy();
   }
 
   /** The public key as PEM-free JWK, e.g. to attempt an HMAC-with-public-key token. */

@@ -9,13 +9,16 @@ import { TestVault } from '../helpers/vault.js';
 let vault: TestVault;
 let issuer: TestIssuer;
 let gateway: Gateway;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The gateway's clock: key-set ages are moved past, not slept through (a fetch's own timeout is real time). */
+let now = Date.now();
+const advance = (ms: number) => (now += ms);
 
 test.before(async () => {
   ({ vault, issuer } = await startVaultAndIssuer());
   // Keys are refetched after 1 s and kept through an outage for 4 s.
   gateway = await startGateway(
     gatewayEnv(issuer, vault, { VAULTGATE_JWKS_REFRESH: '1', VAULTGATE_JWKS_MAX_STALE: '4' }),
+    { now: () => now },
   );
 });
 
@@ -27,6 +30,12 @@ test.after.always(async () => {
 const status = async (token: string) => (await gateway.get(token)).status;
 const reasonOf = (response: Response) =>
   gateway.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === response.headers.get('x-request-id'))?.reason;
+const failedFetches = async () =>
+  Number(
+    /^vaultgate_jwks_fetches_total\{result="error"\} (\d+)$/m.exec(
+      await (await fetch(`${gateway.url}/metrics`)).text(),
+    )?.[1] ?? 0,
+  );
 
 test.serial(
   'with the JWKS endpoint down, known keys keep working up to the configured age, unknown kids get 401',
@@ -34,11 +43,11 @@ test.serial(
     t.is(await status(await issuer.mint(WEB)), 200);
     issuer.down = true;
     try {
-      await sleep(1500); // past the refresh age: the refetch fails, the last good keys serve
+      advance(1500); // past the refresh age: the refetch fails, the last good keys serve
       t.is(await status(await issuer.mint(WEB)), 200);
       const { privateKey } = await generateKeyPair('RS256');
       t.is(await status(await issuer.mint(WEB, { key: privateKey, header: { kid: 'never-seen' } })), 401);
-      await sleep(3000); // past the 4 s the last good keys are kept
+      advance(3000); // past the 4 s the last good keys are kept
       const expired = await gateway.get(await issuer.mint(WEB));
       t.is(expired.status, 401);
       t.is(reasonOf(expired), 'ERR_JWKS_FETCH');
@@ -51,16 +60,19 @@ test.serial(
 
 test.serial('an issuer that stops answering does not hold requests while its last keys are fresh enough', async (t) => {
   t.is(await status(await issuer.mint(WEB)), 200);
+  const failed = await failedFetches();
   issuer.hanging = true;
   try {
-    await sleep(1500); // refresh due: the refetch hangs (5 s timeout) in the background
+    advance(1500); // refresh due: the refetch hangs (5 s timeout) in the background
     const started = Date.now();
     t.is(await status(await issuer.mint(WEB)), 200);
     t.true(Date.now() - started < 4000, `answered after ${Date.now() - started} ms, not after the issuer's timeout`);
+    await waitFor('the refetch to reach the issuer', async () => issuer.held > 0, 10_000);
   } finally {
+    // The issuer drops the held connection: the hung fetch ends now rather than at its timeout.
     issuer.hanging = false;
   }
-  await sleep(5500); // let the hung fetch time out before the next test
+  await waitFor('the hung fetch to end before the next test', async () => (await failedFetches()) > failed, 10_000);
 });
 
 test.serial("a JWKS document over 64 KiB is refused, and the issuer's tokens with it", async (t) => {
@@ -80,7 +92,7 @@ test.serial("a JWKS document over 64 KiB is refused, and the issuer's tokens wit
 });
 
 test.serial('a rotated key verifies after one refetch; tokens of the removed key fail', async (t) => {
-  await sleep(1100); // let the cooldown of the last fetch pass
+  advance(1100); // past the cooldown of the last fetch
   const old = await issuer.rotate();
   const before = issuer.jwksFetches;
   t.is(await status(await issuer.mint(WEB)), 200, 'the new kid triggers a refetch');

@@ -16,6 +16,8 @@ const AUDIENCE = 'ari:cloud:bitbucket::workspace/property';
 const ALGS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'] as const;
 const REQUIRED = ['sub', 'repositoryUuid', 'workspaceUuid', 'pipelineUuid', 'stepUuid'];
 const TOLERANCE = 30;
+/** One instant both verifiers judge by, so a second ticking between minting and verifying changes no verdict. */
+const NOW = Date.now();
 
 interface Signer {
   alg: string;
@@ -42,6 +44,7 @@ const vaultgate = createTokenVerifier({
   issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], algorithms: [...ALGS] }],
   clockToleranceSeconds: TOLERANCE,
   maxLifetimeSeconds: 7200,
+  clock: () => NOW,
 });
 
 /** jose's verdict under the rules vaultgate applies. */
@@ -55,6 +58,7 @@ async function joseAccepts(token: string): Promise<boolean> {
       requiredClaims: ['exp', 'iat', ...REQUIRED],
       // Any age: set only so that jose, like vaultgate, refuses an `iat` in the future.
       maxTokenAge: '100 years',
+      currentDate: new Date(NOW),
     });
     return true;
   } catch {
@@ -126,7 +130,7 @@ function canonicalSignature(token: string): boolean {
 type Generated<A> = A extends fc.Arbitrary<infer T> ? T : never;
 
 async function mint(index: number, c: Generated<typeof claims>, t: Generated<typeof tampering>): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(NOW / 1000);
   const iat = now + c.iat;
   const payload: Record<string, unknown> = {
     iss: c.iss,

@@ -1,0 +1,34 @@
+import test from 'ava';
+import { untilAborted } from '../../src/util/until-aborted.js';
+
+test('the promise settles first: its value or its failure, as it is', async (t) => {
+  const signal = new AbortController().signal;
+  t.is(await untilAborted(Promise.resolve(7), signal), 7);
+  const failure = new Error('refused');
+  t.is(await t.throwsAsync(untilAborted(Promise.reject(failure), signal)), failure);
+});
+
+test("the signal aborts first: the wait ends with the signal's reason, and a later failure is no unhandled rejection", async (t) => {
+  const controller = new AbortController();
+  let fail!: (err: Error) => void;
+  const work = new Promise<number>((_, reject) => (fail = reject));
+  const waiting = untilAborted(work, controller.signal);
+  const reason = new Error('given up');
+  controller.abort(reason);
+  t.is(await t.throwsAsync(waiting), reason);
+  fail(new Error('too late'));
+  await new Promise((r) => setImmediate(r));
+});
+
+test('a signal already aborted ends the wait at once', async (t) => {
+  const never = new Promise<number>(() => undefined);
+  const error = await t.throwsAsync(untilAborted(never, AbortSignal.abort(new Error('already'))));
+  t.is(error.message, 'already');
+});
+
+test('AbortSignal.timeout ends the wait with its TimeoutError', async (t) => {
+  const never = new Promise<number>(() => undefined);
+  // A DOMException, which is no Error instance on Node 20.
+  const error = await t.throwsAsync(untilAborted(never, AbortSignal.timeout(10)), { any: true });
+  t.is((error as DOMException).name, 'TimeoutError');
+});
