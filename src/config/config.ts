@@ -4,6 +4,7 @@ import { VaultgateError } from '../errors.js';
 import type { MountAllowList } from '../secrets/mounts.js';
 import { forbiddenPrefix } from '../secrets/reference.js';
 import { usableCpus } from './cpus.js';
+import { DEFAULT_OPA_PATH, DEFAULT_POLICY_DIR, DEFAULT_VAULT_TIMEOUT_MS } from './defaults.js';
 
 /** Raised when the environment does not describe a usable vaultgate; lists every problem at once. */
 export class ConfigError extends VaultgateError {
@@ -33,6 +34,9 @@ const ASYMMETRIC_ALGORITHMS = [...RSA_AND_EC_ALGORITHMS, 'EdDSA'] as const;
 export const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 const VAULT_AUTH_METHODS = ['token', 'approle', 'jwt', 'kubernetes'] as const;
+
+/** Most worker processes, whatever the core count. */
+const MAX_WORKERS = 64;
 
 /**
  * What /readyz's status means. `replica`: this process can answer (its policy is loaded and
@@ -112,7 +116,33 @@ export interface IssuerSettings {
   algorithms: string[];
 }
 
-export interface Config {
+/** vaultgate's Vault: where it is and how vaultgate logs in. */
+export interface VaultSettings {
+  addr: string;
+  /**
+   * Origins of Vault's HA nodes (VAULT_HA_ADDRS), in order: tried in turn after VAULT_ADDR when
+   * it cannot be reached or answers 503, and where a standby's redirect may go besides VAULT_ADDR's.
+   */
+  haOrigins: string[];
+  namespace: string | undefined;
+  auth: VaultAuth;
+  timeoutMs: number;
+  caCertFile: string | undefined;
+  skipVerify: boolean;
+}
+
+/**
+ * Where secrets are read: Vault (serve; dev with VAULT_ADDR), or a local JSON or YAML file
+ * (dev's --secrets-file), which needs no Vault setting at all.
+ */
+export type SecretSource = { kind: 'vault'; vault: VaultSettings } | { kind: 'file'; path: string };
+export type VaultSource = Extract<SecretSource, { kind: 'vault' }>;
+
+/** Where the live policy comes from: a directory or a bundle server (exactly one is set), and the OPA that compiles a directory. */
+export type PolicySource = Pick<Config['policy'], 'dir' | 'bundle' | 'opaPath'>;
+
+/** The typed configuration; `S` narrows where secrets come from (loadConfig's are always Vault's). */
+export interface Config<S extends SecretSource = SecretSource> {
   listen: { host: string; port: number };
   /**
    * A second listener for operators and Prometheus only: /metrics, /policy and /readyz with
@@ -156,19 +186,8 @@ export interface Config {
     /** Reload when a policy directory changes; off, only SIGHUP reloads (for filesystems without change events). */
     watch: boolean;
   };
-  vault: {
-    addr: string;
-    /**
-     * Origins of Vault's HA nodes (VAULT_HA_ADDRS), in order: tried in turn after VAULT_ADDR when
-     * it cannot be reached or answers 503, and where a standby's redirect may go besides VAULT_ADDR's.
-     */
-    haOrigins: string[];
-    namespace: string | undefined;
-    auth: VaultAuth;
-    timeoutMs: number;
-    caCertFile: string | undefined;
-    skipVerify: boolean;
-    /** Which mounts references may name. */
+  secrets: S & {
+    /** Which mounts references may name; a file has no mount table, so there only a listed set is checked. */
     allowedMounts: MountAllowList;
   };
   cache: {
@@ -312,9 +331,14 @@ const hostPort = (example: string) =>
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
   });
 
-const env = z.object({
+// The variables come in groups: each group feeds one part of Config that a caller may give as a
+// value instead (ConfigInput), and then the group is neither read nor checked.
+
+const LISTEN_VARIABLES = {
   VAULTGATE_LISTEN: z.string().default('0.0.0.0:8080').pipe(hostPort('0.0.0.0:8080')),
-  VAULTGATE_ADMIN_LISTEN: hostPort('0.0.0.0:9090').optional(),
+};
+
+const ISSUER_VARIABLES = {
   VAULTGATE_OIDC_ISSUERS: z
     .string({
       message:
@@ -331,23 +355,17 @@ const env = z.object({
     .pipe(z.array(z.string()).min(1, 'must name at least one audience')),
   VAULTGATE_OIDC_ALGORITHMS: z.string().default('RS256').transform(list),
   VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: bool.default(false),
-  VAULTGATE_TOKEN_MAX_LIFETIME: whole(7200, 60, 86400, ' of seconds'),
-  VAULTGATE_JWKS_MAX_STALE: whole(86400, 0, 30 * 86400, ' of seconds'),
-  VAULTGATE_JWKS_REFRESH: whole(600, 1, 86400, ' of seconds'),
-  VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
+};
+
+const RATE_VARIABLES = {
   VAULTGATE_RATE_LIMIT_PER_BRANCH: optionalWhole(0, 1_000_000, ' of requests per minute'),
   // The older name, from when the budget was the whole repository's.
   VAULTGATE_RATE_LIMIT_PER_REPO: optionalWhole(0, 1_000_000, ' of requests per minute'),
   VAULTGATE_RATE_LIMIT_PER_STEP: whole(60, 0, 1_000_000, ' of requests per minute'),
-  VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
-  // One process per usable core: a single Node process verifies, decides and answers on one core only.
-  VAULTGATE_WORKERS: whole(Math.min(64, usableCpus()), 1, 64),
-  VAULTGATE_TLS_CERT: z.string().optional(),
-  VAULTGATE_TLS_KEY: z.string().optional(),
-  VAULT_CACERT: z.string().optional(),
-  VAULT_SKIP_VERIFY: bool.default(false),
-  VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
-  // Its default ('./policies') is applied in loadConfig, only when no bundle server is configured.
+};
+
+const POLICY_SOURCE_VARIABLES = {
+  // Its default (DEFAULT_POLICY_DIR) is applied in policySource, only when no bundle server is configured.
   VAULTGATE_POLICY_DIR: z.string().min(1).optional(),
   VAULTGATE_POLICY_BUNDLE_URL: z
     .url({
@@ -370,10 +388,13 @@ const env = z.object({
       message: `must be one of OPA's bundle signing algorithms: ${BUNDLE_SIGNING_ALGORITHMS.join(', ')}`,
     })
     .default('RS256'),
-  VAULTGATE_OPA_PATH: z.string().min(1).default('opa'),
-  VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
-  VAULTGATE_POLICY_WATCH: bool.default(true),
-  VAULTGATE_DECISION_LOG: bool.default(false),
+  VAULTGATE_OPA_PATH: z.string().min(1).default(DEFAULT_OPA_PATH),
+};
+
+const VAULT_VARIABLES = {
+  VAULT_CACERT: z.string().optional(),
+  VAULT_SKIP_VERIFY: bool.default(false),
+  VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: bool.default(false),
   VAULT_ADDR: z
     .string({ message: 'required: set it to the Vault address, e.g. https://vault.internal:8200' })
     .pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. https://vault.internal:8200' })),
@@ -389,8 +410,10 @@ const env = z.object({
   VAULT_AUTH_JWT_FILE: z.string().optional(),
   VAULT_APPROLE_MOUNT: z.string().regex(MOUNT_PATH, 'must be a mount path such as approle').optional(),
   VAULT_NAMESPACE: z.string().optional(),
-  VAULTGATE_ALLOWED_MOUNTS: ALLOWED_MOUNTS,
-  VAULTGATE_VAULT_TIMEOUT_MS: whole(5000, 100, 120_000, ' of milliseconds'),
+  VAULTGATE_VAULT_TIMEOUT_MS: whole(DEFAULT_VAULT_TIMEOUT_MS, 100, 120_000, ' of milliseconds'),
+};
+
+const REDIS_VARIABLES = {
   REDIS_URL: z.string().optional(),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_MASTER: z.string().optional(),
@@ -401,8 +424,35 @@ const env = z.object({
   REDIS_TLS: bool.default(false),
   REDIS_CA_FILE: z.string().optional(),
   VAULTGATE_CACHE_KEY: z.string().optional(),
+};
+
+const CACHE_TIME_VARIABLES = {
   VAULTGATE_CACHE_TTL: whole(60, 0, 86400, ' of seconds'),
   VAULTGATE_CACHE_STALE_IF_ERROR: whole(0, 0, 86400, ' of seconds'),
+};
+
+const env = z.object({
+  ...LISTEN_VARIABLES,
+  VAULTGATE_ADMIN_LISTEN: hostPort('0.0.0.0:9090').optional(),
+  ...ISSUER_VARIABLES,
+  VAULTGATE_TOKEN_MAX_LIFETIME: whole(7200, 60, 86400, ' of seconds'),
+  VAULTGATE_JWKS_MAX_STALE: whole(86400, 0, 30 * 86400, ' of seconds'),
+  VAULTGATE_JWKS_REFRESH: whole(600, 1, 86400, ' of seconds'),
+  VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
+  ...RATE_VARIABLES,
+  VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
+  // Unset: one process per usable core (defaultWorkers), worked out when the configuration is loaded.
+  VAULTGATE_WORKERS: optionalWhole(1, MAX_WORKERS),
+  VAULTGATE_TLS_CERT: z.string().optional(),
+  VAULTGATE_TLS_KEY: z.string().optional(),
+  ...POLICY_SOURCE_VARIABLES,
+  VAULTGATE_SHADOW_POLICY_DIR: z.string().optional(),
+  VAULTGATE_POLICY_WATCH: bool.default(true),
+  VAULTGATE_DECISION_LOG: bool.default(false),
+  ...VAULT_VARIABLES,
+  VAULTGATE_ALLOWED_MOUNTS: ALLOWED_MOUNTS,
+  ...REDIS_VARIABLES,
+  ...CACHE_TIME_VARIABLES,
   VAULTGATE_READINESS: z
     .enum(READINESS_MODES, {
       message: `must be replica (ready while this process serves, whatever Vault and Redis do) or dependencies (ready only while Vault and Redis answer too)`,
@@ -626,7 +676,7 @@ const BUNDLE_ONLY = [
  * Where the live policy comes from: a directory (VAULTGATE_POLICY_DIR, the
  * default) or a bundle server (VAULTGATE_POLICY_BUNDLE_URL), never both.
  */
-function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' | 'bundle'> {
+function policySource(e: Env, problems: string[]): PolicySource {
   if (!e.VAULTGATE_POLICY_BUNDLE_URL) {
     for (const name of BUNDLE_ONLY) {
       if (e[name] !== undefined)
@@ -634,7 +684,7 @@ function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' 
           `${name}: only used with VAULTGATE_POLICY_BUNDLE_URL; set it to the bundle's URL or remove ${name}`,
         );
     }
-    return { dir: e.VAULTGATE_POLICY_DIR ?? './policies', bundle: undefined };
+    return { dir: e.VAULTGATE_POLICY_DIR ?? DEFAULT_POLICY_DIR, bundle: undefined, opaPath: e.VAULTGATE_OPA_PATH };
   }
   if (e.VAULTGATE_POLICY_DIR) {
     problems.push(
@@ -655,6 +705,7 @@ function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' 
   const key = e.VAULTGATE_POLICY_VERIFICATION_KEY;
   return {
     dir: undefined,
+    opaPath: e.VAULTGATE_OPA_PATH,
     bundle: {
       url,
       pollMinSeconds: e.VAULTGATE_POLICY_BUNDLE_POLL_MIN,
@@ -678,19 +729,135 @@ function policySource(e: Env, problems: string[]): Pick<Config['policy'], 'dir' 
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(env.shape);
 
 /**
+ * Parts of the configuration given as values rather than read from variables (what
+ * `vaultgate dev` decides for itself). A part given is used as it is, and the variables it
+ * stands for are neither read nor checked; the rest comes from the environment, with the same
+ * defaults and checks as for serve.
+ */
+export interface ConfigInput {
+  /** Instead of VAULTGATE_LISTEN. */
+  listen?: Config['listen'];
+  /** Instead of VAULTGATE_OIDC_ISSUERS, _AUDIENCES, _ALGORITHMS and _ALLOW_INSECURE_HTTP. */
+  issuers?: Pick<Config['oidc'], 'issuers' | 'allowInsecureHttp'>;
+  /** Instead of VAULTGATE_RATE_LIMIT_PER_BRANCH (and its older name _PER_REPO) and _PER_STEP. */
+  rates?: Pick<Config['limits'], 'ratePerBranchPerMinute' | 'ratePerStepPerMinute'>;
+  /** Instead of VAULTGATE_POLICY_DIR, the bundle server's variables and VAULTGATE_OPA_PATH. */
+  policySource?: PolicySource;
+  /** Instead of the VAULT_* variables, VAULTGATE_ALLOW_VAULT_SKIP_VERIFY and VAULTGATE_VAULT_TIMEOUT_MS. */
+  secrets?: SecretSource;
+  /**
+   * Instead of REDIS_* and VAULTGATE_CACHE_KEY; with ttlSeconds and staleIfErrorSeconds, instead of
+   * VAULTGATE_CACHE_TTL and VAULTGATE_CACHE_STALE_IF_ERROR too.
+   */
+  cache?: Pick<Config['cache'], 'redis'> | Config['cache'];
+}
+
+/** What the configuration may ask of the machine it runs on. */
+export interface Host {
+  /** CPUs this process may use; asked only when VAULTGATE_WORKERS is unset. */
+  usableCpus: () => number;
+}
+
+/**
  * Reads vaultgate's configuration from environment variables. Every problem is
  * reported at once, each naming the variable and how to fix it.
  */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(source: NodeJS.ProcessEnv = process.env, host?: Host): Config<VaultSource> {
+  // Nothing given: the secrets come from the VAULT_* variables, so always from Vault.
+  return configFrom({}, source, host) as Config<VaultSource>;
+}
+
+/**
+ * The configuration from `given` and, for every part not given, the environment: the one
+ * place defaults are applied and checks are made, whichever way a command is configured.
+ */
+export function configFrom(
+  given: ConfigInput,
+  source: NodeJS.ProcessEnv = process.env,
+  host: Host = { usableCpus },
+): Config {
+  const cacheTimes = given.cache && 'ttlSeconds' in given.cache ? given.cache : undefined;
+  const replaced = new Set(
+    [
+      given.listen && LISTEN_VARIABLES,
+      given.issuers && ISSUER_VARIABLES,
+      given.rates && RATE_VARIABLES,
+      given.policySource && POLICY_SOURCE_VARIABLES,
+      given.secrets && VAULT_VARIABLES,
+      given.cache && REDIS_VARIABLES,
+      cacheTimes && CACHE_TIME_VARIABLES,
+    ].flatMap((group) => (group ? Object.keys(group) : [])),
+  );
+  const schema = z.object(Object.fromEntries(Object.entries(env.shape).filter(([name]) => !replaced.has(name))));
   // Empty strings are how compose files and shells say "unset".
   const raw = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = env.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`));
   }
-  const e = parsed.data;
+  // The variables of the parts given are missing, and only those parts' readers, not called below, look at them.
+  const e = parsed.data as Env;
   const problems: string[] = [];
 
+  const trust = given.issuers ?? issuerSettings(e, problems);
+
+  if (Boolean(e.VAULTGATE_TLS_CERT) !== Boolean(e.VAULTGATE_TLS_KEY)) {
+    problems.push(
+      `${e.VAULTGATE_TLS_CERT ? 'VAULTGATE_TLS_KEY' : 'VAULTGATE_TLS_CERT'}: HTTPS needs both VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY (PEM file paths)`,
+    );
+  }
+
+  const secrets = given.secrets ?? vaultSource(e, problems);
+
+  const listen = given.listen ?? e.VAULTGATE_LISTEN;
+  const admin = e.VAULTGATE_ADMIN_LISTEN;
+  if (admin && admin.port !== 0 && admin.port === listen.port && admin.host === listen.host) {
+    problems.push(
+      "VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; give the admin listener a port of its own (e.g. 0.0.0.0:9090), one runners cannot reach",
+    );
+  }
+
+  const policy = given.policySource ?? policySource(e, problems);
+  const rates = given.rates ?? rateLimits(e, problems);
+  const redis = given.cache ? given.cache.redis : sharedCache(e, problems);
+  const times = cacheTimes ?? cacheLifetimes(e, problems);
+
+  if (problems.length > 0 || !secrets) throw new ConfigError(problems);
+
+  return {
+    listen,
+    adminListen: admin,
+    workers: e.VAULTGATE_WORKERS ?? Math.min(MAX_WORKERS, host.usableCpus()),
+    tls:
+      e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY
+        ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY }
+        : undefined,
+    oidc: {
+      ...trust,
+      maxLifetimeSeconds: e.VAULTGATE_TOKEN_MAX_LIFETIME,
+      jwksMaxStaleSeconds: e.VAULTGATE_JWKS_MAX_STALE,
+      jwksRefreshSeconds: e.VAULTGATE_JWKS_REFRESH,
+    },
+    limits: {
+      maxUsesPerStep: e.VAULTGATE_MAX_USES_PER_STEP,
+      ...rates,
+      maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
+    },
+    policy: {
+      ...policy,
+      shadowDir: e.VAULTGATE_SHADOW_POLICY_DIR,
+      decisionLog: e.VAULTGATE_DECISION_LOG,
+      watch: e.VAULTGATE_POLICY_WATCH,
+    },
+    secrets: { ...secrets, allowedMounts: e.VAULTGATE_ALLOWED_MOUNTS },
+    cache: { ...times, redis },
+    logLevel: e.VAULTGATE_LOG_LEVEL,
+    readiness: e.VAULTGATE_READINESS,
+  };
+}
+
+/** The issuers to trust, each with its audiences and algorithms. */
+function issuerSettings(e: Env, problems: string[]): Pick<Config['oidc'], 'issuers' | 'allowInsecureHttp'> {
   if (!e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP) {
     for (const issuer of e.VAULTGATE_OIDC_ISSUERS) {
       if (!issuer.startsWith('https://')) {
@@ -731,12 +898,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       }
     }
   }
+  // Compared to `iss` byte for byte, as OIDC requires: no normalising.
+  return { issuers, allowInsecureHttp: e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP };
+}
 
-  if (Boolean(e.VAULTGATE_TLS_CERT) !== Boolean(e.VAULTGATE_TLS_KEY)) {
-    problems.push(
-      `${e.VAULTGATE_TLS_CERT ? 'VAULTGATE_TLS_KEY' : 'VAULTGATE_TLS_CERT'}: HTTPS needs both VAULTGATE_TLS_CERT and VAULTGATE_TLS_KEY (PEM file paths)`,
-    );
-  }
+/** vaultgate's Vault: where it is, its HA nodes, how it logs in. */
+function vaultSource(e: Env, problems: string[]): VaultSource | undefined {
   if (e.VAULT_SKIP_VERIFY && !e.VAULTGATE_ALLOW_VAULT_SKIP_VERIFY) {
     problems.push(
       "VAULT_SKIP_VERIFY: turning off Vault certificate checks lets anyone on the path read every secret; set VAULT_CACERT to Vault's CA instead, or VAULTGATE_ALLOW_VAULT_SKIP_VERIFY=true if you really mean it",
@@ -765,16 +932,26 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
-  const admin = e.VAULTGATE_ADMIN_LISTEN;
-  if (admin && admin.port !== 0 && admin.port === e.VAULTGATE_LISTEN.port && admin.host === e.VAULTGATE_LISTEN.host) {
-    problems.push(
-      "VAULTGATE_ADMIN_LISTEN: is VAULTGATE_LISTEN's address; give the admin listener a port of its own (e.g. 0.0.0.0:9090), one runners cannot reach",
-    );
-  }
-
   const auth = vaultAuth(e, problems);
-  const policy = policySource(e, problems);
+  if (!auth) return undefined;
+  return {
+    kind: 'vault',
+    vault: {
+      addr: e.VAULT_ADDR.replace(/\/+$/, ''),
+      haOrigins,
+      namespace: e.VAULT_NAMESPACE,
+      auth,
+      timeoutMs: e.VAULTGATE_VAULT_TIMEOUT_MS,
+      caCertFile: e.VAULT_CACERT,
+      skipVerify: e.VAULT_SKIP_VERIFY,
+    },
+  };
+}
 
+function rateLimits(
+  e: Env,
+  problems: string[],
+): Pick<Config['limits'], 'ratePerBranchPerMinute' | 'ratePerStepPerMinute'> {
   const perRepo = e.VAULTGATE_RATE_LIMIT_PER_REPO;
   if (
     perRepo !== undefined &&
@@ -785,8 +962,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       'VAULTGATE_RATE_LIMIT_PER_REPO: the older name of VAULTGATE_RATE_LIMIT_PER_BRANCH, set to another value; set only VAULTGATE_RATE_LIMIT_PER_BRANCH',
     );
   }
+  return {
+    // Its default here, not in the schema: either name may set it.
+    ratePerBranchPerMinute: e.VAULTGATE_RATE_LIMIT_PER_BRANCH ?? perRepo ?? 600,
+    ratePerStepPerMinute: e.VAULTGATE_RATE_LIMIT_PER_STEP,
+  };
+}
 
-  let redis: Config['cache']['redis'];
+/** Redis, with the key cached secrets are sealed with before they reach it; undefined: the in-memory cache. */
+function sharedCache(e: Env, problems: string[]): Config['cache']['redis'] {
   const topology = redisTopology(e, problems);
   if (topology) {
     const key = e.VAULTGATE_CACHE_KEY ? Buffer.from(e.VAULTGATE_CACHE_KEY, 'base64') : undefined;
@@ -799,63 +983,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         'VAULTGATE_CACHE_KEY: must be exactly 32 bytes in base64; generate one with: openssl rand -base64 32',
       );
     } else {
-      redis = { ...topology, key };
+      return { ...topology, key };
     }
   } else if (e.VAULTGATE_CACHE_KEY && !REDIS_MODES.some((name) => e[name])) {
     problems.push(
       'VAULTGATE_CACHE_KEY: only used with Redis; set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) or remove it',
     );
   }
+  return undefined;
+}
 
+function cacheLifetimes(e: Env, problems: string[]): Pick<Config['cache'], 'ttlSeconds' | 'staleIfErrorSeconds'> {
   if (e.VAULTGATE_CACHE_STALE_IF_ERROR > 0 && e.VAULTGATE_CACHE_TTL === 0) {
     problems.push(
       'VAULTGATE_CACHE_STALE_IF_ERROR: serves cached secrets past VAULTGATE_CACHE_TTL, but VAULTGATE_CACHE_TTL=0 caches nothing; set a TTL, or set VAULTGATE_CACHE_STALE_IF_ERROR=0',
     );
   }
-
-  if (problems.length > 0 || !auth) throw new ConfigError(problems);
-
-  return {
-    listen: e.VAULTGATE_LISTEN,
-    adminListen: e.VAULTGATE_ADMIN_LISTEN,
-    workers: e.VAULTGATE_WORKERS,
-    tls:
-      e.VAULTGATE_TLS_CERT && e.VAULTGATE_TLS_KEY
-        ? { certFile: e.VAULTGATE_TLS_CERT, keyFile: e.VAULTGATE_TLS_KEY }
-        : undefined,
-    oidc: {
-      // Compared to `iss` byte for byte, as OIDC requires: no normalising.
-      issuers,
-      allowInsecureHttp: e.VAULTGATE_OIDC_ALLOW_INSECURE_HTTP,
-      maxLifetimeSeconds: e.VAULTGATE_TOKEN_MAX_LIFETIME,
-      jwksMaxStaleSeconds: e.VAULTGATE_JWKS_MAX_STALE,
-      jwksRefreshSeconds: e.VAULTGATE_JWKS_REFRESH,
-    },
-    limits: {
-      maxUsesPerStep: e.VAULTGATE_MAX_USES_PER_STEP,
-      ratePerBranchPerMinute: e.VAULTGATE_RATE_LIMIT_PER_BRANCH ?? perRepo ?? 600,
-      ratePerStepPerMinute: e.VAULTGATE_RATE_LIMIT_PER_STEP,
-      maxConcurrent: e.VAULTGATE_MAX_CONCURRENT,
-    },
-    policy: {
-      ...policy,
-      opaPath: e.VAULTGATE_OPA_PATH,
-      shadowDir: e.VAULTGATE_SHADOW_POLICY_DIR,
-      decisionLog: e.VAULTGATE_DECISION_LOG,
-      watch: e.VAULTGATE_POLICY_WATCH,
-    },
-    vault: {
-      addr: e.VAULT_ADDR.replace(/\/+$/, ''),
-      haOrigins,
-      namespace: e.VAULT_NAMESPACE,
-      auth,
-      timeoutMs: e.VAULTGATE_VAULT_TIMEOUT_MS,
-      caCertFile: e.VAULT_CACERT,
-      skipVerify: e.VAULT_SKIP_VERIFY,
-      allowedMounts: e.VAULTGATE_ALLOWED_MOUNTS,
-    },
-    cache: { ttlSeconds: e.VAULTGATE_CACHE_TTL, staleIfErrorSeconds: e.VAULTGATE_CACHE_STALE_IF_ERROR, redis },
-    logLevel: e.VAULTGATE_LOG_LEVEL,
-    readiness: e.VAULTGATE_READINESS,
-  };
+  return { ttlSeconds: e.VAULTGATE_CACHE_TTL, staleIfErrorSeconds: e.VAULTGATE_CACHE_STALE_IF_ERROR };
 }

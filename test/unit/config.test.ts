@@ -42,7 +42,7 @@ test('defaults fill in what the documentation says', (t) => {
   t.is(config.cache.ttlSeconds, 60);
   t.is(config.cache.staleIfErrorSeconds, 0, 'stale-if-error is opt-in');
   t.is(config.cache.redis, undefined);
-  t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
+  t.deepEqual(config.secrets.vault.auth, { method: 'token', token: 's.token' });
   t.is(config.workers, Math.min(64, usableCpus()), 'one worker per usable core');
   t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '1' }).workers, 1);
   t.is(config.readiness, 'replica', 'a Vault outage does not take the fleet out of its balancer');
@@ -103,7 +103,8 @@ test('audiences and algorithms can be set per issuer with issuer=value entries',
 test('turning off Vault certificate checks needs an explicit second switch', (t) => {
   t.regex(problems({ ...valid, VAULT_SKIP_VERIFY: 'true' })[0]!, /^VAULT_SKIP_VERIFY: .*VAULT_CACERT/);
   t.true(
-    loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).vault.skipVerify,
+    loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).secrets.vault
+      .skipVerify,
   );
 });
 
@@ -118,7 +119,7 @@ test('HTTPS needs both a certificate and a key', (t) => {
 test('AppRole login needs both ids and takes the mount', (t) => {
   const { VAULT_TOKEN: _, ...rest } = valid;
   const config = loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_APPROLE_MOUNT: 'ci/approle' });
-  t.deepEqual(config.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
+  t.deepEqual(config.secrets.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
   t.deepEqual(problems({ ...rest, VAULT_ROLE_ID: 'r' }), [
     'VAULT_SECRET_ID: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID',
   ]);
@@ -127,12 +128,15 @@ test('AppRole login needs both ids and takes the mount', (t) => {
 
 test('Kubernetes and JWT logins take a role, the token file and the mount, each defaulting to what Kubernetes and Vault use', (t) => {
   const { VAULT_TOKEN: _, ...rest } = valid;
-  t.deepEqual(loadConfig({ ...rest, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }).vault.auth, {
-    method: 'kubernetes',
-    role: 'vaultgate',
-    jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
-    mount: 'kubernetes',
-  });
+  t.deepEqual(
+    loadConfig({ ...rest, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }).secrets.vault.auth,
+    {
+      method: 'kubernetes',
+      role: 'vaultgate',
+      jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      mount: 'kubernetes',
+    },
+  );
   t.deepEqual(
     loadConfig({
       ...rest,
@@ -140,7 +144,7 @@ test('Kubernetes and JWT logins take a role, the token file and the mount, each 
       VAULT_AUTH_ROLE: 'r',
       VAULT_AUTH_JWT_FILE: '/run/token',
       VAULT_AUTH_MOUNT: 'k8s/prod',
-    }).vault.auth,
+    }).secrets.vault.auth,
     { method: 'jwt', role: 'r', jwtFile: '/run/token', mount: 'k8s/prod' },
   );
   t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'kubernetes' }), [
@@ -160,7 +164,8 @@ test('variables of another login method are refused, not ignored', (t) => {
   ]);
   const { VAULT_TOKEN: _, ...rest } = valid;
   t.deepEqual(
-    loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).vault.auth,
+    loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).secrets.vault
+      .auth,
     {
       method: 'approle',
       roleId: 'r',
@@ -420,15 +425,15 @@ test('VAULTGATE_ADMIN_LISTEN: unset, no admin listener; set, host:port of its ow
 });
 
 test('VAULTGATE_ALLOWED_MOUNTS: unset, the default engine types; set, exactly the listed mount paths', (t) => {
-  t.deepEqual(loadConfig(valid).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
+  t.deepEqual(loadConfig(valid).secrets.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
   t.true(DEFAULT_MOUNT_TYPES.includes('kv') && DEFAULT_MOUNT_TYPES.includes('database'));
   for (const never of ['transit', 'system', 'identity', 'cubbyhole', 'token'])
     t.false(DEFAULT_MOUNT_TYPES.includes(never), never);
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).vault.allowedMounts, {
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).secrets.allowedMounts, {
     mounts: ['kv', 'team/kv', 'database'],
   });
   t.deepEqual(
-    loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).vault.allowedMounts,
+    loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).secrets.allowedMounts,
     { types: DEFAULT_MOUNT_TYPES },
     'empty counts as unset',
   );
@@ -458,9 +463,9 @@ test("VAULTGATE_ALLOWED_MOUNTS refuses Vault's own trees, odd paths and an empty
 });
 
 test("VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby may redirect), in VAULT_ADDR's scheme only", (t) => {
-  t.deepEqual(loadConfig(valid).vault.haOrigins, []);
+  t.deepEqual(loadConfig(valid).secrets.vault.haOrigins, []);
   const ha = loadConfig({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/, https://vault-2.internal:8200' });
-  t.deepEqual(ha.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
+  t.deepEqual(ha.secrets.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
   t.regex(
     problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!,
     /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/,
