@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
+import { ConfigError, configFrom, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
 import { usableCpus } from '../../src/config/cpus.js';
 
 const valid = {
@@ -12,10 +12,10 @@ const valid = {
   VAULT_TOKEN: 's.token',
 };
 
-/** The problems loadConfig reports for an environment it must refuse. */
-function problems(env: Record<string, string>): string[] {
+/** The problems loadConfig (or `load`) reports for an environment it must refuse. */
+function problems(env: Record<string, string>, load: (env: Record<string, string>) => unknown = loadConfig): string[] {
   try {
-    loadConfig(env);
+    load(env);
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;
     throw err;
@@ -534,5 +534,106 @@ test('the policy comes from a directory (the default) or from a bundle server, n
   t.regex(
     problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_SIGNING_ALG: 'EdDSA' })[0]!,
     /^VAULTGATE_POLICY_SIGNING_ALG: must be one of OPA's bundle signing algorithms: RS256, .*HS512/,
+  );
+});
+
+test('the worker count defaults to the usable CPUs, asked when the configuration is loaded and only when VAULTGATE_WORKERS is unset', (t) => {
+  t.is(loadConfig(valid, { usableCpus: () => 3 }).workers, 3);
+  t.is(loadConfig(valid, { usableCpus: () => 200 }).workers, 64, 'at most 64');
+  const notAsked = {
+    usableCpus: () => {
+      throw new Error('cgroup files read although VAULTGATE_WORKERS is set');
+    },
+  };
+  t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '2' }, notAsked).workers, 2);
+  t.deepEqual(problems({ ...valid, VAULTGATE_WORKERS: '65' }), [
+    'VAULTGATE_WORKERS: must be a whole number from 1 to 64',
+  ]);
+});
+
+const FILE = { kind: 'file', path: '/home/dev/secrets.yaml' } as const;
+const ISSUERS_ONLY = {
+  VAULTGATE_OIDC_ISSUERS: valid.VAULTGATE_OIDC_ISSUERS,
+  VAULTGATE_OIDC_AUDIENCES: valid.VAULTGATE_OIDC_AUDIENCES,
+};
+
+test('secrets from a file need no Vault setting, and the VAULT_* variables are then neither read nor checked', (t) => {
+  const config = configFrom({ secrets: FILE }, ISSUERS_ONLY);
+  t.deepEqual(config.secrets, { ...FILE, allowedMounts: { types: DEFAULT_MOUNT_TYPES } });
+  const withServeVault = configFrom(
+    { secrets: FILE },
+    { ...ISSUERS_ONLY, VAULT_ADDR: 'not a URL', VAULT_TOKEN: 's.token', VAULT_ROLE_ID: 'r', VAULT_SKIP_VERIFY: 'true' },
+  );
+  t.deepEqual(withServeVault.secrets, config.secrets);
+  t.false(JSON.stringify(withServeVault).includes('s.token'), 'no Vault credential in a file configuration');
+  // The allowed mounts apply to the file too: still read, still checked.
+  t.deepEqual(
+    configFrom({ secrets: FILE }, { ...ISSUERS_ONLY, VAULTGATE_ALLOWED_MOUNTS: 'kv' }).secrets.allowedMounts,
+    {
+      mounts: ['kv'],
+    },
+  );
+  t.regex(
+    problems({ ...ISSUERS_ONLY, VAULTGATE_ALLOWED_MOUNTS: 'sys' }, (env) => configFrom({ secrets: FILE }, env))[0]!,
+    /^VAULTGATE_ALLOWED_MOUNTS: sys is under sys\//,
+  );
+});
+
+test('parts given as values replace their variables; the rest gets the same defaults and checks as from the environment', (t) => {
+  const host = { usableCpus: () => 4 };
+  t.deepEqual(configFrom({}, valid, host), loadConfig(valid, host), 'nothing given: exactly loadConfig');
+
+  const given = {
+    listen: { host: '::1', port: 0 },
+    issuers: {
+      issuers: [{ issuer: 'http://127.0.0.1:1/dev-issuer', audiences: ['dev'], algorithms: ['RS256'] }],
+      allowInsecureHttp: true,
+    },
+    rates: { ratePerBranchPerMinute: 0, ratePerStepPerMinute: 0 },
+    policySource: { dir: '/tmp/policy', bundle: undefined, opaPath: '/usr/local/bin/opa' },
+    secrets: FILE,
+    cache: { redis: undefined, ttlSeconds: 0, staleIfErrorSeconds: 0 },
+  };
+  // What each given part stands for, set to values that would be refused if they were read.
+  const replaced = {
+    VAULTGATE_LISTEN: 'nowhere',
+    VAULTGATE_OIDC_ALGORITHMS: 'HS256',
+    VAULTGATE_RATE_LIMIT_PER_BRANCH: '5',
+    VAULTGATE_RATE_LIMIT_PER_REPO: '6',
+    VAULTGATE_POLICY_BUNDLE_POLL_MIN: 'soon',
+    VAULTGATE_POLICY_VERIFICATION_KEY: '/k.pem',
+    VAULT_AUTH_METHOD: 'password',
+    REDIS_SENTINELS: '127.0.0.1:1',
+    VAULTGATE_CACHE_KEY: 'short',
+    VAULTGATE_CACHE_STALE_IF_ERROR: '60',
+  };
+  const kept = {
+    VAULTGATE_TOKEN_MAX_LIFETIME: '600',
+    VAULTGATE_MAX_CONCURRENT: '8',
+    VAULTGATE_DECISION_LOG: 'true',
+    VAULTGATE_LOG_LEVEL: 'debug',
+    VAULTGATE_READINESS: 'dependencies',
+  };
+  const config = configFrom(given, { ...valid, ...replaced, ...kept }, host);
+  const serve = loadConfig({ ...valid, ...kept }, host);
+  t.deepEqual(config.listen, given.listen);
+  t.deepEqual(config.oidc, { ...serve.oidc, ...given.issuers });
+  t.deepEqual(config.limits, { ...serve.limits, ...given.rates });
+  t.deepEqual(config.policy, { ...serve.policy, ...given.policySource });
+  t.deepEqual(config.secrets, { ...FILE, allowedMounts: serve.secrets.allowedMounts });
+  t.deepEqual(config.cache, given.cache);
+  for (const key of ['adminListen', 'workers', 'tls', 'logLevel', 'readiness'] as const) {
+    t.deepEqual(config[key], serve[key], key);
+  }
+
+  t.deepEqual(
+    problems({ ...kept, VAULTGATE_MAX_CONCURRENT: '0' }, (env) => configFrom(given, env)),
+    ['VAULTGATE_MAX_CONCURRENT: must be a whole number from 1 to 100000'],
+    'what is not given is checked as ever',
+  );
+  t.regex(
+    problems({}, (env) => configFrom({ secrets: FILE }, env))[0]!,
+    /^VAULTGATE_OIDC_ISSUERS: required/,
+    'a file backend does not excuse the issuers',
   );
 });
