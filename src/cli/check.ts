@@ -58,13 +58,13 @@ export async function check(): Promise<number> {
       }),
     ]);
   }
-  const vault = VaultClient.fromConfig(config.vault, createLogger({ level: 'silent' }));
+  const vault = VaultClient.fromConfig(config.secrets.vault, createLogger({ level: 'silent' }));
   results.push([
-    `vault ${config.vault.addr}`,
+    `vault ${config.secrets.vault.addr}`,
     vault.start().then(async () => {
       const health = await vault.health();
       if (!health.ok) throw new Error(health.detail);
-      return `logged in with ${config.vault.auth.method}`;
+      return `logged in with ${config.secrets.vault.auth.method}`;
     }),
   ]);
   if (config.cache.redis) {

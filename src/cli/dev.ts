@@ -2,11 +2,11 @@ import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from '../auth/dev-issuer.js';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../config/config.js';
+import { ConfigError, configFrom, type Config } from '../config/config.js';
+import { policyDirFrom } from '../config/defaults.js';
 import { createLogger } from '../log/logger.js';
-import { FileSecretStore } from '../secrets/file-store.js';
-import { startVaultgate, type SecretBackend } from '../server/vaultgate.js';
-import { opaPath, PACKAGE_ROOT } from './tools.js';
+import { startVaultgate } from '../server/vaultgate.js';
+import { DEV_STATE_DIR, opaPath, PACKAGE_ROOT } from './tools.js';
 
 export const DEV_USAGE = `usage: vaultgate dev [--port 8080] [--host 127.0.0.1] [--policy DIR] [--secrets-file FILE] [--state DIR]
 
@@ -16,11 +16,43 @@ as for serve), otherwise from a local JSON or YAML file (default:
 examples/dev-secrets.yaml). For trying policies, not for production.
 `;
 
-/** Every variable vaultgate reads that starts so, as unset (loadConfig takes empty for unset). */
-const unset = (...prefixes: string[]) =>
-  Object.fromEntries(
-    CONFIG_VARIABLES.filter((name) => prefixes.some((prefix) => name.startsWith(prefix))).map((name) => [name, '']),
+/** What `vaultgate dev` decides for itself, from its command line. */
+export interface DevOptions {
+  listen: Config['listen'];
+  /** Its built-in issuer's URL. */
+  issuer: string;
+  policyDir: string;
+  opaPath: string;
+  /** A local JSON or YAML file of secrets; undefined: Vault, as the VAULT_* variables describe it. */
+  secretsFile: string | undefined;
+}
+
+/**
+ * dev's configuration: what dev decides given as values, everything else (log level, decision
+ * log, allowed mounts, Vault's login when there is no file...) read from the environment as serve
+ * reads it. Serve's issuers, policy source, rate limits and Redis are not dev's, so their
+ * variables are not read.
+ */
+export function devConfig(options: DevOptions, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = options.secretsFile;
+  return configFrom(
+    {
+      listen: options.listen,
+      issuers: {
+        issuers: [{ issuer: options.issuer, audiences: [DEV_AUDIENCE], algorithms: ['RS256'] }],
+        allowInsecureHttp: true,
+      },
+      // dev watches a directory; a bundle server in the shell's environment is for serve.
+      policySource: { dir: options.policyDir, bundle: undefined, opaPath: options.opaPath },
+      // One pasted token, asked again and again: no rate budgets.
+      rates: { ratePerBranchPerMinute: 0, ratePerStepPerMinute: 0 },
+      // No shared cache (one process). The file is read on every request, so edits show at once: no cache either.
+      cache: file ? { redis: undefined, ttlSeconds: 0, staleIfErrorSeconds: 0 } : { redis: undefined },
+      ...(file ? { secrets: { kind: 'file', path: file } as const } : {}),
+    },
+    env,
   );
+}
 
 /** The first repository the policy's data.json lists, for the ready-made token. */
 async function firstRepository(policyDir: string): Promise<string | undefined> {
@@ -41,11 +73,16 @@ export async function dev(args: string[]): Promise<number> {
     options: {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '127.0.0.1' },
-      policy: { type: 'string', default: process.env.VAULTGATE_POLICY_DIR ?? './policies' },
+      policy: { type: 'string', default: policyDirFrom() },
       'secrets-file': { type: 'string' },
-      state: { type: 'string', default: '.vaultgate' },
+      state: { type: 'string', default: DEV_STATE_DIR },
     },
   });
+  const port = Number(values.port);
+  if (!/^\d{1,5}$/.test(values.port) || port > 65535) {
+    process.stderr.write(`vaultgate dev: --port ${values.port} is not a port; give a number from 0 to 65535\n`);
+    return 2;
+  }
   const base = `http://${values.host}:${values.port}`;
   const issuer = await DevIssuer.open(values.state, `${base}${DEV_ISSUER_PATH}`);
   const useVault = Boolean(process.env.VAULT_ADDR) && !values['secrets-file'];
@@ -55,34 +92,12 @@ export async function dev(args: string[]): Promise<number> {
 
   let config;
   try {
-    config = loadConfig({
-      ...process.env,
-      VAULTGATE_LISTEN: `${values.host}:${values.port}`,
-      VAULTGATE_OIDC_ISSUERS: issuer.issuer,
-      VAULTGATE_OIDC_AUDIENCES: DEV_AUDIENCE,
-      VAULTGATE_OIDC_ALGORITHMS: 'RS256',
-      VAULTGATE_OIDC_ALLOW_INSECURE_HTTP: 'true',
-      VAULTGATE_POLICY_DIR: values.policy,
-      // dev watches a directory; a bundle server in the shell's environment is for serve.
-      ...unset('VAULTGATE_POLICY_BUNDLE_', 'VAULTGATE_POLICY_VERIFICATION_', 'VAULTGATE_POLICY_SIGNING_'),
-      VAULTGATE_OPA_PATH: opaPath(),
-      // One pasted token, asked again and again: no rate budgets.
-      VAULTGATE_RATE_LIMIT_PER_BRANCH: '0',
-      VAULTGATE_RATE_LIMIT_PER_REPO: '',
-      VAULTGATE_RATE_LIMIT_PER_STEP: '0',
-      // No shared cache (one process); serve's Redis, whichever mode, is not dev's.
-      ...unset('REDIS_'),
-      VAULTGATE_CACHE_KEY: '',
-      // The file is read on every request, so edits show at once: no cache.
-      // Vault settings from the shell would only be refused against the placeholder login the file mode needs.
-      ...(secretsFile
-        ? {
-            ...unset('VAULT_'),
-            VAULTGATE_CACHE_TTL: '0',
-            VAULT_ADDR: base,
-            VAULT_TOKEN: 'unused-by-the-secrets-file',
-          }
-        : {}),
+    config = devConfig({
+      listen: { host: values.host, port },
+      issuer: issuer.issuer,
+      policyDir: values.policy,
+      opaPath: opaPath(),
+      secretsFile,
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -91,8 +106,6 @@ export async function dev(args: string[]): Promise<number> {
     }
     throw err;
   }
-
-  let backend: SecretBackend | undefined;
   if (secretsFile) {
     try {
       await access(secretsFile);
@@ -102,26 +115,13 @@ export async function dev(args: string[]): Promise<number> {
       );
       return 2;
     }
-    backend = {
-      name: 'secrets-file',
-      store: new FileSecretStore(secretsFile, config.vault.allowedMounts),
-      health: () =>
-        access(secretsFile).then(
-          () => ({ ok: true, detail: 'ok' }),
-          (err: Error) => ({ ok: false, detail: err.message }),
-        ),
-      stop: () => undefined,
-    };
   }
 
   // Logs go to standard error, so standard output holds what to copy.
   const logger = createLogger({ level: config.logLevel, destination: process.stderr });
   let running;
   try {
-    running = await startVaultgate(config, logger, {
-      middleware: [issuer.middleware()],
-      ...(backend ? { backend } : {}),
-    });
+    running = await startVaultgate(config, logger, { middleware: [issuer.middleware()] });
   } catch (err) {
     // startVaultgate closed what it had opened (a taken port, a policy that does not compile).
     process.stderr.write(`vaultgate dev: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -129,11 +129,12 @@ export async function dev(args: string[]): Promise<number> {
   }
 
   const repository = await firstRepository(values.policy);
+  const { secrets } = config;
   const token = await issuer.mint({ ...(repository ? { repositoryUuid: repository } : {}), branchName: 'main' });
   process.stdout.write(
     [
       'vaultgate dev: local mode, for trying policies (not for production)',
-      `  secrets  ${secretsFile ? `${secretsFile} (a local file: values in the clear on disk, for local use only)` : `Vault at ${config.vault.addr}`}`,
+      `  secrets  ${secrets.kind === 'file' ? `${secrets.path} (a local file: values in the clear on disk, for local use only)` : `Vault at ${secrets.vault.addr}`}`,
       `  policy   ${resolve(values.policy)} (watched: an edit applies to the next request)`,
       `  issuer   ${issuer.issuer} (audience ${DEV_AUDIENCE}; key kept in ${resolve(values.state)})`,
       '',

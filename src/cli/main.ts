@@ -1,3 +1,5 @@
+import { policyDirFrom } from '../config/defaults.js';
+
 // Commands are imported when run, not up front: the cluster primary of `serve`
 // then loads only what it needs (no Koa, jose, Wasm or Vault client), a smaller process.
 const USAGE = `usage: vaultgate <command> [options]
@@ -39,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((await HELP[command === 'policy' ? `policy ${sub}` : command]?.()) ?? USAGE);
     return 0;
   }
-  const dir = () => rest.find((a) => !a.startsWith('-')) ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
+  const dir = () => rest.find((a) => !a.startsWith('-')) ?? policyDirFrom();
   try {
     switch (command === 'policy' ? `policy ${sub}` : command) {
       case 'serve':

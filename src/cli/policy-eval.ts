@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
+import { policyDirFrom } from '../config/defaults.js';
 import { loadBundle } from '../policy/bundle.js';
 import { PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
 import { Policy } from '../policy/policy.js';
@@ -23,7 +24,7 @@ export async function policyEval(args: string[]): Promise<number> {
     options: {
       token: { type: 'string' },
       claims: { type: 'string' },
-      policy: { type: 'string', default: process.env.VAULTGATE_POLICY_DIR ?? './policies' },
+      policy: { type: 'string', default: policyDirFrom() },
       json: { type: 'boolean', default: false },
     },
   });

@@ -3,6 +3,7 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { policyDirFrom } from '../config/defaults.js';
 import { loadBundle, readBundle } from '../policy/bundle.js';
 import { parseDecisionLine, rewriteDecisionLine, type LoggedDecision } from '../policy/decision-log.js';
 import { DecisionLogError, PolicyBuildError, PolicyOutputError } from '../policy/errors.js';
@@ -242,7 +243,7 @@ export async function policyReplay(args: string[]): Promise<number> {
     args,
     options: {
       decisions: { type: 'string' },
-      policy: { type: 'string', default: process.env.VAULTGATE_POLICY_DIR ?? './policies' },
+      policy: { type: 'string', default: policyDirFrom() },
       baseline: { type: 'string' },
       json: { type: 'boolean', default: false },
       'fail-on-change': { type: 'boolean', default: false },

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { policyDirFrom } from '../config/defaults.js';
 import { OpaMissingError, PolicyBuildError } from '../policy/errors.js';
 import { runOpa } from '../policy/opa-cli.js';
 import { opaPath, runInherited } from './tools.js';
@@ -57,7 +58,7 @@ export async function policyTest(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { coverage: { type: 'boolean', default: false }, min: { type: 'string' } },
   });
-  const dir = positionals[0] ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
+  const dir = positionals[0] ?? policyDirFrom();
   const min = values.min === undefined ? undefined : Number(values.min);
   if (min !== undefined && (values.min!.trim() === '' || !Number.isFinite(min) || min < 0 || min > 100)) {
     process.stderr.write(`vaultgate policy test: --min takes a percentage from 0 to 100, not "${values.min}"\n`);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { BUNDLE_SIGNING_ALGORITHMS, type BundleSigningAlgorithm } from '../config/config.js';
+import { policyDirFrom } from '../config/defaults.js';
 import { readBundle, writeBundle } from '../policy/bundle.js';
 import { PolicyBuildError } from '../policy/errors.js';
 import { signingKey } from '../policy/signature.js';
@@ -40,7 +41,7 @@ export async function policyBuild(args: string[]): Promise<number> {
       'signing-key-id': { type: 'string', default: 'default' },
     },
   });
-  const dir = positionals[0] ?? process.env.VAULTGATE_POLICY_DIR ?? './policies';
+  const dir = positionals[0] ?? policyDirFrom();
   const algorithm = values['signing-alg'] as BundleSigningAlgorithm;
   if (!BUNDLE_SIGNING_ALGORITHMS.includes(algorithm)) {
     process.stderr.write(

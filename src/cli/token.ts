@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../auth/dev-issuer.js';
+import { DEV_STATE_DIR } from './tools.js';
 
 export const TOKEN_USAGE = `usage: vaultgate token [--repo UUID] [--branch NAME] [--deployment UUID] [--workspace UUID]
                       [--pipeline UUID] [--step UUID] [--claims FILE.json] [--state DIR]
@@ -22,7 +23,7 @@ export async function token(args: string[]): Promise<number> {
       pipeline: { type: 'string' },
       step: { type: 'string' },
       claims: { type: 'string' },
-      state: { type: 'string', default: '.vaultgate' },
+      state: { type: 'string', default: DEV_STATE_DIR },
     },
   });
   let extra: Record<string, unknown> = {};

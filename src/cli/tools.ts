@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_OPA_PATH } from '../config/defaults.js';
 
 /** The repository (or installed package) root: dist/cli and src/cli both sit two levels below it. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,7 +31,10 @@ export function findTool(name: 'opa' | 'regal', variable: string): string | unde
 }
 
 /** The OPA CLI, or the plain name (so the error says what was looked for). */
-export const opaPath = () => findTool('opa', 'VAULTGATE_OPA_PATH') ?? 'opa';
+export const opaPath = () => findTool('opa', 'VAULTGATE_OPA_PATH') ?? DEFAULT_OPA_PATH;
+
+/** Where `vaultgate dev` keeps its issuer's key, and where `vaultgate token` finds it. */
+export const DEV_STATE_DIR = '.vaultgate';
 
 /** Runs a tool with the terminal as its output; resolves to its exit code. */
 export function runInherited(command: string, args: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
-import type { Config, VaultAuth } from '../config/config.js';
+import type { VaultAuth, VaultSettings } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { VaultgateError } from '../errors.js';
 import { VaultUnavailableError } from './errors.js';
@@ -99,7 +99,7 @@ export class VaultClient {
   }
 
   /** A client as the configuration describes it (VAULT_* variables). */
-  static fromConfig(vault: Config['vault'], logger: Logger, onCall?: VaultClientOptions['onCall']): VaultClient {
+  static fromConfig(vault: VaultSettings, logger: Logger, onCall?: VaultClientOptions['onCall']): VaultClient {
     return new VaultClient({
       ...(onCall ? { onCall } : {}),
       addr: vault.addr,

@@ -1,4 +1,5 @@
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Registry } from 'prom-client';
@@ -9,12 +10,15 @@ import { MemoryCache } from '../cache/memory-cache.js';
 import { RedisReadLock } from '../cache/read-lock.js';
 import { RedisCache } from '../cache/redis-cache.js';
 import { createRedisClient, type RedisClient } from '../cache/redis-client.js';
-import type { Config, VaultAuth } from '../config/config.js';
+import type { Config, SecretSource, VaultAuth, VaultSettings } from '../config/config.js';
+import { DEFAULT_VAULT_TIMEOUT_MS } from '../config/defaults.js';
 import { Limits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
 import { PolicyDecider } from '../policy/decider.js';
 import { BundlePoller } from '../policy/bundle-server.js';
 import { PolicyHolder, type LivePolicy } from '../policy/policy-holder.js';
+import { FileSecretStore } from '../secrets/file-store.js';
+import type { MountAllowList } from '../secrets/mounts.js';
 import { SecretResolver } from '../secrets/resolve-secrets.js';
 import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
@@ -49,8 +53,6 @@ export interface SecretBackend {
 }
 
 export interface StartOptions {
-  /** Replaces Vault (vaultgate dev's local secrets file). */
-  backend?: SecretBackend;
   /** Served before vaultgate's own routes (vaultgate dev's built-in issuer). */
   middleware?: Middleware[];
   /** The text GET /metrics answers; this process's own metrics when absent (a cluster worker asks the primary). */
@@ -62,8 +64,13 @@ export interface StartOptions {
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
-async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): Promise<SecretBackend> {
-  const vault = VaultClient.fromConfig(config.vault, logger, (outcome, seconds) =>
+async function vaultBackend(
+  settings: VaultSettings,
+  allowedMounts: MountAllowList,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<SecretBackend> {
+  const vault = VaultClient.fromConfig(settings, logger, (outcome, seconds) =>
     metrics.vaultRequests.observe({ outcome }, seconds),
   );
   try {
@@ -75,9 +82,23 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
   }
   return {
     name: 'vault',
-    store: new VaultSecretStore(vault, config.vault.allowedMounts),
+    store: new VaultSecretStore(vault, allowedMounts),
     health: () => vault.health(),
     stop: () => vault.stop(),
+  };
+}
+
+/** A local secrets file (vaultgate dev): ready while the file is there. */
+function fileBackend(path: string, allowedMounts: MountAllowList): SecretBackend {
+  return {
+    name: 'secrets-file',
+    store: new FileSecretStore(path, allowedMounts),
+    health: () =>
+      access(path).then(
+        () => ({ ok: true, detail: 'ok' }),
+        (err: Error) => ({ ok: false, detail: err.message }),
+      ),
+    stop: () => undefined,
   };
 }
 
@@ -102,6 +123,13 @@ function vaultIdentity(auth: VaultAuth): string[] {
     case 'kubernetes':
       return [auth.method, auth.mount, auth.role];
   }
+}
+
+/** What cached entries belong to: one Vault identity, or one file. */
+function cacheScope(secrets: SecretSource): string[] {
+  return secrets.kind === 'vault'
+    ? [secrets.vault.addr, secrets.vault.namespace ?? '', ...vaultIdentity(secrets.vault.auth)]
+    : ['file', secrets.path];
 }
 
 /** Builds every part from the configuration and starts listening. */
@@ -171,7 +199,11 @@ async function startParts(
     onEvaluated: (seconds) => metrics.policyEvaluation.observe(seconds),
   });
 
-  const backend = options.backend ?? (await vaultBackend(config, logger, metrics));
+  const { secrets } = config;
+  const backend =
+    secrets.kind === 'vault'
+      ? await vaultBackend(secrets.vault, secrets.allowedMounts, logger, metrics)
+      : fileBackend(secrets.path, secrets.allowedMounts);
   closers.push(() => backend.stop());
 
   const bypassed = (operation: string, err: Error) => {
@@ -207,8 +239,9 @@ async function startParts(
       );
     },
     onSharedRead: (outcome) => metrics.sharedReads.inc({ outcome }),
-    deadlineMs: config.vault.timeoutMs,
-    scope: JSON.stringify([config.vault.addr, config.vault.namespace ?? '', ...vaultIdentity(config.vault.auth)]),
+    // A file has no timeout of its own; Vault's default bounds a read stuck on a network filesystem.
+    deadlineMs: secrets.kind === 'vault' ? secrets.vault.timeoutMs : DEFAULT_VAULT_TIMEOUT_MS,
+    scope: JSON.stringify(cacheScope(secrets)),
     // Derived, so the key that names entries is not the one that seals them. Without Redis the names never leave the process.
     nameKey: config.cache.redis
       ? Buffer.from(hkdfSync('sha256', config.cache.redis.key, Buffer.alloc(0), 'vaultgate cache entry names v2', 32))

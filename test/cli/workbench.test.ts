@@ -129,6 +129,12 @@ test('vaultgate dev with VAULT_ADDR reads Vault', async (t) => {
   }
 });
 
+test('vaultgate dev refuses a port that is not one, naming its option (not a variable it was never given)', async (t) => {
+  const { code, stderr } = await cli(['dev', '--port', '80a', '--state', tempDir('dev-bad-port')]);
+  t.is(code, 2);
+  t.regex(stderr, /^vaultgate dev: --port 80a is not a port; give a number from 0 to 65535$/m);
+});
+
 test('vaultgate token without a running dev issuer says what to do', async (t) => {
   const { code, stderr } = await cli(['token', '--state', tempDir('empty')]);
   t.is(code, 1);

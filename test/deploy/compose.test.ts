@@ -130,17 +130,17 @@ test("vaultgate's environment, as compose renders it over the image's, is accept
   t.deepEqual(config.cache.redis?.key, Buffer.from(documented.VAULTGATE_CACHE_KEY!, 'base64'));
 
   // Vault: the dev server's service and port, and the AppRole the seed job creates.
-  const vaultUrl = new URL(config.vault.addr);
+  const vaultUrl = new URL(config.secrets.vault.addr);
   t.truthy(services[vaultUrl.hostname], `${vaultUrl.hostname} is a service`);
   t.true(services[vaultUrl.hostname]!.command!.includes(`-dev-listen-address=0.0.0.0:${vaultUrl.port}`));
   const seed = setValues(services['vault-seed']!.environment);
-  t.deepEqual(config.vault.auth, {
+  t.deepEqual(config.secrets.vault.auth, {
     method: 'approle',
     roleId: seed.DEMO_ROLE_ID!,
     secretId: seed.DEMO_SECRET_ID!,
     mount: 'approle',
   });
-  t.is(seed.VAULT_ADDR, config.vault.addr);
+  t.is(seed.VAULT_ADDR, config.secrets.vault.addr);
 
   const redis = config.cache.redis;
   t.is(redis?.mode === 'single' ? new URL(redis.url).hostname : undefined, 'redis');

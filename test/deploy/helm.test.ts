@@ -379,7 +379,7 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
     const { objects } = await render(t, values);
     try {
       const config = loadConfig(resolved(objects));
-      t.is(String(config.vault.auth.method), method, name);
+      t.is(String(config.secrets.vault.auth.method), method, name);
       t.is(config.workers, 1, name);
       t.is(config.policy.dir, envValue(objects, 'VAULTGATE_POLICY_DIR') ?? '', name);
     } catch (err) {
@@ -389,14 +389,18 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   const allOn = loadConfig(resolved((await render(t, { files: [ALL_ON] })).objects));
   t.truthy(allOn.cache.redis, 'Redis with the sealed cache');
   t.truthy(allOn.tls, 'HTTPS');
-  t.like(allOn.vault.auth, { method: 'approle', mount: 'ci-approle' }, 'vault.authMount reaches VAULT_AUTH_MOUNT');
+  t.like(
+    allOn.secrets.vault.auth,
+    { method: 'approle', mount: 'ci-approle' },
+    'vault.authMount reaches VAULT_AUTH_MOUNT',
+  );
   t.deepEqual(
-    allOn.vault.allowedMounts,
+    allOn.secrets.allowedMounts,
     { mounts: ['kv', 'database'] },
     'vault.allowedMounts reaches VAULTGATE_ALLOWED_MOUNTS',
   );
   t.deepEqual(
-    allOn.vault.haOrigins,
+    allOn.secrets.vault.haOrigins,
     ['https://vault-0.vault-internal:8200', 'https://vault-1.vault-internal:8200'],
     'vault.haAddrs reaches VAULT_HA_ADDRS',
   );

@@ -239,8 +239,8 @@ test('the env example, its placeholders filled in, is a configuration vaultgate 
   t.deepEqual(config.oidc.issuers[0]!.audiences, [
     'ari:cloud:bitbucket::workspace/{6b0c3e3a-1111-4222-8333-444455556666}',
   ]);
-  t.is(config.vault.addr, 'https://vault.internal:8200');
-  t.like(config.vault.auth, { method: 'approle', roleId: 'role-id-for-tests' });
+  t.is(config.secrets.vault.addr, 'https://vault.internal:8200');
+  t.like(config.secrets.vault.auth, { method: 'approle', roleId: 'role-id-for-tests' });
   t.is(config.policy.dir, '/etc/vaultgate/policies');
   t.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
   // Unfilled, it does not pass for a configuration by accident.

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
+import { ConfigError, configFrom, DEFAULT_MOUNT_TYPES, loadConfig } from '../../src/config/config.js';
 import { usableCpus } from '../../src/config/cpus.js';
 
 const valid = {
@@ -12,10 +12,10 @@ const valid = {
   VAULT_TOKEN: 's.token',
 };
 
-/** The problems loadConfig reports for an environment it must refuse. */
-function problems(env: Record<string, string>): string[] {
+/** The problems loadConfig (or `load`) reports for an environment it must refuse. */
+function problems(env: Record<string, string>, load: (env: Record<string, string>) => unknown = loadConfig): string[] {
   try {
-    loadConfig(env);
+    load(env);
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;
     throw err;
@@ -42,7 +42,7 @@ test('defaults fill in what the documentation says', (t) => {
   t.is(config.cache.ttlSeconds, 60);
   t.is(config.cache.staleIfErrorSeconds, 0, 'stale-if-error is opt-in');
   t.is(config.cache.redis, undefined);
-  t.deepEqual(config.vault.auth, { method: 'token', token: 's.token' });
+  t.deepEqual(config.secrets.vault.auth, { method: 'token', token: 's.token' });
   t.is(config.workers, Math.min(64, usableCpus()), 'one worker per usable core');
   t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '1' }).workers, 1);
   t.is(config.readiness, 'replica', 'a Vault outage does not take the fleet out of its balancer');
@@ -103,7 +103,8 @@ test('audiences and algorithms can be set per issuer with issuer=value entries',
 test('turning off Vault certificate checks needs an explicit second switch', (t) => {
   t.regex(problems({ ...valid, VAULT_SKIP_VERIFY: 'true' })[0]!, /^VAULT_SKIP_VERIFY: .*VAULT_CACERT/);
   t.true(
-    loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).vault.skipVerify,
+    loadConfig({ ...valid, VAULT_SKIP_VERIFY: 'true', VAULTGATE_ALLOW_VAULT_SKIP_VERIFY: 'true' }).secrets.vault
+      .skipVerify,
   );
 });
 
@@ -118,7 +119,7 @@ test('HTTPS needs both a certificate and a key', (t) => {
 test('AppRole login needs both ids and takes the mount', (t) => {
   const { VAULT_TOKEN: _, ...rest } = valid;
   const config = loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_APPROLE_MOUNT: 'ci/approle' });
-  t.deepEqual(config.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
+  t.deepEqual(config.secrets.vault.auth, { method: 'approle', roleId: 'r', secretId: 's', mount: 'ci/approle' });
   t.deepEqual(problems({ ...rest, VAULT_ROLE_ID: 'r' }), [
     'VAULT_SECRET_ID: AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID',
   ]);
@@ -127,12 +128,15 @@ test('AppRole login needs both ids and takes the mount', (t) => {
 
 test('Kubernetes and JWT logins take a role, the token file and the mount, each defaulting to what Kubernetes and Vault use', (t) => {
   const { VAULT_TOKEN: _, ...rest } = valid;
-  t.deepEqual(loadConfig({ ...rest, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }).vault.auth, {
-    method: 'kubernetes',
-    role: 'vaultgate',
-    jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
-    mount: 'kubernetes',
-  });
+  t.deepEqual(
+    loadConfig({ ...rest, VAULT_AUTH_METHOD: 'kubernetes', VAULT_AUTH_ROLE: 'vaultgate' }).secrets.vault.auth,
+    {
+      method: 'kubernetes',
+      role: 'vaultgate',
+      jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      mount: 'kubernetes',
+    },
+  );
   t.deepEqual(
     loadConfig({
       ...rest,
@@ -140,7 +144,7 @@ test('Kubernetes and JWT logins take a role, the token file and the mount, each 
       VAULT_AUTH_ROLE: 'r',
       VAULT_AUTH_JWT_FILE: '/run/token',
       VAULT_AUTH_MOUNT: 'k8s/prod',
-    }).vault.auth,
+    }).secrets.vault.auth,
     { method: 'jwt', role: 'r', jwtFile: '/run/token', mount: 'k8s/prod' },
   );
   t.deepEqual(problems({ ...rest, VAULT_AUTH_METHOD: 'kubernetes' }), [
@@ -160,7 +164,8 @@ test('variables of another login method are refused, not ignored', (t) => {
   ]);
   const { VAULT_TOKEN: _, ...rest } = valid;
   t.deepEqual(
-    loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).vault.auth,
+    loadConfig({ ...rest, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_AUTH_MOUNT: 'team/approle' }).secrets.vault
+      .auth,
     {
       method: 'approle',
       roleId: 'r',
@@ -420,15 +425,15 @@ test('VAULTGATE_ADMIN_LISTEN: unset, no admin listener; set, host:port of its ow
 });
 
 test('VAULTGATE_ALLOWED_MOUNTS: unset, the default engine types; set, exactly the listed mount paths', (t) => {
-  t.deepEqual(loadConfig(valid).vault.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
+  t.deepEqual(loadConfig(valid).secrets.allowedMounts, { types: DEFAULT_MOUNT_TYPES });
   t.true(DEFAULT_MOUNT_TYPES.includes('kv') && DEFAULT_MOUNT_TYPES.includes('database'));
   for (const never of ['transit', 'system', 'identity', 'cubbyhole', 'token'])
     t.false(DEFAULT_MOUNT_TYPES.includes(never), never);
-  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).vault.allowedMounts, {
+  t.deepEqual(loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: ' kv , team/kv/,database ' }).secrets.allowedMounts, {
     mounts: ['kv', 'team/kv', 'database'],
   });
   t.deepEqual(
-    loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).vault.allowedMounts,
+    loadConfig({ ...valid, VAULTGATE_ALLOWED_MOUNTS: '' }).secrets.allowedMounts,
     { types: DEFAULT_MOUNT_TYPES },
     'empty counts as unset',
   );
@@ -458,9 +463,9 @@ test("VAULTGATE_ALLOWED_MOUNTS refuses Vault's own trees, odd paths and an empty
 });
 
 test("VAULT_HA_ADDRS lists the nodes tried after VAULT_ADDR (and where a standby may redirect), in VAULT_ADDR's scheme only", (t) => {
-  t.deepEqual(loadConfig(valid).vault.haOrigins, []);
+  t.deepEqual(loadConfig(valid).secrets.vault.haOrigins, []);
   const ha = loadConfig({ ...valid, VAULT_HA_ADDRS: 'https://vault-1.internal:8200/, https://vault-2.internal:8200' });
-  t.deepEqual(ha.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
+  t.deepEqual(ha.secrets.vault.haOrigins, ['https://vault-1.internal:8200', 'https://vault-2.internal:8200']);
   t.regex(
     problems({ ...valid, VAULT_HA_ADDRS: 'http://vault-1.internal:8200' })[0]!,
     /^VAULT_HA_ADDRS: http:\/\/vault-1\.internal:8200 is not a https:\/\/ URL/,
@@ -529,5 +534,106 @@ test('the policy comes from a directory (the default) or from a bundle server, n
   t.regex(
     problems({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: url, VAULTGATE_POLICY_SIGNING_ALG: 'EdDSA' })[0]!,
     /^VAULTGATE_POLICY_SIGNING_ALG: must be one of OPA's bundle signing algorithms: RS256, .*HS512/,
+  );
+});
+
+test('the worker count defaults to the usable CPUs, asked when the configuration is loaded and only when VAULTGATE_WORKERS is unset', (t) => {
+  t.is(loadConfig(valid, { usableCpus: () => 3 }).workers, 3);
+  t.is(loadConfig(valid, { usableCpus: () => 200 }).workers, 64, 'at most 64');
+  const notAsked = {
+    usableCpus: () => {
+      throw new Error('cgroup files read although VAULTGATE_WORKERS is set');
+    },
+  };
+  t.is(loadConfig({ ...valid, VAULTGATE_WORKERS: '2' }, notAsked).workers, 2);
+  t.deepEqual(problems({ ...valid, VAULTGATE_WORKERS: '65' }), [
+    'VAULTGATE_WORKERS: must be a whole number from 1 to 64',
+  ]);
+});
+
+const FILE = { kind: 'file', path: '/home/dev/secrets.yaml' } as const;
+const ISSUERS_ONLY = {
+  VAULTGATE_OIDC_ISSUERS: valid.VAULTGATE_OIDC_ISSUERS,
+  VAULTGATE_OIDC_AUDIENCES: valid.VAULTGATE_OIDC_AUDIENCES,
+};
+
+test('secrets from a file need no Vault setting, and the VAULT_* variables are then neither read nor checked', (t) => {
+  const config = configFrom({ secrets: FILE }, ISSUERS_ONLY);
+  t.deepEqual(config.secrets, { ...FILE, allowedMounts: { types: DEFAULT_MOUNT_TYPES } });
+  const withServeVault = configFrom(
+    { secrets: FILE },
+    { ...ISSUERS_ONLY, VAULT_ADDR: 'not a URL', VAULT_TOKEN: 's.token', VAULT_ROLE_ID: 'r', VAULT_SKIP_VERIFY: 'true' },
+  );
+  t.deepEqual(withServeVault.secrets, config.secrets);
+  t.false(JSON.stringify(withServeVault).includes('s.token'), 'no Vault credential in a file configuration');
+  // The allowed mounts apply to the file too: still read, still checked.
+  t.deepEqual(
+    configFrom({ secrets: FILE }, { ...ISSUERS_ONLY, VAULTGATE_ALLOWED_MOUNTS: 'kv' }).secrets.allowedMounts,
+    {
+      mounts: ['kv'],
+    },
+  );
+  t.regex(
+    problems({ ...ISSUERS_ONLY, VAULTGATE_ALLOWED_MOUNTS: 'sys' }, (env) => configFrom({ secrets: FILE }, env))[0]!,
+    /^VAULTGATE_ALLOWED_MOUNTS: sys is under sys\//,
+  );
+});
+
+test('parts given as values replace their variables; the rest gets the same defaults and checks as from the environment', (t) => {
+  const host = { usableCpus: () => 4 };
+  t.deepEqual(configFrom({}, valid, host), loadConfig(valid, host), 'nothing given: exactly loadConfig');
+
+  const given = {
+    listen: { host: '::1', port: 0 },
+    issuers: {
+      issuers: [{ issuer: 'http://127.0.0.1:1/dev-issuer', audiences: ['dev'], algorithms: ['RS256'] }],
+      allowInsecureHttp: true,
+    },
+    rates: { ratePerBranchPerMinute: 0, ratePerStepPerMinute: 0 },
+    policySource: { dir: '/tmp/policy', bundle: undefined, opaPath: '/usr/local/bin/opa' },
+    secrets: FILE,
+    cache: { redis: undefined, ttlSeconds: 0, staleIfErrorSeconds: 0 },
+  };
+  // What each given part stands for, set to values that would be refused if they were read.
+  const replaced = {
+    VAULTGATE_LISTEN: 'nowhere',
+    VAULTGATE_OIDC_ALGORITHMS: 'HS256',
+    VAULTGATE_RATE_LIMIT_PER_BRANCH: '5',
+    VAULTGATE_RATE_LIMIT_PER_REPO: '6',
+    VAULTGATE_POLICY_BUNDLE_POLL_MIN: 'soon',
+    VAULTGATE_POLICY_VERIFICATION_KEY: '/k.pem',
+    VAULT_AUTH_METHOD: 'password',
+    REDIS_SENTINELS: '127.0.0.1:1',
+    VAULTGATE_CACHE_KEY: 'short',
+    VAULTGATE_CACHE_STALE_IF_ERROR: '60',
+  };
+  const kept = {
+    VAULTGATE_TOKEN_MAX_LIFETIME: '600',
+    VAULTGATE_MAX_CONCURRENT: '8',
+    VAULTGATE_DECISION_LOG: 'true',
+    VAULTGATE_LOG_LEVEL: 'debug',
+    VAULTGATE_READINESS: 'dependencies',
+  };
+  const config = configFrom(given, { ...valid, ...replaced, ...kept }, host);
+  const serve = loadConfig({ ...valid, ...kept }, host);
+  t.deepEqual(config.listen, given.listen);
+  t.deepEqual(config.oidc, { ...serve.oidc, ...given.issuers });
+  t.deepEqual(config.limits, { ...serve.limits, ...given.rates });
+  t.deepEqual(config.policy, { ...serve.policy, ...given.policySource });
+  t.deepEqual(config.secrets, { ...FILE, allowedMounts: serve.secrets.allowedMounts });
+  t.deepEqual(config.cache, given.cache);
+  for (const key of ['adminListen', 'workers', 'tls', 'logLevel', 'readiness'] as const) {
+    t.deepEqual(config[key], serve[key], key);
+  }
+
+  t.deepEqual(
+    problems({ ...kept, VAULTGATE_MAX_CONCURRENT: '0' }, (env) => configFrom(given, env)),
+    ['VAULTGATE_MAX_CONCURRENT: must be a whole number from 1 to 100000'],
+    'what is not given is checked as ever',
+  );
+  t.regex(
+    problems({}, (env) => configFrom({ secrets: FILE }, env))[0]!,
+    /^VAULTGATE_OIDC_ISSUERS: required/,
+    'a file backend does not excuse the issuers',
   );
 });
