@@ -28,7 +28,11 @@ test('a signal already aborted ends the wait at once', async (t) => {
 
 test('AbortSignal.timeout ends the wait with its TimeoutError', async (t) => {
   const never = new Promise<number>(() => undefined);
+  // AbortSignal.timeout's timer is unref'd: alone in this worker it would let the event loop
+  // end before it fires (callers have sockets open). This timer keeps the loop alive meanwhile.
+  const alive = setTimeout(() => undefined, 5000);
   // A DOMException, which is no Error instance on Node 20.
   const error = await t.throwsAsync(untilAborted(never, AbortSignal.timeout(10)), { any: true });
+  clearTimeout(alive);
   t.is((error as DOMException).name, 'TimeoutError');
 });
