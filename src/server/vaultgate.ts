@@ -66,7 +66,12 @@ export interface StartOptions {
 }
 
 /** Vault, logged in with vaultgate's own credentials: the production backend. */
-async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): Promise<SecretBackend> {
+async function vaultBackend(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  now: () => number,
+): Promise<SecretBackend> {
   const vault = VaultClient.fromConfig(config.vault, logger, (outcome, seconds) =>
     metrics.vaultRequests.observe({ outcome }, seconds),
   );
@@ -79,8 +84,20 @@ async function vaultBackend(config: Config, logger: Logger, metrics: Metrics): P
   }
   return {
     name: 'vault',
-    store: new VaultSecretStore(vault, config.vault.allowedMounts),
-    health: () => vault.health(),
+    store: new VaultSecretStore(vault, config.vault.allowedMounts, now),
+    health: async () => {
+      // Readiness logs in when vaultgate holds no token Vault accepts (Vault was down at start,
+      // or refused the token), as the next request would: an explicit step here, so that
+      // health() stays a look, and the detail names the failed login when there is one.
+      const health = await vault.health();
+      if (!health.loginMayHelp) return health;
+      try {
+        await vault.ensureLoggedIn();
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message };
+      }
+      return vault.health();
+    },
     stop: () => vault.stop(),
   };
 }
@@ -175,7 +192,7 @@ async function startParts(
     onEvaluated: (seconds) => metrics.policyEvaluation.observe(seconds),
   });
 
-  const backend = options.backend ?? (await vaultBackend(config, logger, metrics));
+  const backend = options.backend ?? (await vaultBackend(config, logger, metrics, now));
   closers.push(() => backend.stop());
 
   const bypassed = (operation: string, err: Error) => {
@@ -211,6 +228,7 @@ async function startParts(
       );
     },
     onSharedRead: (outcome) => metrics.sharedReads.inc({ outcome }),
+    now,
     deadlineMs: config.vault.timeoutMs,
     scope: JSON.stringify([config.vault.addr, config.vault.namespace ?? '', ...vaultIdentity(config.vault.auth)]),
     // Derived, so the key that names entries is not the one that seals them. Without Redis the names never leave the process.
