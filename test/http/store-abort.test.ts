@@ -36,16 +36,6 @@ async function store(): Promise<VaultSecretStore> {
   return new VaultSecretStore(client, { mounts: ['kv'] }, Date.now);
 }
 
-/** What `work` rejected with. */
-async function failure(work: Promise<unknown>): Promise<unknown> {
-  try {
-    await work;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('it succeeded');
-}
-
 test.serial(
   "Vault frozen: the mount lookup and the read end at the signal, its reason the error's cause",
   async (t) => {
@@ -55,14 +45,12 @@ test.serial(
     vault.pause();
     try {
       const lookup = AbortSignal.timeout(200);
-      const refused = await failure(s.admit('kv/ci/app', lookup));
-      t.true(refused instanceof VaultUnavailableError, String(refused));
-      t.is((refused as Error).cause, lookup.reason);
+      const refused = await t.throwsAsync(s.admit('kv/ci/app', lookup), { instanceOf: VaultUnavailableError });
+      t.is(refused?.cause, lookup.reason);
 
       const read = AbortSignal.timeout(200);
-      const unread = await failure(known.read('kv/ci/app', read));
-      t.true(unread instanceof VaultUnavailableError, String(unread));
-      t.is((unread as Error).cause, read.reason);
+      const unread = await t.throwsAsync(known.read('kv/ci/app', read), { instanceOf: VaultUnavailableError });
+      t.is(unread?.cause, read.reason);
     } finally {
       vault.resume();
     }
@@ -73,9 +61,9 @@ test.serial(
 test.serial('a signal aborted before the call: nothing is sent to Vault', async (t) => {
   const s = await store();
   const aborted = AbortSignal.abort();
-  t.true((await failure(s.admit('kv/ci/aborted-lookup', aborted))) instanceof VaultUnavailableError);
+  await t.throwsAsync(s.admit('kv/ci/aborted-lookup', aborted), { instanceOf: VaultUnavailableError });
   await s.admit('kv/ci/other', AbortSignal.timeout(MINUTE)); // kv/ known from here on: a read asks for no mount
-  t.true((await failure(s.read('kv/ci/aborted-read', aborted))) instanceof VaultUnavailableError);
+  await t.throwsAsync(s.read('kv/ci/aborted-read', aborted), { instanceOf: VaultUnavailableError });
   t.deepEqual((await s.read('kv/ci/other', AbortSignal.timeout(MINUTE)))?.data, { token: 'abort-test-other' });
 
   // Vault audits a request before it answers: the calls answered above are in its log, the aborted ones never came.
