@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cached, SecretCache } from '../cache/cache.js';
 import type { ReadLock } from '../cache/read-lock.js';
 import { SingleFlight } from '../util/single-flight.js';
-import { untilAborted } from './abortable.js';
+import { deadlineSignal, untilAborted } from './abortable.js';
 import {
   SecretAccessDeniedError,
   SecretRefusedError,
@@ -137,17 +137,20 @@ export class SecretResolver {
     const { deadlineMs } = this.options;
     const vaultMs =
       this.options.staleIfErrorSeconds > 0 ? deadlineMs - Math.min(STALE_RESERVE_MS, deadlineMs / 2) : deadlineMs;
-    const deadline = AbortSignal.timeout(deadlineMs);
-    const vault = {
-      signal: vaultMs < deadlineMs ? AbortSignal.timeout(vaultMs) : deadline,
-      until: this.options.now() + vaultMs,
-    };
+    const deadline = deadlineSignal(deadlineMs);
+    const vaultDeadline = vaultMs < deadlineMs ? deadlineSignal(vaultMs) : deadline;
+    const vault = { signal: vaultDeadline.signal, until: this.options.now() + vaultMs };
     // Over by the deadline, whatever work shared with other requests (under their signals) still does.
     const { records, hits, stale, denied } = await untilAborted(
       this.readAll(paths, byPath, step, vault),
-      deadline,
-      () => new VaultUnavailableError(`vault did not answer within ${deadlineMs} ms`, { cause: deadline.reason }),
-    );
+      deadline.signal,
+      () =>
+        new VaultUnavailableError(`vault did not answer within ${deadlineMs} ms`, { cause: deadline.signal.reason }),
+    ).finally(() => {
+      // A read this request started and another one shares is still bounded: by undici's timers, and the other's deadline.
+      deadline.clear();
+      vaultDeadline.clear();
+    });
 
     // No prototype: a key named like an Object.prototype member stays an ordinary key.
     const values: Record<string, string> = Object.create(null);
