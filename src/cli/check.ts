@@ -6,7 +6,7 @@ import { loadBundle } from '../policy/bundle.js';
 import { BundlePoller, shown } from '../policy/bundle-server.js';
 import { Policy } from '../policy/policy.js';
 import { VaultClient } from '../secrets/vault-client.js';
-import { untilAborted } from '../util/until-aborted.js';
+import { untilAborted } from '../util/abortable.js';
 
 /**
  * `vaultgate check`: validates the configuration in the environment and tries

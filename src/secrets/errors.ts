@@ -2,8 +2,19 @@ import { VaultgateError } from '../errors.js';
 
 /** Vault cannot answer now (down, sealed, slow, or vaultgate's login failed): 503, retry later. */
 export class VaultUnavailableError extends VaultgateError {
-  constructor(message: string) {
-    super('ERR_VAULT_UNAVAILABLE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_VAULT_UNAVAILABLE', message, options);
+  }
+}
+
+/** A Vault answer that was not a success (and not Vault being unavailable), with Vault's status code. */
+export class VaultResponseError extends VaultgateError {
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_VAULT_RESPONSE', message, options);
   }
 }
 

@@ -1,7 +1,10 @@
+import type { Clock } from '../util/clock.js';
 import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cached, SecretCache } from '../cache/cache.js';
 import type { ReadLock } from '../cache/read-lock.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { deadlineSignal, untilAborted } from '../util/abortable.js';
 import {
   SecretAccessDeniedError,
   SecretRefusedError,
@@ -73,6 +76,14 @@ export interface ResolverOptions {
   onStale?: (entry: string, staleForMs: number) => void;
   /** Told how each fill under the lock went. */
   onSharedRead?: (outcome: SharedReadOutcome) => void;
+  /** The clock the time left before Vault's deadline is measured by (ms since the epoch). */
+  now: Clock;
+}
+
+/** Vault's part of one request: its signal aborts at `until` (ms since the epoch, by the resolver's clock). */
+interface VaultDeadline {
+  signal: AbortSignal;
+  until: number;
 }
 
 export interface Resolved {
@@ -96,9 +107,8 @@ export function toEnvValue(value: unknown): string {
  * and one missing secret or one Vault failure fails the whole request.
  */
 export class SecretResolver {
-  // Identical concurrent reads share one Vault call. Written by hand: it is a
-  // map of promises, and the packages for it add nothing to that.
-  private readonly inFlight = new Map<string, Promise<SecretRecord | undefined>>();
+  /** Identical concurrent reads, by entry name, share one Vault call. */
+  private readonly inFlight = new SingleFlight<string, SecretRecord | undefined>();
   private readonly keyPrefix: string;
 
   constructor(private readonly options: ResolverOptions) {
@@ -128,10 +138,20 @@ export class SecretResolver {
     const { deadlineMs } = this.options;
     const vaultMs =
       this.options.staleIfErrorSeconds > 0 ? deadlineMs - Math.min(STALE_RESERVE_MS, deadlineMs / 2) : deadlineMs;
-    const { records, hits, stale, denied } = await withDeadline(
-      this.readAll(paths, byPath, step, Date.now() + vaultMs),
-      deadlineMs,
-    );
+    const deadline = deadlineSignal(deadlineMs);
+    const vaultDeadline = vaultMs < deadlineMs ? deadlineSignal(vaultMs) : deadline;
+    const vault = { signal: vaultDeadline.signal, until: this.options.now() + vaultMs };
+    // Over by the deadline, whatever work shared with other requests (under their signals) still does.
+    const { records, hits, stale, denied } = await untilAborted(
+      this.readAll(paths, byPath, step, vault),
+      deadline.signal,
+      () =>
+        new VaultUnavailableError(`vault did not answer within ${deadlineMs} ms`, { cause: deadline.signal.reason }),
+    ).finally(() => {
+      // A read this request started and another one shares is still bounded: by undici's timers, and the other's deadline.
+      deadline.clear();
+      vaultDeadline.clear();
+    });
 
     // No prototype: a key named like an Object.prototype member stays an ordinary key.
     const values: Record<string, string> = Object.create(null);
@@ -163,17 +183,13 @@ export class SecretResolver {
    * VaultUnavailableError that kept Vault from saying (then only a cached KV
    * entry can serve the path).
    */
-  private async admitAll(
-    paths: string[],
-    byPath: Map<string, Array<[string, SecretReference]>>,
-    vaultDeadline: number,
-  ) {
+  private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, vault: VaultDeadline) {
     const refused = new Map<string, string>();
     const admitted: Array<boolean | VaultUnavailableError | undefined> = paths.map(() => undefined);
-    const timeoutMs = Math.max(1, vaultDeadline - Date.now());
+    const timeoutMs = Math.max(1, vault.until - this.options.now());
     const admissions = Promise.all(
       paths.map((path, i) =>
-        this.options.store.admit(path, timeoutMs).then(
+        this.options.store.admit(path, vault.signal).then(
           ({ dynamic }) => {
             admitted[i] = dynamic;
           },
@@ -186,9 +202,13 @@ export class SecretResolver {
       ),
     );
     if (this.options.staleIfErrorSeconds > 0) {
-      // Over by Vault's deadline, whatever the HTTP client's timers do (undici's run up to a
-      // second late): a path Vault has not admitted by then can still be served stale.
-      await withDeadline(admissions, timeoutMs).catch((err: unknown) => {
+      // Over by Vault's deadline, whatever a mount lookup shared with an earlier request does:
+      // a path Vault has not admitted by then can still be served stale.
+      const late = () =>
+        new VaultUnavailableError(`vault did not admit every path within ${timeoutMs} ms`, {
+          cause: vault.signal.reason,
+        });
+      await untilAborted(admissions, vault.signal, late).catch((err: unknown) => {
         if (!(err instanceof VaultUnavailableError)) throw err;
       });
     } else {
@@ -205,9 +225,9 @@ export class SecretResolver {
     paths: string[],
     byPath: Map<string, Array<[string, SecretReference]>>,
     step: string,
-    vaultDeadline: number,
+    vault: VaultDeadline,
   ) {
-    const admitted = await this.admitAll(paths, byPath, vaultDeadline);
+    const admitted = await this.admitAll(paths, byPath, vault);
     // The scope is in the prefix already: per entry, only what tells entries of one scope apart.
     // A path Vault could not admit is looked up under its KV name: only a KV value is ever stored there.
     const keys = paths.map(
@@ -234,9 +254,16 @@ export class SecretResolver {
         if (hit && hit.staleForMs === undefined) return hit.value;
         try {
           if (admission instanceof VaultUnavailableError) throw admission;
-          const read = this.readOnce(keys[i]!, path, admission, vaultDeadline);
-          // With a stale value to fall back on, over by Vault's deadline whatever the HTTP client's timers do.
-          return await (hit ? withDeadline(read, Math.max(1, vaultDeadline - Date.now())) : read);
+          const read = this.readOnce(keys[i]!, path, admission, vault);
+          // With a stale value to fall back on, over by Vault's deadline, even when the read is another request's.
+          return await (hit
+            ? untilAborted(
+                read,
+                vault.signal,
+                () =>
+                  new VaultUnavailableError('vault did not answer within its deadline', { cause: vault.signal.reason }),
+              )
+            : read);
         } catch (err) {
           // Refused like a missing secret: a 502 naming the keys, with the reason in the log.
           if (err instanceof SecretAccessDeniedError) {
@@ -257,23 +284,19 @@ export class SecretResolver {
     return { records, denied, hits, stale: staleServed.length };
   }
 
+  /** Shared with the identical reads asking meanwhile: the first one's deadline bounds it. */
   private readOnce(
     key: string,
     path: string,
     dynamic: boolean,
-    vaultDeadline: number,
+    vault: VaultDeadline,
   ): Promise<SecretRecord | undefined> {
-    let read = this.inFlight.get(key);
-    if (!read) {
+    return this.inFlight.run(key, () => {
       const { lock } = this.options;
       // A leased value is one step's alone: nothing to share with other replicas, nothing to wait for.
       const shared = lock && !dynamic && this.options.ttlSeconds > 0;
-      read = (
-        shared ? this.readShared(lock, key, path, vaultDeadline) : this.readAndCache(key, path, dynamic, vaultDeadline)
-      ).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, read);
-    }
-    return read;
+      return shared ? this.readShared(lock, key, path, vault) : this.readAndCache(key, path, dynamic, vault.signal);
+    });
   }
 
   /**
@@ -287,11 +310,12 @@ export class SecretResolver {
     lock: ReadLock,
     key: string,
     path: string,
-    vaultDeadline: number,
+    vault: VaultDeadline,
   ): Promise<SecretRecord | undefined> {
     const lockName = `${key}:lock`;
     // At most half the time left, so a waiter that gives up can still read Vault itself.
-    const waitUntil = Date.now() + Math.min(LOCK_TTL_MS, (vaultDeadline - Date.now()) / 2);
+    const waitMs = Math.max(0, Math.floor(Math.min(LOCK_TTL_MS, (vault.until - this.options.now()) / 2)));
+    const giveUp = AbortSignal.any([vault.signal, AbortSignal.timeout(waitMs)]);
     let pause = POLL_FIRST_MS;
     for (;;) {
       const release = await lock.acquire(lockName, LOCK_TTL_MS);
@@ -302,17 +326,17 @@ export class SecretResolver {
           const found = await this.writtenByAnother(key);
           if (found) return found;
           this.options.onSharedRead?.('read');
-          return await this.readAndCache(key, path, false, vaultDeadline);
+          return await this.readAndCache(key, path, false, vault.signal);
         } finally {
           await release();
         }
       }
-      const left = waitUntil - Date.now();
-      if (left <= 0) {
+      // sleep() rejects only when aborted.
+      const waited = !giveUp.aborted && (await sleep(pause, true, { signal: giveUp }).catch(() => false));
+      if (!waited) {
         this.options.onSharedRead?.('took_over');
-        return this.readAndCache(key, path, false, vaultDeadline);
+        return this.readAndCache(key, path, false, vault.signal);
       }
-      await sleep(Math.min(pause, left));
       pause = Math.min(pause * 2, POLL_MAX_MS);
       const found = await this.writtenByAnother(key);
       if (found) return found;
@@ -334,9 +358,9 @@ export class SecretResolver {
     key: string,
     path: string,
     dynamic: boolean,
-    vaultDeadline: number,
+    signal: AbortSignal,
   ): Promise<SecretRecord | undefined> {
-    const record = await this.options.store.read(path, Math.max(1, vaultDeadline - Date.now()));
+    const record = await this.options.store.read(path, signal);
     const { ttlSeconds, staleIfErrorSeconds } = this.options;
     if (record && ttlSeconds > 0) {
       const leased = dynamic || record.leaseId !== undefined;
@@ -350,19 +374,5 @@ export class SecretResolver {
       ]);
     }
     return record;
-  }
-}
-
-async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new VaultUnavailableError(`vault did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-    // The losing side may still reject later; it has nobody to tell.
-    work.catch(() => undefined);
   }
 }

@@ -1,7 +1,9 @@
-import { SecretAccessDeniedError, SecretRefusedError } from './errors.js';
+import type { Clock } from '../util/clock.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { SecretAccessDeniedError, SecretRefusedError, VaultResponseError } from './errors.js';
 import { mountRefusal, outsideListedMounts, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
-import { VaultResponseError, type VaultClient } from './vault-client.js';
+import type { VaultClient } from './vault-client.js';
 
 interface Mount {
   /** The mount path with its trailing slash, e.g. `kv/`. */
@@ -29,27 +31,30 @@ const NEGATIVE_MAX = 1024;
  */
 export class VaultSecretStore implements SecretStore {
   private readonly mounts: Mount[] = [];
-  private readonly lookups = new Map<string, Promise<Mount | undefined>>();
+  /** Mount lookups under way, by path. */
+  private readonly lookups = new SingleFlight<string, Mount | undefined>();
   /** Path → when its failed lookup expires. */
   private readonly noMount = new Map<string, number>();
 
   constructor(
     private readonly vault: VaultClient,
     private readonly allowed: MountAllowList,
+    /** The clock mounts are remembered by (ms since the epoch). */
+    private readonly now: Clock,
   ) {}
 
-  async admit(path: string, timeoutMs: number): Promise<{ dynamic: boolean }> {
-    const mount = await this.allowedMountOf(path, timeoutMs);
+  async admit(path: string, signal: AbortSignal): Promise<{ dynamic: boolean }> {
+    const mount = await this.allowedMountOf(path, signal);
     return { dynamic: mount.type !== 'kv' };
   }
 
-  async read(path: string, timeoutMs: number): Promise<SecretRecord | undefined> {
-    const mount = await this.allowedMountOf(path, timeoutMs);
+  async read(path: string, signal: AbortSignal): Promise<SecretRecord | undefined> {
+    const mount = await this.allowedMountOf(path, signal);
     const kv2 = mount.kvVersion === 2;
     const readPath = kv2 ? `${mount.path}data/${path.slice(mount.path.length)}` : path;
     let body: { data?: Record<string, unknown> | null; lease_id?: string; lease_duration?: number };
     try {
-      body = await this.vault.request<typeof body>('GET', readPath, timeoutMs);
+      body = await this.vault.request<typeof body>('GET', readPath, signal);
     } catch (err) {
       if (err instanceof VaultResponseError && err.status === 404) return undefined;
       if (err instanceof VaultResponseError && err.status === 403) throw new SecretAccessDeniedError(path);
@@ -64,12 +69,12 @@ export class VaultSecretStore implements SecretStore {
     };
   }
 
-  private async allowedMountOf(path: string, timeoutMs: number): Promise<Mount> {
+  private async allowedMountOf(path: string, signal: AbortSignal): Promise<Mount> {
     // Outside every listed mount: refused without asking Vault.
     if (outsideListedMounts(path, this.allowed)) {
       throw new SecretRefusedError(path, 'not under a mount in VAULTGATE_ALLOWED_MOUNTS');
     }
-    const mount = await this.mountOf(path, timeoutMs);
+    const mount = await this.mountOf(path, signal);
     if (!mount) {
       throw new SecretRefusedError(
         path,
@@ -81,9 +86,9 @@ export class VaultSecretStore implements SecretStore {
     return mount;
   }
 
-  /** A lookup is shared by the requests asking meanwhile: the first one's `timeoutMs` bounds it. */
-  private mountOf(path: string, timeoutMs: number): Promise<Mount | undefined> {
-    const now = Date.now();
+  /** A lookup is shared by the requests asking meanwhile: the first one's `signal` bounds it. */
+  private mountOf(path: string, signal: AbortSignal): Promise<Mount | undefined> {
+    const now = this.now();
     const known = this.mounts.find((m) => `${path}/`.startsWith(m.path) && now - m.seenAt < MOUNT_TTL_MS);
     if (known) return Promise.resolve(known);
     const missingUntil = this.noMount.get(path);
@@ -91,18 +96,13 @@ export class VaultSecretStore implements SecretStore {
       if (missingUntil > now) return Promise.resolve(undefined);
       this.noMount.delete(path);
     }
-    let lookup = this.lookups.get(path);
-    if (!lookup) {
-      lookup = this.lookUpMount(path, timeoutMs).finally(() => this.lookups.delete(path));
-      this.lookups.set(path, lookup);
-    }
-    return lookup;
+    return this.lookups.run(path, () => this.lookUpMount(path, signal));
   }
 
-  private async lookUpMount(path: string, timeoutMs: number): Promise<Mount | undefined> {
+  private async lookUpMount(path: string, signal: AbortSignal): Promise<Mount | undefined> {
     let body: { data?: { path?: string; type?: string; options?: { version?: string } | null } };
     try {
-      body = await this.vault.request<typeof body>('GET', `sys/internal/ui/mounts/${path}`, timeoutMs);
+      body = await this.vault.request<typeof body>('GET', `sys/internal/ui/mounts/${path}`, signal);
     } catch (err) {
       // Not mounted, or vaultgate's token may see nothing in the mount. The
       // Vault CLI then reads the path as written; vaultgate does not, since
@@ -120,7 +120,7 @@ export class VaultSecretStore implements SecretStore {
       path: mountPath,
       type: data.type,
       kvVersion: data.type === 'kv' ? (data.options?.version === '2' ? 2 : 1) : undefined,
-      seenAt: Date.now(),
+      seenAt: this.now(),
     };
     const stale = this.mounts.findIndex((m) => m.path === mount.path);
     if (stale >= 0) this.mounts.splice(stale, 1);
@@ -132,7 +132,7 @@ export class VaultSecretStore implements SecretStore {
 
   private rememberMissing(path: string): undefined {
     if (this.noMount.size >= NEGATIVE_MAX) this.noMount.delete(this.noMount.keys().next().value!);
-    this.noMount.set(path, Date.now() + NEGATIVE_TTL_MS);
+    this.noMount.set(path, this.now() + NEGATIVE_TTL_MS);
     return undefined;
   }
 }

@@ -31,6 +31,8 @@ interface NodeVaultRequest {
   json?: unknown;
   /** Milliseconds to wait for the answer's headers, and then between parts of its body. */
   timeout?: number;
+  /** The caller's cancellation (a request's deadline): node-vault passes its request options through. */
+  signal?: AbortSignal | undefined;
 }
 
 /** What node-vault expects back: request-promise's full response. */
@@ -162,8 +164,10 @@ export function createVaultTransport(options: VaultTransportOptions = {}): Vault
         method: request.method as Dispatcher.HttpMethod,
         headers: { ...request.headers, ...(hasBody ? { 'content-type': 'application/json' } : {}) },
         ...(hasBody ? { body: JSON.stringify(request.json) } : {}),
-        // undici's own timers, not an AbortSignal per call (a timer object each, visible in the profile).
+        // undici's own timers, not an AbortSignal.timeout per call (a timer object each, visible in the
+        // profile); a caller's signal, one per vaultgate request however many calls it makes, only adds a listener.
         ...(timeoutMs ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
       });
     let current = url;
     let response = await to(url);

@@ -24,7 +24,7 @@ import type { SecretRecord, SecretStore } from '../secrets/store.js';
 import { VaultClient } from '../secrets/vault-client.js';
 import { VaultSecretStore } from '../secrets/vault-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { untilAborted } from '../util/until-aborted.js';
+import { untilAborted } from '../util/abortable.js';
 import { createAdminApp, createApp } from './app.js';
 import { listen, type Listening } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -69,6 +69,7 @@ async function vaultBackend(
   allowedMounts: MountAllowList,
   logger: Logger,
   metrics: Metrics,
+  now: Clock,
 ): Promise<SecretBackend> {
   const vault = VaultClient.fromConfig(settings, logger, (outcome, seconds) =>
     metrics.vaultRequests.observe({ outcome }, seconds),
@@ -82,8 +83,20 @@ async function vaultBackend(
   }
   return {
     name: 'vault',
-    store: new VaultSecretStore(vault, allowedMounts),
-    health: () => vault.health(),
+    store: new VaultSecretStore(vault, allowedMounts, now),
+    health: async () => {
+      // Readiness logs in when vaultgate holds no token Vault accepts (Vault was down at start,
+      // or refused the token), as the next request would: an explicit step here, so that
+      // health() stays a look, and the detail names the failed login when there is one.
+      const health = await vault.health();
+      if (!health.loginMayHelp) return health;
+      try {
+        await vault.ensureLoggedIn();
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message };
+      }
+      return vault.health();
+    },
     stop: () => vault.stop(),
   };
 }
@@ -202,7 +215,7 @@ async function startParts(
   const { secrets } = config;
   const backend =
     secrets.kind === 'vault'
-      ? await vaultBackend(secrets.vault, secrets.allowedMounts, logger, metrics)
+      ? await vaultBackend(secrets.vault, secrets.allowedMounts, logger, metrics, now)
       : fileBackend(secrets.path, secrets.allowedMounts);
   closers.push(() => backend.stop());
 
@@ -239,6 +252,7 @@ async function startParts(
       );
     },
     onSharedRead: (outcome) => metrics.sharedReads.inc({ outcome }),
+    now,
     // A file has no timeout of its own; Vault's default bounds a read stuck on a network filesystem.
     deadlineMs: secrets.kind === 'vault' ? secrets.vault.timeoutMs : DEFAULT_VAULT_TIMEOUT_MS,
     scope: JSON.stringify(cacheScope(secrets)),

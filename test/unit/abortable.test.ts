@@ -1,5 +1,5 @@
 import test from 'ava';
-import { untilAborted } from '../../src/util/until-aborted.js';
+import { deadlineSignal, untilAborted } from '../../src/util/abortable.js';
 
 test('the promise settles first: its value or its failure, as it is', async (t) => {
   const signal = new AbortController().signal;
@@ -35,4 +35,23 @@ test('AbortSignal.timeout ends the wait with its TimeoutError', async (t) => {
   const error = await t.throwsAsync(untilAborted(never, AbortSignal.timeout(10)), { any: true });
   clearTimeout(alive);
   t.is((error as DOMException).name, 'TimeoutError');
+});
+
+test("onAbort's error, not the signal's reason, when one is given", async (t) => {
+  const controller = new AbortController();
+  const waiting = untilAborted(new Promise<number>(() => undefined), controller.signal, () => new Error('late'));
+  controller.abort(new Error('reason'));
+  t.is((await t.throwsAsync(waiting)).message, 'late');
+});
+
+test('a deadline signal aborts with a TimeoutError after its time, and never once cleared', async (t) => {
+  const alive = setTimeout(() => undefined, 5000);
+  const cleared = deadlineSignal(5);
+  cleared.clear();
+  // Timers fire in the order of their times: by the time this one has, the cleared one would have.
+  const fired = deadlineSignal(30);
+  const error = await t.throwsAsync(untilAborted(new Promise<number>(() => undefined), fired.signal), { any: true });
+  t.is((error as DOMException).name, 'TimeoutError');
+  t.false(cleared.signal.aborted);
+  clearTimeout(alive);
 });
