@@ -35,10 +35,18 @@ export class InvalidReferenceError extends VaultgateError {
   }
 }
 
-/** Vault refused vaultgate's (valid) token the path: its Vault policy lacks what the vaultgate policy grants. */
+/**
+ * Vault refused to read the path for vaultgate's (valid) token: a 403 (its Vault policy
+ * lacks what the vaultgate policy grants), or another 4xx such as a database role Vault
+ * does not know. `reason` is what the 502's log line says of the path.
+ */
 export class SecretAccessDeniedError extends VaultgateError {
-  constructor(readonly path: string) {
-    super('ERR_SECRET_ACCESS_DENIED', `vault denies vaultgate's token ${path}`);
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_SECRET_ACCESS_DENIED', `vault refuses vaultgate ${path}: ${reason}`, options);
   }
 }
 

@@ -57,7 +57,12 @@ export class VaultSecretStore implements SecretStore {
       body = await this.vault.request<typeof body>('GET', readPath, signal);
     } catch (err) {
       if (err instanceof VaultResponseError && err.status === 404) return undefined;
-      if (err instanceof VaultResponseError && err.status === 403) throw new SecretAccessDeniedError(path);
+      // Any other refusal of this read (400 for a role Vault does not know, 405 …) is the path's too:
+      // a 502 naming its keys, as a 403 is, not an internal error.
+      if (err instanceof VaultResponseError) {
+        const reason = err.status === 403 ? 'permission denied' : err.message;
+        throw new SecretAccessDeniedError(path, reason, { cause: err });
+      }
       throw err;
     }
     const data = kv2 ? (body.data?.data as Record<string, unknown> | null | undefined) : body.data;

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
+  addRepositories,
   DYNAMIC,
   findLeaks,
   gatewayEnv,
@@ -27,6 +28,8 @@ let replica: Gateway;
 const bodies: string[] = [];
 const CACHE_KEY = Buffer.alloc(32, 7).toString('base64');
 let secretId: string;
+/** Granted a database role Vault does not have. */
+const UNKNOWN_ROLE = '{7e5f0000-0000-4000-8000-00000000a400}';
 
 test.before(async () => {
   ({ vault, issuer, redis, dynamicRedis } = await startWithRedis());
@@ -39,6 +42,9 @@ test.before(async () => {
     VAULT_SECRET_ID: secretId,
   });
   delete (env as Record<string, string | undefined>).VAULT_TOKEN;
+  addRepositories(env, {
+    [UNKNOWN_ROLE]: { name: 'acme/unknown-role', secrets: { DB_USER: 'database/creds/nonexistent#username' } },
+  });
   [gateway, replica] = await Promise.all([startGateway(env), startGateway(env)]);
 });
 
@@ -96,6 +102,23 @@ test.serial('a leased secret is never shared between steps, but a step retrying 
   // The minted credentials are real Redis users.
   t.true(((await dynamicRedis.command('ACL', 'USERS')) as string[]).includes(first.REDIS_USER!));
 });
+
+test.serial(
+  'a read Vault refuses with a 400 (a database role it does not know) is a 502 naming the key, not a 500',
+  async (t) => {
+    const { response, body } = await call(gateway, UNKNOWN_ROLE);
+    t.is(response.status, 502);
+    t.deepEqual(body, { error: 'secret_unavailable', keys: ['DB_USER'] });
+    const line = gateway.logs
+      .map((l) => JSON.parse(l))
+      .find((l) => l.requestId === response.headers.get('x-request-id'));
+    t.is(line.reason, 'ERR_SECRET_UNAVAILABLE');
+    t.regex(
+      line.error,
+      /database\/creds\/nonexistent: vault answered 400 for database\/creds\/nonexistent: unknown role/,
+    );
+  },
+);
 
 test.serial('with Redis stopped, requests still succeed from Vault and the bypass is counted', async (t) => {
   await redis.stop();
