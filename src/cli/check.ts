@@ -61,7 +61,7 @@ export async function check(): Promise<number> {
   const vault = VaultClient.fromConfig(config.secrets.vault, createLogger({ level: 'silent' }));
   results.push([
     `vault ${config.secrets.vault.addr}`,
-    vault.start().then(async () => {
+    vault.ensureLoggedIn().then(async () => {
       const health = await vault.health();
       if (!health.ok) throw new Error(health.detail);
       return `logged in with ${config.secrets.vault.auth.method}`;

@@ -247,7 +247,7 @@ export const CACHE_TIME_VARIABLES = {
   VAULTGATE_CACHE_STALE_IF_ERROR: whole(0, 0, 86400, ' of seconds'),
 };
 
-/** Every variable, in one schema; loadConfig leaves out the groups a caller gives as values. */
+/** Every variable, in one schema; configFrom leaves out the groups a caller gives as values. */
 export const VARIABLES = z.object({
   ...LISTEN_VARIABLES,
   VAULTGATE_ADMIN_LISTEN: hostPort('0.0.0.0:9090').optional(),
@@ -258,7 +258,7 @@ export const VARIABLES = z.object({
   VAULTGATE_MAX_USES_PER_STEP: whole(0, 0, 1_000_000),
   ...RATE_VARIABLES,
   VAULTGATE_MAX_CONCURRENT: whole(256, 1, 100_000),
-  // Unset: one process per usable core (defaultWorkers), worked out when the configuration is loaded.
+  // Unset: one process per usable core (the host's usableCpus), worked out when the configuration is loaded.
   VAULTGATE_WORKERS: optionalWhole(1, MAX_WORKERS),
   VAULTGATE_TLS_CERT: z.string().optional(),
   VAULTGATE_TLS_KEY: z.string().optional(),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { SecretRefusedError } from './errors.js';
+import { SecretRefusedError, VaultUnavailableError } from './errors.js';
 import { outsideListedMounts, type MountAllowList } from './mounts.js';
 import type { SecretRecord, SecretStore } from './store.js';
 
@@ -28,8 +28,14 @@ export class FileSecretStore implements SecretStore {
     return { dynamic: false };
   }
 
-  async read(path: string): Promise<SecretRecord | undefined> {
-    const text = await readFile(this.file, 'utf8');
+  async read(path: string, signal: AbortSignal): Promise<SecretRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file, { encoding: 'utf8', signal });
+    } catch (err) {
+      if (signal.aborted) throw new VaultUnavailableError(`${this.file} was not read in time`, { cause: err });
+      throw err;
+    }
     const all = (/\.ya?ml$/i.test(this.file) ? parseYaml(text) : JSON.parse(text)) as Record<string, unknown> | null;
     const data = all?.[path];
     if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;

@@ -56,15 +56,11 @@ export class VaultClient {
     return new VaultClient(api, loginFor(vault.auth), logger);
   }
 
-  /** Logs in (AppRole, JWT, Kubernetes) or checks the given token, then keeps it renewed. */
-  start(): Promise<void> {
-    return this.session.ensureLoggedIn();
-  }
-
   /**
-   * The login a request would make when vaultgate holds no token Vault accepts (Vault
-   * was down at start, or refused the token): readiness calls it, by name, when
-   * health() says loginMayHelp.
+   * Logs in (AppRole, JWT, Kubernetes) or checks the given token, then keeps it renewed;
+   * nothing when it holds a token Vault accepts. Called at start, and by readiness, by
+   * name, when health() says loginMayHelp (Vault was down at start, or refused the token):
+   * the login a request would make.
    */
   ensureLoggedIn(): Promise<void> {
     return this.session.ensureLoggedIn();

@@ -75,7 +75,7 @@ async function vaultBackend(
     metrics.vaultRequests.observe({ outcome }, seconds),
   );
   try {
-    await vault.start();
+    await vault.ensureLoggedIn();
   } catch (err) {
     // Vault may come up after vaultgate (compose, rolling restarts): keep
     // running, report not ready, and log in again on the next request.

@@ -1,4 +1,4 @@
-import { addAbortListener } from 'node:events';
+import { addAbortListener, setMaxListeners } from 'node:events';
 
 /**
  * `work`, or a rejection as soon as `signal` aborts, whichever comes first: with `onAbort()`'s
@@ -32,6 +32,9 @@ export function untilAborted<T>(
  */
 export function deadlineSignal(ms: number): { signal: AbortSignal; clear(): void } {
   const controller = new AbortController();
+  // undici and untilAborted each listen on it, once per Vault call: a step granted ten leased
+  // secrets would pass Node's default of ten listeners and print a leak warning per request.
+  setMaxListeners(0, controller.signal);
   const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
   timer.unref();
   return { signal: controller.signal, clear: () => clearTimeout(timer) };

@@ -32,7 +32,7 @@ async function store(): Promise<VaultSecretStore> {
   const api = new VaultApi({ addr: vault.addr, token: vault.rootToken, timeoutMs: MINUTE, logger });
   const client = new VaultClient(api, givenToken, logger);
   clients.push(client);
-  await client.start();
+  await client.ensureLoggedIn();
   return new VaultSecretStore(client, { mounts: ['kv'] }, Date.now);
 }
 
