@@ -70,12 +70,25 @@ export function policySource(e: Env, problems: string[]): PolicySource {
       `VAULTGATE_POLICY_BUNDLE_POLL_MIN: ${e.VAULTGATE_POLICY_BUNDLE_POLL_MIN} is more than VAULTGATE_POLICY_BUNDLE_POLL_MAX (${e.VAULTGATE_POLICY_BUNDLE_POLL_MAX}); the wait between polls is drawn between the two`,
     );
   }
-  if (e.VAULTGATE_POLICY_BUNDLE_CA_FILE && !url.startsWith('https://')) {
-    problems.push(
-      'VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:// VAULTGATE_POLICY_BUNDLE_URL; remove it or use the https URL',
-    );
-  }
   const key = e.VAULTGATE_POLICY_VERIFICATION_KEY;
+  if (!url.startsWith('https://')) {
+    if (e.VAULTGATE_POLICY_BUNDLE_CA_FILE) {
+      problems.push(
+        'VAULTGATE_POLICY_BUNDLE_CA_FILE: only used with an https:// VAULTGATE_POLICY_BUNDLE_URL; remove it or use the https URL',
+      );
+    }
+    // Over plain HTTP anyone on the path reads the token, and can replace an unsigned bundle, which decides who gets
+    // which secret. A signed bundle without a token only risks being seen.
+    const exposed = [
+      ...(e.VAULTGATE_POLICY_BUNDLE_TOKEN_FILE ? ['the token of VAULTGATE_POLICY_BUNDLE_TOKEN_FILE can be read'] : []),
+      ...(key ? [] : ['an unsigned bundle can be replaced (no VAULTGATE_POLICY_VERIFICATION_KEY)']),
+    ];
+    if (exposed.length > 0 && !e.VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP) {
+      problems.push(
+        `VAULTGATE_POLICY_BUNDLE_URL: over http:// ${exposed.join(', and ')} on the way; use an https:// URL, or set VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP=true for a test server on loopback`,
+      );
+    }
+  }
   return {
     dir: undefined,
     opaPath: e.VAULTGATE_OPA_PATH,

@@ -195,6 +195,8 @@ export const POLICY_SOURCE_VARIABLES = {
   VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: z.string().optional(),
   VAULTGATE_POLICY_BUNDLE_CA_FILE: z.string().optional(),
   VAULTGATE_POLICY_BUNDLE_DIR: z.string().optional(),
+  // A second switch, as for the issuers': an http:// bundle server only when asked for.
+  VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP: bool.default(false),
   VAULTGATE_POLICY_VERIFICATION_KEY: z.string().optional(),
   // OPA's defaults (--verification-key-id, --signing-alg).
   VAULTGATE_POLICY_VERIFICATION_KEY_ID: z.string().min(1).default('default'),

@@ -93,6 +93,8 @@ export function bundleEnv(
   return gatewayEnv(issuer, vault, {
     VAULTGATE_POLICY_DIR: '',
     VAULTGATE_POLICY_BUNDLE_URL: url,
+    // The test servers are nginx on loopback, mostly over plain HTTP.
+    ...(url.startsWith('http://') ? { VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP: 'true' } : {}),
     VAULTGATE_POLICY_BUNDLE_POLL_MIN: '1',
     VAULTGATE_POLICY_BUNDLE_POLL_MAX: '2',
     ...extra,

@@ -537,6 +537,34 @@ test('the policy comes from a directory (the default) or from a bundle server, n
   );
 });
 
+test('a bundle over plain http:// is refused when its token could be read or an unsigned bundle replaced on the way, unless asked for twice', (t) => {
+  const http = { ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'http://bundles.internal/b.tar.gz' };
+  const fix =
+    'use an https:// URL, or set VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP=true for a test server on loopback';
+  t.deepEqual(problems(http), [
+    `VAULTGATE_POLICY_BUNDLE_URL: over http:// an unsigned bundle can be replaced (no VAULTGATE_POLICY_VERIFICATION_KEY) on the way; ${fix}`,
+  ]);
+  const signed = { ...http, VAULTGATE_POLICY_VERIFICATION_KEY: '/etc/vaultgate/bundle.pem' };
+  t.is(loadConfig(signed).policy.bundle?.url, http.VAULTGATE_POLICY_BUNDLE_URL, 'signed and no token: nothing to lose');
+  t.deepEqual(problems({ ...signed, VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: '/run/secrets/bundle-token' }), [
+    `VAULTGATE_POLICY_BUNDLE_URL: over http:// the token of VAULTGATE_POLICY_BUNDLE_TOKEN_FILE can be read on the way; ${fix}`,
+  ]);
+  t.deepEqual(problems({ ...http, VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: '/run/secrets/bundle-token' }), [
+    `VAULTGATE_POLICY_BUNDLE_URL: over http:// the token of VAULTGATE_POLICY_BUNDLE_TOKEN_FILE can be read, and an unsigned bundle can be replaced (no VAULTGATE_POLICY_VERIFICATION_KEY) on the way; ${fix}`,
+  ]);
+  const asked = loadConfig({
+    ...http,
+    VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: '/run/secrets/bundle-token',
+    VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP: 'true',
+  });
+  t.is(asked.policy.bundle?.tokenFile, '/run/secrets/bundle-token');
+  t.is(
+    loadConfig({ ...valid, VAULTGATE_POLICY_BUNDLE_URL: 'https://bundles.internal/b.tar.gz' }).policy.bundle?.url,
+    'https://bundles.internal/b.tar.gz',
+    'https needs nothing more',
+  );
+});
+
 test('the worker count defaults to the usable CPUs, asked when the configuration is loaded and only when VAULTGATE_WORKERS is unset', (t) => {
   t.is(loadConfig(valid, { usableCpus: () => 3 }).workers, 3);
   t.is(loadConfig(valid, { usableCpus: () => 200 }).workers, 64, 'at most 64');
