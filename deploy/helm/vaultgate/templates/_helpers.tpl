@@ -195,7 +195,7 @@ to set. Included by the Deployment, so `helm template` and `helm install` stop.
 {{- if and $redis.caCert.configMapName $redis.caCert.secretName }}
 {{- fail "redis.caCert: set configMapName or secretName, not both" }}
 {{- end }}
-{{- if and (include "vaultgate.fileSet" $redis.caCert) (not (or $redis.tls $redis.existingSecret (hasPrefix "rediss://" $redis.url))) }}
+{{- if and (include "vaultgate.fileSet" $redis.caCert) (not (or $redis.tls (and (eq $redisMode "single") (or $redis.existingSecret (hasPrefix "rediss://" $redis.url))))) }}
 {{- fail "redis.caCert: only used with TLS; set redis.tls=true (with redis.sentinels or redis.clusterNodes) or use a rediss:// URL" }}
 {{- end }}
 {{- if and $redisMode (not .Values.cache.existingSecret) }}
