@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src/config/config.js';
 import { loadBundle } from '../../src/policy/bundle.js';
 import { Policy } from '../../src/policy/policy.js';
+import { selfSignedCertificate } from '../helpers/certificates.js';
 import { ROOT, TOOLS_BIN, tempDir } from '../helpers/processes.js';
 
 // The chart in deploy/helm/vaultgate, checked with Helm and a strict manifest decoder built from
@@ -15,6 +17,8 @@ import { ROOT, TOOLS_BIN, tempDir } from '../helpers/processes.js';
 
 const CHART = join(ROOT, 'deploy', 'helm', 'vaultgate');
 const ALL_ON = join(ROOT, 'test', 'deploy', 'helm-all-on.yaml');
+// Redis Sentinel with TLS and passwords, and a signed policy bundle from a server.
+const REDIS_BUNDLE = join(ROOT, 'test', 'deploy', 'helm-redis-bundle.yaml');
 const HELM = join(TOOLS_BIN, 'helm');
 const VALIDATE = join(TOOLS_BIN, 'k8s-validate');
 // Helm built without its release ldflags assumes Kubernetes 1.20 offline; the chart needs 1.25.
@@ -147,6 +151,17 @@ const CONFIGURED: string[] = [
   'oidc.audiences[0]=ari:cloud:bitbucket::workspace/0f6c1f0e-1111-4222-8333-444455556666',
 ];
 
+/** REDIS_BUNDLE with a Redis Cluster instead of the Sentinel group. */
+const CLUSTER: Values = {
+  files: [REDIS_BUNDLE],
+  set: [
+    'redis.sentinels=null',
+    'redis.sentinelMaster=',
+    'redis.sentinelPasswordKey=',
+    'redis.clusterNodes={redis-0.redis:6379,redis-1.redis:6379}',
+  ],
+};
+
 test.after.always(() => rmSync(home, { recursive: true, force: true }));
 
 let defaultsObjects: K8sObject[] = [];
@@ -163,7 +178,7 @@ test.before(async () => {
 });
 
 test('helm lint --strict passes with the defaults and with every optional part on', async (t) => {
-  for (const args of [[], ['--values', ALL_ON]]) {
+  for (const args of [[], ['--values', ALL_ON], ['--values', REDIS_BUNDLE]]) {
     const r = await run(HELM, [
       'lint',
       '--strict',
@@ -183,6 +198,8 @@ test('every rendered object decodes strictly into its Kubernetes API type', asyn
   const variants: Array<[string, Values]> = [
     ['defaults', {}],
     ['everything on', { files: [ALL_ON] }],
+    ['Redis Sentinel with TLS, a signed policy bundle', { files: [REDIS_BUNDLE] }],
+    ['Redis Cluster', CLUSTER],
     [
       'jwt with a projected token',
       {
@@ -335,6 +352,8 @@ test('every env var the chart sets is one vaultgate reads', async (t) => {
   for (const values of [
     {},
     { files: [ALL_ON] },
+    { files: [REDIS_BUNDLE] },
+    CLUSTER,
     { set: kubernetes },
     { set: [...kubernetes, 'vault.serviceAccountToken.audience=vault'] },
   ]) {
@@ -354,6 +373,8 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
     'secret-id': 'test-secret-id',
     'redis-url': 'redis://:test-password@redis.ci.svc:6379',
     'cache-key': Buffer.alloc(32, 7).toString('base64'),
+    'redis-password': 'test-redis-password',
+    'sentinel-password': 'test-sentinel-password',
   };
   const resolved = (objects: K8sObject[]) =>
     Object.fromEntries(env(objects).map((e) => [e.name, e.value ?? secretValues[e.valueFrom!.secretKeyRef!.key]!]));
@@ -407,6 +428,80 @@ test('the rendered environment is a configuration vaultgate accepts, for every l
   const withAdmin = loadConfig(resolved((await render(t, { files: [ALL_ON], set: ['adminPort=9090'] })).objects));
   t.deepEqual(withAdmin.adminListen, { host: '0.0.0.0', port: 9090 }, 'adminPort reaches VAULTGATE_ADMIN_LISTEN');
   t.is(allOn.adminListen, undefined, 'no admin listener unless asked');
+
+  // Files mounted from ConfigMaps and Secrets (CAs, the bundle's key and token): each path the
+  // environment names must be in a read-only mount of a volume projecting exactly that key; the
+  // file is then written under a test directory, as the kubelet would, for vaultgate to read.
+  const cert = readFileSync(selfSignedCertificate(home, 'helm-ca').cert, 'utf8');
+  const publicKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    .publicKey.export({ type: 'spki', format: 'pem' })
+    .toString();
+  const fileContents: Record<string, string> = {
+    VAULT_CACERT: cert,
+    REDIS_CA_FILE: cert,
+    VAULTGATE_POLICY_BUNDLE_CA_FILE: cert,
+    VAULTGATE_POLICY_VERIFICATION_KEY: publicKey,
+    VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: 'test-bundle-token',
+  };
+  const withFiles = (objects: K8sObject[], root: string) => {
+    const e = resolved(objects);
+    for (const [name, content] of Object.entries(fileContents)) {
+      const path = e[name];
+      if (!path) continue;
+      const mount = container(objects).volumeMounts.find((m: { mountPath: string }) =>
+        path.startsWith(`${m.mountPath}/`),
+      );
+      if (!mount) throw new Error(`${name}: ${path} is in no mount`);
+      t.true(mount.readOnly, `${name}: mounted read-only`);
+      const volume = podSpec(objects).volumes.find((v: { name: string }) => v.name === mount.name);
+      t.deepEqual(
+        (volume.configMap ?? volume.secret).items.map((i: { path: string }) => i.path),
+        [path.slice(mount.mountPath.length + 1)],
+        `${name}: the volume projects that file`,
+      );
+      const local = join(root, path);
+      mkdirSync(dirname(local), { recursive: true });
+      writeFileSync(local, content);
+      e[name] = local;
+    }
+    return e;
+  };
+  const sentinelObjects = (await render(t, { files: [REDIS_BUNDLE] })).objects;
+  const sentinel = loadConfig(withFiles(sentinelObjects, join(home, 'sentinel-files')));
+  const redis = sentinel.cache.redis;
+  if (redis?.mode !== 'sentinel') throw new Error(`redis.sentinels: Redis mode ${redis?.mode}`);
+  t.deepEqual(redis.sentinels, [
+    { host: 'redis-sentinel-0.redis', port: 26379 },
+    { host: 'redis-sentinel-1.redis', port: 26379 },
+    { host: 'fd00::7', port: 26379 },
+  ]);
+  t.like(redis, {
+    masterName: 'mymaster',
+    username: 'vaultgate',
+    password: 'test-redis-password',
+    sentinelPassword: 'test-sentinel-password',
+  });
+  t.is(redis.tls?.ca?.toString(), cert, 'redis.caCert reaches REDIS_CA_FILE');
+  t.is(sentinel.policy.dir, undefined, 'no policy directory beside the bundle server');
+  const bundle = sentinel.policy.bundle;
+  t.like(bundle, {
+    url: 'https://bundles.internal/vaultgate/bundle.tar.gz',
+    pollMinSeconds: 30,
+    pollMaxSeconds: 90,
+    verification: { keyId: 'ci-2026', algorithm: 'ES256', scope: 'vaultgate' },
+  });
+  t.is(readFileSync(bundle!.verification!.keyFile, 'utf8'), publicKey);
+  t.is(readFileSync(bundle!.caFile!, 'utf8'), cert);
+  t.is(readFileSync(bundle!.tokenFile!, 'utf8'), 'test-bundle-token');
+  const cluster = loadConfig(withFiles((await render(t, CLUSTER)).objects, join(home, 'cluster-files'))).cache.redis;
+  if (cluster?.mode !== 'cluster') throw new Error(`redis.clusterNodes: Redis mode ${cluster?.mode}`);
+  t.deepEqual(cluster.nodes, [
+    { host: 'redis-0.redis', port: 6379 },
+    { host: 'redis-1.redis', port: 6379 },
+  ]);
+  t.like(cluster, { username: 'vaultgate', password: 'test-redis-password' });
+  t.truthy(cluster.tls?.ca);
+
   // Unconfigured defaults: the pods stop at once, naming what is missing (as NOTES.txt warns).
   const error = t.throws(() => loadConfig(resolved(defaultsObjects)), { instanceOf: ConfigError });
   for (const variable of ['VAULTGATE_OIDC_ISSUERS', 'VAULTGATE_OIDC_AUDIENCES', 'VAULT_ADDR'])
@@ -518,7 +613,15 @@ test('the policy: shipped by default, mounted from its ConfigMap, and a change r
 });
 
 test('credentials only by reference to Secrets: never a literal value, never a rendered Secret', async (t) => {
-  const CREDENTIALS = ['VAULT_TOKEN', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'VAULTGATE_CACHE_KEY', 'REDIS_URL'];
+  const CREDENTIALS = [
+    'VAULT_TOKEN',
+    'VAULT_ROLE_ID',
+    'VAULT_SECRET_ID',
+    'VAULTGATE_CACHE_KEY',
+    'REDIS_URL',
+    'REDIS_PASSWORD',
+    'REDIS_SENTINEL_PASSWORD',
+  ];
   const noLiterals = (objects: K8sObject[], label: string) => {
     t.false(kinds(objects).includes('Secret'), `${label}: no Secret rendered`);
     for (const e of allEnv(objects).filter((e) => CREDENTIALS.includes(e.name) && e.name !== 'REDIS_URL')) {
@@ -545,6 +648,29 @@ test('credentials only by reference to Secrets: never a literal value, never a r
   t.deepEqual(ref(objects, 'VAULTGATE_CACHE_KEY'), { name: 'vaultgate-cache', key: 'cache-key' });
   t.false(names(objects).includes('VAULT_TOKEN'));
   t.is(podSpec(objects).automountServiceAccountToken, false, 'approle: no API token in the pod');
+
+  // Redis Sentinel's passwords, and the bundle server's token as a file from a Secret.
+  ({ objects } = await render(t, { files: [REDIS_BUNDLE] }));
+  noLiterals(objects, 'sentinel');
+  t.deepEqual(ref(objects, 'REDIS_PASSWORD'), { name: 'vaultgate-redis', key: 'redis-password' });
+  t.deepEqual(ref(objects, 'REDIS_SENTINEL_PASSWORD'), { name: 'vaultgate-redis', key: 'sentinel-password' });
+  t.false(names(objects).includes('REDIS_URL'));
+  const tokenPath = envValue(objects, 'VAULTGATE_POLICY_BUNDLE_TOKEN_FILE')!;
+  const bundleTokenMount = container(objects).volumeMounts.find((m: { mountPath: string }) =>
+    tokenPath.startsWith(`${m.mountPath}/`),
+  );
+  t.like(
+    podSpec(objects).volumes.find((v: { name: string }) => v.name === bundleTokenMount.name),
+    {
+      secret: { secretName: 'bundle-token' },
+    },
+  );
+  // No password from a Secret without the Secret: the Sentinel group's passwords are absent.
+  ({ objects } = await render(t, {
+    files: [REDIS_BUNDLE],
+    set: ['redis.existingSecret=', 'redis.sentinelPasswordKey='],
+  }));
+  for (const n of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) t.false(names(objects).includes(n), n);
 
   // Kubernetes and JWT logins: the pod's service-account token, no Secret at all.
   for (const method of ['kubernetes', 'jwt']) {
@@ -586,6 +712,19 @@ test('credentials only by reference to Secrets: never a literal value, never a r
   });
   t.regex(stderr, /extraEnv: VAULT_TOKEN is a credential; give it as valueFrom\.secretKeyRef/);
   t.false(stderr.includes('hvs.literal'), 'the error does not echo the credential');
+  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) {
+    stderr = await refused(t, {
+      files: [REDIS_BUNDLE],
+      set: [`extraEnv[0].name=${name}`, 'extraEnv[0].value=hunter2'],
+    });
+    t.regex(stderr, new RegExp(`extraEnv: ${name} is a credential`));
+    t.false(stderr.includes('hunter2'), 'the error does not echo the password');
+  }
+  t.regex(
+    await refused(t, { files: [REDIS_BUNDLE], set: ['redis.password=hunter2'] }),
+    /additional properties 'password' not allowed/,
+    'no value for a Redis password, only a Secret key',
+  );
   stderr = await refused(t, {
     set: [
       ...CONFIGURED,
@@ -619,6 +758,13 @@ test('the values schema refuses a wrong value or an unknown key, naming it', asy
     ['a CPU limit that is not a quantity', { set: ['resources.limits.cpu=two cores'] }, /cpu/],
     ['a boolean as text', { setString: ['podDisruptionBudget.enabled=yes'] }, /podDisruptionBudget.*enabled/s],
     ['issuers as a string, not a list', { setString: ['oidc.issuers=https://issuer'] }, /issuers/],
+    ['a sentinel without a port', { set: ['redis.sentinels[0]=sentinel-0'] }, /sentinels/],
+    ['TLS to Redis as text', { setString: ['redis.tls=yes'] }, /redis.*tls/s],
+    ['a misspelt Redis key', { set: ['redis.sentinelMasterName=m'] }, /additional properties 'sentinelMasterName'/],
+    ['an unknown signing algorithm', { set: ['policy.bundle.signingAlg=none'] }, /signingAlg/],
+    ['a bundle URL that is not http(s)', { set: ['policy.bundle.url=ftp://bundles/b.tar.gz'] }, /url/],
+    ['a poll wait as text', { setString: ['policy.bundle.pollMinSeconds=soon'] }, /pollMinSeconds/],
+    ['a misspelt bundle key', { set: ['policy.bundle.keyID=k'] }, /additional properties 'keyID'/],
   ];
   for (const [what, values, pattern] of cases) {
     const stderr = await refused(t, values);
@@ -804,4 +950,65 @@ test('optional parts render only when on: PDB by default; HPA, NetworkPolicy, Se
   t.is(sm.metadata.labels!.release, 'kube-prometheus-stack');
   const probe = container(all).readinessProbe.httpGet;
   t.is(probe.scheme, 'HTTPS', 'probes follow the TLS setting');
+});
+
+test('policy.bundle: the policy from a bundle server instead of a ConfigMap, kept on the writable /tmp', async (t) => {
+  const { objects } = await render(t, { files: [REDIS_BUNDLE] });
+  t.false(kinds(objects).includes('ConfigMap'), 'no policy ConfigMap');
+  t.is(envValue(objects, 'VAULTGATE_POLICY_DIR'), undefined, 'vaultgate refuses a directory beside a bundle URL');
+  t.false(
+    podSpec(objects).volumes.some((v: { configMap?: { name: string } }) => v.configMap?.name === `${FULLNAME}-policy`),
+  );
+  t.is(only(objects, 'Deployment').spec.template.metadata.annotations?.['checksum/policy'], undefined);
+  // The root filesystem is read-only: the kept bundle must be on the emptyDir.
+  const kept = envValue(objects, 'VAULTGATE_POLICY_BUNDLE_DIR')!;
+  const mount = container(objects).volumeMounts.find((m: { mountPath: string }) => kept.startsWith(`${m.mountPath}/`));
+  t.truthy(mount, `${kept} is on a mounted volume`);
+  t.truthy(podSpec(objects).volumes.find((v: { name: string }) => v.name === mount.name).emptyDir);
+
+  // A bundle URL and a policy ConfigMap are two policies: refused, naming both values.
+  let stderr = await refused(t, { files: [REDIS_BUNDLE], set: ['policy.existingConfigMap=team-policy'] });
+  t.regex(stderr, /policy\.bundle\.url and policy\.existingConfigMap: .*not both/);
+  // The bundle's settings without its URL would be silently unused: refused, naming the value.
+  stderr = await refused(t, { set: ['policy.bundle.verificationKey.secretName=bundle-key'] });
+  t.regex(stderr, /policy\.bundle\.verificationKey: only used with policy\.bundle\.url/);
+  stderr = await refused(t, { set: ['policy.bundle.token.secretName=bundle-token'] });
+  t.regex(stderr, /policy\.bundle\.token\.secretName: only used with policy\.bundle\.url/);
+  // An HMAC key is a secret: never from a ConfigMap.
+  stderr = await refused(t, { files: [REDIS_BUNDLE], set: ['policy.bundle.signingAlg=HS256'] });
+  t.regex(stderr, /policy\.bundle\.verificationKey: with HS256 the key is an HMAC secret; keep it in a Secret/);
+  stderr = await refused(t, {
+    files: [REDIS_BUNDLE],
+    set: ['policy.bundle.url=http://bundles.internal/vaultgate/bundle.tar.gz'],
+  });
+  t.regex(stderr, /policy\.bundle\.caCert: only used with an https:\/\/ policy\.bundle\.url/);
+  stderr = await refused(t, { files: [REDIS_BUNDLE], set: ['policy.bundle.pollMinSeconds=120'] });
+  t.regex(stderr, /policy\.bundle\.pollMinSeconds: must not exceed policy\.bundle\.pollMaxSeconds/);
+});
+
+test('redis: one topology, its settings only with it, its CA only with TLS', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['redis.clusterNodes[0]=redis-0:6379'], /redis: set one of redis\.url .*redis\.sentinels .*redis\.clusterNodes/],
+    [['redis.sentinelMaster='], /redis\.sentinelMaster: required with redis\.sentinels/],
+    [['redis.tls=false'], /redis\.caCert: only used with TLS; set redis\.tls=true/],
+    [['redis.existingSecret='], /redis\.sentinelPasswordKey: .*redis\.existingSecret/],
+    [['redis.caCert.secretName=redis-ca'], /redis\.caCert: set configMapName or secretName, not both/],
+  ];
+  for (const [set, pattern] of cases) t.regex(await refused(t, { files: [REDIS_BUNDLE], set }), pattern, set.join(' '));
+  const single = [...CONFIGURED, 'vault.existingSecret=vault-login', 'cache.existingSecret=cache-key'];
+  for (const [set, pattern] of [
+    [
+      ['redis.url=redis://redis:6379', 'redis.tls=true'],
+      /redis\.tls: only used with redis\.sentinels or redis\.clusterNodes; .*rediss:\/\//,
+    ],
+    [['redis.url=redis://redis:6379', 'redis.username=vaultgate'], /redis\.username: only used with redis\.sentinels/],
+    [['redis.url=redis://redis:6379', 'redis.caCert.configMapName=redis-ca'], /redis\.caCert: only used with TLS/],
+  ] as Array<[string[], RegExp]>)
+    t.regex(await refused(t, { set: [...single, ...set] }), pattern, set.join(' '));
+  // A single node over TLS: its CA with a rediss:// URL.
+  const { objects } = await render(t, {
+    set: [...single, 'redis.url=rediss://redis:6379', 'redis.caCert.configMapName=redis-ca'],
+  });
+  t.is(envValue(objects, 'REDIS_CA_FILE'), '/etc/vaultgate/redis-ca/ca.crt');
+  t.is(envValue(objects, 'REDIS_TLS'), undefined, 'vaultgate refuses REDIS_TLS with REDIS_URL');
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { CONFIG_VARIABLES, loadConfig } from '../../src/config/config.js';
+import { POLICY_SOURCE_VARIABLES, REDIS_VARIABLES } from '../../src/config/variables.js';
 import { ROOT, tempDir } from '../helpers/processes.js';
 
 // deploy/systemd: the unit a VM runs vaultgate with, and its environment file.
@@ -224,6 +225,9 @@ test('the env example names only variables vaultgate reads, as systemd reads the
   // systemd's EnvironmentFile is not a shell: no quotes, no expansion, nothing after the value.
   for (const [name, value] of Object.entries(set)) t.notRegex(value, /["'$\s]/, name);
   t.true(Object.keys(set).some((name) => name.startsWith('VAULT_')) && commented.includes('REDIS_URL'));
+  // Every Redis topology and policy-source setting is there to uncomment (README has the details).
+  for (const name of [...Object.keys(REDIS_VARIABLES), ...Object.keys(POLICY_SOURCE_VARIABLES)])
+    t.true(names.includes(name), `${name} is missing from the env example`);
 });
 
 test('the env example, its placeholders filled in, is a configuration vaultgate accepts', (t) => {
