@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, interceptors, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { BundleSettings } from '../config/config.js';
 import { VaultgateError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -15,8 +15,9 @@ import { verificationKey, verifyBundle, type BundleVerifier } from './signature.
 export const KEPT_BUNDLE = 'bundle.tar.gz';
 /** One poll's whole exchange with the bundle server, headers and body. */
 const REQUEST_TIMEOUT_MS = 30_000;
-/** Redirects followed; the bearer token never goes to another origin (undici drops it there). */
+/** Redirects followed; the bearer token never goes to another origin, and none from https:// to http://. */
 const MAX_REDIRECTS = 3;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** What one poll came to; counted by `vaultgate_policy_bundle_polls_total`. */
 export type PollResult = 'activated' | 'not_modified' | 'unchanged' | 'download_failed' | 'refused';
@@ -104,9 +105,7 @@ export class BundlePoller implements LivePolicy {
         }
       : undefined;
     const ca = settings.caFile ? await readSetting(settings.caFile, 'VAULTGATE_POLICY_BUNDLE_CA_FILE') : undefined;
-    const dispatcher = new Agent({ connect: ca ? { ca } : {} }).compose(
-      interceptors.redirect({ maxRedirections: MAX_REDIRECTS }),
-    );
+    const dispatcher = new Agent({ connect: ca ? { ca } : {} });
     const poller = new BundlePoller(options, verifier, dispatcher);
     await poller.reload();
     if (!poller.running) await poller.loadKept();
@@ -223,11 +222,27 @@ export class BundlePoller implements LivePolicy {
     if (this.running?.etag) headers['if-none-match'] = this.running.etag;
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
     const fail = (why: string, cause?: unknown) => new BundleDownloadError(`GET ${this.url}: ${why}`, { cause });
+    // Redirects by hand, not undici's interceptor: it would follow https:// to http://, where an
+    // unsigned bundle can be replaced on the way.
+    let target = new URL(settings.url);
     let response: Dispatcher.ResponseData;
-    try {
-      response = await this.dispatcher.request({ ...requestTarget(settings.url), method: 'GET', headers, signal });
-    } catch (err) {
-      throw fail(signal.aborted ? `no answer within ${REQUEST_TIMEOUT_MS} ms` : (err as Error).message, err);
+    for (let hops = 0; ; hops++) {
+      try {
+        response = await this.dispatcher.request({ ...requestTarget(target.href), method: 'GET', headers, signal });
+      } catch (err) {
+        throw fail(signal.aborted ? `no answer within ${REQUEST_TIMEOUT_MS} ms` : (err as Error).message, err);
+      }
+      const { location } = response.headers;
+      if (!REDIRECT_STATUSES.has(response.statusCode) || typeof location !== 'string') break;
+      await response.body.dump();
+      if (hops === MAX_REDIRECTS) throw fail(`more than ${MAX_REDIRECTS} redirects`);
+      const next = new URL(location, target);
+      if (next.protocol !== 'https:' && (next.protocol !== 'http:' || target.protocol === 'https:')) {
+        throw fail(`redirected to ${shown(next.href)}, not followed: a bundle leaves https:// for nothing less`);
+      }
+      // The token is for the configured server alone.
+      if (next.origin !== target.origin) delete headers.authorization;
+      target = next;
     }
     const { statusCode, body } = response;
     if (statusCode === 304) {

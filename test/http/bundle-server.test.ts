@@ -394,6 +394,33 @@ test.serial(
 );
 
 test.serial(
+  'a redirect from https:// to http:// is not followed: the bundle would be open to change on the way',
+  async (t) => {
+    const { cert, key } = selfSignedCertificate(tempDir('bundle-downgrade'), 'bundles');
+    const plain = await TestNginx.start();
+    plain.publish('bundle.tar.gz', bundles.second!);
+    const secure = await TestNginx.start({
+      tls: { cert, key },
+      server: [`location = /moved/bundle.tar.gz { return 302 ${plain.url}/bundle.tar.gz; }`],
+    });
+    secure.publish('bundle.tar.gz', bundles.first!);
+    const g = await startGateway(
+      bundleEnv(`${secure.url}/moved/bundle.tar.gz`, { VAULTGATE_POLICY_BUNDLE_CA_FILE: cert }),
+    );
+    try {
+      const status = await statusOf(g);
+      t.is(status.revision, undefined);
+      t.regex(status.lastError!.message, /redirected to http:\/\/127\.0\.0\.1:\d+\/bundle\.tar\.gz, not followed/);
+      t.like(secure.requests()[0], { uri: '/moved/bundle.tar.gz', status: 302 });
+      t.deepEqual(plain.requests(), [], 'nothing asked of the http:// server');
+      t.is((await fetch(`${g.url}/readyz`)).status, 503);
+    } finally {
+      await Promise.all([g.close(), secure.stop(), plain.stop()]);
+    }
+  },
+);
+
+test.serial(
   "over HTTPS the bundle server's certificate is checked against VAULTGATE_POLICY_BUNDLE_CA_FILE",
   async (t) => {
     const { cert, key } = selfSignedCertificate(tempDir('bundle-tls'), 'bundles');
