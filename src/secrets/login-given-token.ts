@@ -1,6 +1,6 @@
 import { VaultResponseError, VaultUnavailableError } from './errors.js';
 import type { VaultCallError } from './vault-api.js';
-import type { VaultLogin } from './vault-login.js';
+import { grantOf, type VaultLogin } from './vault-login.js';
 
 /** A given VAULT_TOKEN: no login, only a check (lookup-self) that Vault takes it, and how long it lives. */
 export const givenToken: VaultLogin = {
@@ -17,6 +17,6 @@ export const givenToken: VaultLogin = {
           : (err as VaultCallError).message;
       throw new VaultUnavailableError(`vault token check failed: ${reason}`, { cause: err });
     }
-    return { ttlSeconds: lookup.data?.ttl ?? 0, renewable: lookup.data?.renewable === true };
+    return grantOf({ lease_duration: lookup.data?.ttl, renewable: lookup.data?.renewable });
   },
 };

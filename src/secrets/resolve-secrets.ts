@@ -98,6 +98,10 @@ export interface Resolved {
 /** Shared paths whose entry names are kept; a policy granting more recomputes the least used. */
 const PATH_NAMES_KEPT = 10_000;
 
+/** The error of a wait `signal` ended: Vault did not `what` in time. */
+const late = (signal: AbortSignal, what: string) => () =>
+  new VaultUnavailableError(`vault did not ${what} within its deadline`, { cause: signal.reason });
+
 /** Vault values are typed; environment variables are text. */
 export function toEnvValue(value: unknown): string {
   if (typeof value === 'string') return value;
@@ -163,8 +167,7 @@ export class SecretResolver {
     const { records, hits, stale, denied } = await untilAborted(
       this.readAll(paths, byPath, step, vault),
       deadline.signal,
-      () =>
-        new VaultUnavailableError(`vault did not answer within ${deadlineMs} ms`, { cause: deadline.signal.reason }),
+      late(deadline.signal, 'answer'),
     );
     // Every read of this request has settled: the timers go. On a failure they stay (unref'd), so the
     // reads still running, this request's own and those other requests share, stay bounded by its deadline.
@@ -205,7 +208,6 @@ export class SecretResolver {
   private async admitAll(paths: string[], byPath: Map<string, Array<[string, SecretReference]>>, vault: VaultDeadline) {
     const refused = new Map<string, string>();
     const admitted: Array<boolean | VaultUnavailableError | undefined> = paths.map(() => undefined);
-    const timeoutMs = Math.max(1, vault.until - this.options.now());
     const admissions = Promise.all(
       paths.map((path, i) =>
         this.options.store.admit(path, vault.signal).then(
@@ -223,11 +225,7 @@ export class SecretResolver {
     if (this.options.staleIfErrorSeconds > 0) {
       // Over by Vault's deadline, whatever a mount lookup shared with an earlier request does:
       // a path Vault has not admitted by then can still be served stale.
-      const late = () =>
-        new VaultUnavailableError(`vault did not admit every path within ${timeoutMs} ms`, {
-          cause: vault.signal.reason,
-        });
-      await untilAborted(admissions, vault.signal, late).catch((err: unknown) => {
+      await untilAborted(admissions, vault.signal, late(vault.signal, 'admit every path')).catch((err: unknown) => {
         if (!(err instanceof VaultUnavailableError)) throw err;
       });
     } else {
@@ -237,7 +235,7 @@ export class SecretResolver {
       const keys = [...refused.keys()].flatMap((path) => byPath.get(path)!.map(([name]) => name));
       throw new SecretUnavailableError(keys.sort(), [...refused.values()]);
     }
-    return admitted.map((a) => a ?? new VaultUnavailableError(`vault did not admit a path within ${timeoutMs} ms`));
+    return admitted.map((a) => a ?? late(vault.signal, 'admit the path')());
   }
 
   private async readAll(
@@ -276,14 +274,7 @@ export class SecretResolver {
           if (admission instanceof VaultUnavailableError) throw admission;
           const read = this.readOnce(keys[i]!, path, admission, vault);
           // With a stale value to fall back on, over by Vault's deadline, even when the read is another request's.
-          return await (hit
-            ? untilAborted(
-                read,
-                vault.signal,
-                () =>
-                  new VaultUnavailableError('vault did not answer within its deadline', { cause: vault.signal.reason }),
-              )
-            : read);
+          return await (hit ? untilAborted(read, vault.signal, late(vault.signal, 'answer')) : read);
         } catch (err) {
           // Refused like a missing secret: a 502 naming the keys, with the reason in the log.
           if (err instanceof SecretAccessDeniedError) {
@@ -334,8 +325,7 @@ export class SecretResolver {
   ): Promise<SecretRecord | undefined> {
     const lockName = `${key}:lock`;
     // At most half the time left, so a waiter that gives up can still read Vault itself.
-    const waitMs = Math.max(0, Math.floor(Math.min(LOCK_TTL_MS, (vault.until - this.options.now()) / 2)));
-    const giveUp = AbortSignal.any([vault.signal, AbortSignal.timeout(waitMs)]);
+    const waitUntil = this.options.now() + Math.min(LOCK_TTL_MS, (vault.until - this.options.now()) / 2);
     let pause = POLL_FIRST_MS;
     for (;;) {
       const release = await lock.acquire(lockName, LOCK_TTL_MS);
@@ -352,7 +342,11 @@ export class SecretResolver {
         }
       }
       // sleep() rejects only when aborted.
-      const waited = !giveUp.aborted && (await sleep(pause, true, { signal: giveUp }).catch(() => false));
+      const left = waitUntil - this.options.now();
+      const waited =
+        left > 0 &&
+        !vault.signal.aborted &&
+        (await sleep(Math.min(pause, left), true, { signal: vault.signal }).catch(() => false));
       if (!waited) {
         this.options.onSharedRead?.('took_over');
         return this.readAndCache(key, path, false, vault.signal);

@@ -11,7 +11,7 @@ export interface VaultApiOptions {
   namespace?: string | undefined;
   /** The token calls carry until a login replaces it: VAULT_TOKEN, or none before the first login. */
   token: string;
-  /** Each call's own limit (VAULT_TIMEOUT), kept by undici's timers. */
+  /** Each call's own limit (VAULTGATE_VAULT_TIMEOUT_MS), kept by undici's timers. */
   timeoutMs: number;
   /** PEM of the CA that signed Vault's certificate (VAULT_CACERT). */
   caCert?: Buffer | undefined;
