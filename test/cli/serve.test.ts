@@ -364,6 +364,18 @@ test('a configuration error names the variable and the fix, and exits 2', async 
   const noLogin = await cli(['serve'], { ...base, VAULT_TOKEN: '' });
   t.is(noLogin.code, 2);
   t.regex(noLogin.stderr, /VAULT_TOKEN: vaultgate needs a Vault login/);
+
+  const plainBundle = await cli(['serve'], {
+    ...base,
+    VAULTGATE_POLICY_DIR: '',
+    VAULTGATE_POLICY_BUNDLE_URL: 'http://127.0.0.1:1/bundle.tar.gz',
+    VAULTGATE_POLICY_BUNDLE_TOKEN_FILE: '/run/secrets/bundle-token',
+  });
+  t.is(plainBundle.code, 2);
+  t.regex(
+    plainBundle.stderr,
+    /VAULTGATE_POLICY_BUNDLE_URL: over http:\/\/ the token of VAULTGATE_POLICY_BUNDLE_TOKEN_FILE can be read, and an unsigned bundle can be replaced .*VAULTGATE_POLICY_BUNDLE_ALLOW_INSECURE_HTTP=true/,
+  );
 });
 
 test('without a prebuilt bundle and without opa, start-up stops and says how to get one', async (t) => {

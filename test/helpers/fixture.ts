@@ -288,6 +288,11 @@ export async function getProbe(
   return { status: response.status, text, body: plain ? ({} as ProbeAnswer) : (JSON.parse(text) as ProbeAnswer) };
 }
 
+/** Whether the gateway's Redis client answers, as its readiness detail says (a Cluster client: once it holds the slot map). */
+export async function redisOk(gateway: Gateway): Promise<boolean> {
+  return (await getProbe(`${gateway.url}/readyz`, [])).body.checks?.redis === 'ok';
+}
+
 /** Log lines and response bodies must never hold a seeded value or a token. */
 export function findLeaks(texts: string[], tokens: string[] = []): string[] {
   const needles = [...SEEDED_VALUES, ...tokens];

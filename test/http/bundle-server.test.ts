@@ -420,6 +420,23 @@ test.serial(
   },
 );
 
+test.serial('a redirect loop is given up after three redirects: no policy, not ready', async (t) => {
+  const looping = await TestNginx.start({
+    server: ['location = /loop/bundle.tar.gz { return 302 /loop/bundle.tar.gz; }'],
+  });
+  const g = await startGateway(bundleEnv(`${looping.url}/loop/bundle.tar.gz`));
+  try {
+    const status = await statusOf(g);
+    t.is(status.revision, undefined);
+    t.regex(status.lastError!.message, /more than 3 redirects/);
+    const asked = looping.requests();
+    t.true(asked.length >= 4 && asked.every((r) => r.status === 302));
+    t.is((await fetch(`${g.url}/readyz`)).status, 503);
+  } finally {
+    await Promise.all([g.close(), looping.stop()]);
+  }
+});
+
 test.serial(
   "over HTTPS the bundle server's certificate is checked against VAULTGATE_POLICY_BUNDLE_CA_FILE",
   async (t) => {

@@ -6,6 +6,7 @@ import {
   findLeaks,
   gatewayEnv,
   PAYMENTS,
+  redisOk,
   SEEDED,
   SEEDED_VALUES,
   startWithRedis,
@@ -138,8 +139,6 @@ test.serial('when Redis is back, the cache is used again', async (t) => {
   await redis.resume();
   // ioredis reconnects with back-off: both replicas' readiness pings Redis through their own client.
   // Readiness stays 200 through a Redis outage (VAULTGATE_READINESS=replica): wait for its detail to say Redis answers.
-  const redisOk = async (g: Gateway) =>
-    ((await (await fetch(`${g.url}/readyz`)).json()) as { checks: { redis: string } }).checks.redis === 'ok';
   for (const g of [gateway, replica]) await waitFor('redis reconnected', () => redisOk(g), 15_000);
   await call(gateway, WEB);
   const before = kvReads();

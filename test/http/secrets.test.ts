@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { TestIssuer } from '../helpers/issuer.js';
 import {
+  addRepositories,
   BAD_NAME,
   BAD_REFERENCE,
   BROKEN,
@@ -17,6 +19,7 @@ import {
   type Gateway,
   startVaultAndIssuer,
 } from '../helpers/fixture.js';
+import { mustNotLeak } from '../helpers/run-record.js';
 import { TestVault } from '../helpers/vault.js';
 
 let vault: TestVault;
@@ -204,4 +207,40 @@ test.after('no log line and no response body holds a seeded secret or a token', 
   t.deepEqual(findLeaks(gateway.logs, tokens), []);
   t.deepEqual(findLeaks(errorBodies, tokens), []);
   t.true(gateway.logs.length > 10);
+});
+
+test('a step granted a dozen secrets, each read from Vault, gets them all, and the process no warning of leaked listeners', async (t) => {
+  // Every Vault call listens on the request's deadline signal (undici, and the resolver's wait):
+  // past Node's default of ten listeners a signal warns, once per request.
+  const many = '{0a000000-0000-4000-8000-00000000a012}';
+  const expected: Record<string, string> = {};
+  const grants: Record<string, string> = {};
+  for (let i = 0; i < 12; i++) {
+    const value = `many-${i}-${randomBytes(8).toString('hex')}`;
+    mustNotLeak(value);
+    await vault.put('kv', `ci/many/s${i}`, { value }, 2);
+    grants[`SECRET_${i}`] = `kv/ci/many/s${i}#value`;
+    expected[`SECRET_${i}`] = value;
+  }
+  const env = gatewayEnv(issuer, vault, { VAULTGATE_CACHE_TTL: '0' });
+  addRepositories(env, { [many]: { name: 'acme/many', secrets: grants } });
+  const uncached = await startGateway(env);
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const token = await issuer.mint(many);
+    tokens.push(token);
+    const response = await uncached.get(token);
+    const text = await response.text();
+    bodies.push(text);
+    t.is(response.status, 200);
+    t.deepEqual(JSON.parse(text), expected);
+    // A warning is emitted on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    t.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map(String), []);
+  } finally {
+    process.off('warning', onWarning);
+    await uncached.close();
+  }
 });

@@ -197,6 +197,22 @@ test.serial('a token whose TTL overflows a timer is renewed once in a while, not
   );
 });
 
+test.serial(
+  'a revoked AppRole token: readiness logs in again by itself, once, and the next request uses that token',
+  async (t) => {
+    const g = await gateway(await appRole('ready-login', ['kv/data/*']));
+    t.is((await secrets(g)).status, 200);
+    const logins = count('auth/approle/login');
+    await vault.api('PUT', 'sys/leases/revoke-prefix/auth/approle/login');
+    const ready = await fetch(`${g.url}/readyz`);
+    t.is(ready.status, 200);
+    t.is(((await ready.json()) as { checks: { vault: string } }).checks.vault, 'ok', 'logged in by readiness');
+    t.is(count('auth/approle/login') - logins, 1, 'one login, made by readiness');
+    t.is((await secrets(g)).status, 200);
+    t.is(count('auth/approle/login') - logins, 1, "the request used readiness's token");
+  },
+);
+
 test.serial('an AppRole login refused: readiness names the failed login, requests 503', async (t) => {
   const env = await appRole('refused', ['kv/data/*']);
   const wrong = '00000000-1111-4222-8333-444444444444';
